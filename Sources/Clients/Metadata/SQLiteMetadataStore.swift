@@ -1,0 +1,159 @@
+import Foundation
+import KubinModel
+import Logging
+import SQLiteNIO
+
+/// The embedded ``MetadataStore``: one SQLite file (by default `<data dir>/metadata.sqlite`).
+///
+/// Timestamps are stored as integer microseconds since 1970 so that list order and cursors compare exactly.
+package final class SQLiteMetadataStore: MetadataStore {
+    private let database: SQLiteDatabase
+
+    /// The schema, oldest first. Append new versions; never edit a released one.
+    package static let migrations: [SQLiteDatabase.Migration] = [
+        .init(
+            version: 1, name: "snapshots and idempotency keys",
+            statements: [
+                """
+                CREATE TABLE snapshots (
+                    id TEXT PRIMARY KEY,
+                    cluster TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    format TEXT NOT NULL,
+                    size_bytes INTEGER NOT NULL,
+                    sha256 TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    failure_reason TEXT
+                ) STRICT
+                """,
+                "CREATE INDEX snapshots_by_created ON snapshots (created_at DESC, id DESC)",
+                "CREATE INDEX snapshots_by_cluster ON snapshots (cluster, created_at DESC, id DESC)",
+                "CREATE INDEX snapshots_by_status ON snapshots (status, created_at DESC, id DESC)",
+                """
+                CREATE TABLE idempotency_keys (
+                    key TEXT PRIMARY KEY,
+                    sha256 TEXT NOT NULL,
+                    snapshot_id TEXT NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+                    created_at INTEGER NOT NULL
+                ) STRICT
+                """,
+                "CREATE INDEX idempotency_keys_by_snapshot ON idempotency_keys (snapshot_id)",
+            ])
+    ]
+
+    private init(database: SQLiteDatabase) { self.database = database }
+
+    /// Opens (creating and migrating when needed) the database file at `path`.
+    package static func open(path: String, logger: Logger) async throws -> SQLiteMetadataStore {
+        SQLiteMetadataStore(database: try await SQLiteDatabase.open(path: path, migrations: migrations, logger: logger))
+    }
+
+    /// Closes the database. No call may follow.
+    package func close() async throws { try await database.close() }
+
+    package func insertSnapshot(_ snapshot: Snapshot, idempotencyKey: IdempotencyRecord?) async throws {
+        try await database.transaction { transaction in
+            // The transaction holds the write lock (BEGIN IMMEDIATE), so this check cannot race another insert.
+            if let record = idempotencyKey,
+                try await !transaction.query("SELECT 1 FROM idempotency_keys WHERE key = ?", [.text(record.key)])
+                    .isEmpty
+            {
+                throw MetadataStoreError.idempotencyKeyExists
+            }
+            _ = try await transaction.query(
+                """
+                INSERT INTO snapshots (id, cluster, status, format, size_bytes, sha256, created_at, updated_at,
+                                       failure_reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .text(snapshot.id.rawValue), .text(snapshot.cluster.rawValue), .text(snapshot.status.rawValue),
+                    .text(snapshot.format.rawValue), .integer(Int(snapshot.sizeBytes)), .text(snapshot.sha256),
+                    .integer(Int(Self.micros(snapshot.createdAt))), .integer(Int(Self.micros(snapshot.updatedAt))),
+                    snapshot.failureReason.map(SQLiteData.text) ?? .null,
+                ])
+            if let record = idempotencyKey {
+                _ = try await transaction.query(
+                    "INSERT INTO idempotency_keys (key, sha256, snapshot_id, created_at) VALUES (?, ?, ?, ?)",
+                    [
+                        .text(record.key), .text(record.sha256), .text(record.snapshotID.rawValue),
+                        .integer(Int(Self.micros(snapshot.createdAt))),
+                    ])
+            }
+        }
+    }
+
+    package func snapshot(_ id: SnapshotID) async throws -> Snapshot? {
+        try await database.query("SELECT \(Self.columns) FROM snapshots WHERE id = ?", [.text(id.rawValue)])
+            .first.map(Self.decode)
+    }
+
+    package func listSnapshots(_ query: SnapshotQuery) async throws -> Page<Snapshot> {
+        var conditions: [String] = []
+        var binds: [SQLiteData] = []
+        if let cluster = query.cluster {
+            conditions.append("cluster = ?")
+            binds.append(.text(cluster.rawValue))
+        }
+        if let status = query.status {
+            conditions.append("status = ?")
+            binds.append(.text(status.rawValue))
+        }
+        if let after = query.after {
+            conditions.append("(created_at, id) < (?, ?)")
+            binds += [.integer(Int(after.createdAtMicros)), .text(after.id.rawValue)]
+        }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        binds.append(.integer(query.limit + 1))  // one more than the page tells whether a next page exists
+        let rows = try await database.query(
+            "SELECT \(Self.columns) FROM snapshots \(filter) ORDER BY created_at DESC, id DESC LIMIT ?", binds)
+        let items = try rows.prefix(query.limit).map(Self.decode)
+        guard rows.count > query.limit, let last = rows.prefix(query.limit).last,
+            let micros = last.column("created_at")?.integer, let lastItem = items.last
+        else { return Page(items: items, nextCursor: nil) }
+        return Page(items: items, nextCursor: SnapshotCursor(createdAtMicros: Int64(micros), id: lastItem.id).token)
+    }
+
+    package func deleteSnapshot(_ id: SnapshotID) async throws -> Bool {
+        // idempotency_keys rows go with it (ON DELETE CASCADE).
+        try await !database.query("DELETE FROM snapshots WHERE id = ? RETURNING id", [.text(id.rawValue)]).isEmpty
+    }
+
+    package func idempotencyRecord(forKey key: String) async throws -> IdempotencyRecord? {
+        guard
+            let row = try await database.query(
+                "SELECT sha256, snapshot_id FROM idempotency_keys WHERE key = ?", [.text(key)]
+            ).first
+        else { return nil }
+        guard let sha256 = row.column("sha256")?.string,
+            let id = row.column("snapshot_id")?.string.flatMap(SnapshotID.init(validating:))
+        else { throw MetadataStoreError.corruptRow("idempotency_keys row for a key is unreadable") }
+        return IdempotencyRecord(key: key, sha256: sha256, snapshotID: id)
+    }
+
+    package func checkHealth() async throws {
+        _ = try await database.query("SELECT 1")
+    }
+
+    private static let columns =
+        "id, cluster, status, format, size_bytes, sha256, created_at, updated_at, failure_reason"
+
+    private static func decode(_ row: SQLiteRow) throws -> Snapshot {
+        guard let id = row.column("id")?.string.flatMap(SnapshotID.init(validating:)),
+            let cluster = row.column("cluster")?.string.flatMap(ClusterName.init(validating:)),
+            let status = row.column("status")?.string.flatMap(SnapshotStatus.init(rawValue:)),
+            let format = row.column("format")?.string.flatMap(SnapshotFormat.init(rawValue:)),
+            let size = row.column("size_bytes")?.integer, let sha256 = row.column("sha256")?.string,
+            let created = row.column("created_at")?.integer, let updated = row.column("updated_at")?.integer
+        else { throw MetadataStoreError.corruptRow("snapshots row is unreadable") }
+        return Snapshot(
+            id: id, cluster: cluster, status: status, format: format, sizeBytes: Int64(size), sha256: sha256,
+            createdAt: date(micros: created), updatedAt: date(micros: updated),
+            failureReason: row.column("failure_reason")?.string)
+    }
+
+    private static func micros(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
+
+    private static func date(micros: Int) -> Date { Date(timeIntervalSince1970: Double(micros) / 1_000_000) }
+}

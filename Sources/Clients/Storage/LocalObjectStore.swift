@@ -1,0 +1,148 @@
+import Foundation
+import NIOCore
+import NIOFileSystem
+import NIOPosix
+
+/// The embedded ``ObjectStore``: one directory on a local file system.
+///
+/// Objects live at `<root>/objects/<key>`. A put writes into `<root>/staging` through an unnamed file (`O_TMPFILE`
+/// where Linux has it, so a crash mid-write leaves nothing), coalescing the body into large writes; then it fsyncs the
+/// file, links it into staging, renames it over the final path (an atomic replace) and fsyncs the directory. A reader
+/// therefore never sees a partial object, and a failed or abandoned put leaves no file. Opening the store empties
+/// staging, which can only hold files from a crash between link and rename.
+///
+/// File I/O runs on the thread pool it is given, so a slow fsync here never stalls other blocking work.
+package final class LocalObjectStore: ObjectStore {
+    private let objectsDirectory: FilePath
+    private let stagingDirectory: FilePath
+    private let fileSystem: FileSystem
+    private let threadPool: NIOThreadPool
+    private let writeSize: Int
+
+    private init(root: FilePath, threadPool: NIOThreadPool, writeSize: Int) {
+        self.objectsDirectory = root.appending("objects")
+        self.stagingDirectory = root.appending("staging")
+        self.fileSystem = FileSystem(threadPool: threadPool)
+        self.threadPool = threadPool
+        self.writeSize = writeSize
+    }
+
+    /// Opens the store rooted at `root`, creating its directories and emptying staging.
+    /// `writeSize` is how many bytes a put gathers before one write call.
+    package static func open(
+        root: String, threadPool: NIOThreadPool, writeSize: Int = 256 * 1024
+    ) async throws -> LocalObjectStore {
+        let absolute = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
+        let store = LocalObjectStore(root: FilePath(absolute), threadPool: threadPool, writeSize: writeSize)
+        try await store.fileSystem.removeItem(at: store.stagingDirectory, recursively: true)
+        try await store.fileSystem.createDirectory(at: store.stagingDirectory, withIntermediateDirectories: true)
+        try await store.fileSystem.createDirectory(at: store.objectsDirectory, withIntermediateDirectories: true)
+        return store
+    }
+
+    package func put(_ key: ObjectKey, body: some AsyncSequence<ByteBuffer, any Error>) async throws -> ObjectInfo {
+        let staged = stagingDirectory.appending(UUID().uuidString.lowercased())
+        let size = try await fileSystem.withFileHandle(
+            forWritingAt: staged, options: .newFile(replaceExisting: false)
+        ) { handle in
+            // Throwing here closes the handle without making the file visible.
+            let size = try await write(body, to: handle)
+            try await handle.synchronize()
+            return size
+        }
+        let destination = path(of: key)
+        do {
+            let directory = destination.removingLastComponent()
+            try await fileSystem.createDirectory(at: directory, withIntermediateDirectories: true)
+            try await threadPool.runIfActive {
+                guard rename(staged.string, destination.string) == 0 else {
+                    throw ObjectStoreError.io("rename into place failed: errno \(errno)")
+                }
+            }
+            try await fileSystem.withDirectoryHandle(atPath: directory) { try await $0.synchronize() }
+        } catch {
+            _ = try? await fileSystem.removeItem(at: staged, recursively: false)
+            throw error
+        }
+        return ObjectInfo(size: size)
+    }
+
+    package func info(_ key: ObjectKey) async throws -> ObjectInfo? {
+        guard let info = try await fileSystem.info(forFileAt: path(of: key), infoAboutSymbolicLink: false),
+            info.type == .regular
+        else { return nil }
+        return ObjectInfo(size: info.size)
+    }
+
+    package func read(
+        _ key: ObjectKey, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void
+    ) async throws {
+        do {
+            try await fileSystem.withFileHandle(forReadingAt: path(of: key)) { handle in
+                let size = try await handle.info().size
+                let wanted = range ?? 0..<size
+                guard wanted.lowerBound >= 0, wanted.upperBound <= size else {
+                    throw ObjectStoreError.rangeOutOfBounds(key)
+                }
+                for try await chunk in handle.readChunks(in: wanted, chunkLength: .kibibytes(64)) {
+                    try await consume(chunk)
+                }
+            }
+        } catch let error as FileSystemError where error.code == .notFound {
+            throw ObjectStoreError.notFound(key)
+        }
+    }
+
+    package func delete(_ key: ObjectKey) async throws {
+        let file = path(of: key)
+        try await fileSystem.removeItem(at: file, recursively: false)
+        // Drop the directories the key made, up to the objects directory; rmdir refuses non-empty ones.
+        let start = file.removingLastComponent()
+        let stop = objectsDirectory
+        try await threadPool.runIfActive {
+            var directory = start
+            while directory != stop, directory.starts(with: stop), rmdir(directory.string) == 0 {
+                directory.removeLastComponent()
+            }
+        }
+    }
+
+    package func checkHealth() async throws {
+        for directory in [objectsDirectory, stagingDirectory] {
+            guard let info = try await fileSystem.info(forFileAt: directory), info.type == .directory else {
+                throw ObjectStoreError.io("storage directory \(directory) is missing")
+            }
+        }
+        let writable = try await threadPool.runIfActive { [stagingDirectory] in
+            access(stagingDirectory.string, W_OK) == 0
+        }
+        guard writable else { throw ObjectStoreError.io("storage directory is not writable") }
+    }
+
+    private func path(of key: ObjectKey) -> FilePath {
+        key.segments.reduce(objectsDirectory) { $0.appending(String($1)) }
+    }
+
+    /// Gathers chunks into writes of about `writeSize` bytes: fewer thread-pool hops than one per network read.
+    private func write(
+        _ body: some AsyncSequence<ByteBuffer, any Error>, to handle: WriteFileHandle
+    ) async throws -> Int64 {
+        var offset: Int64 = 0
+        var pending = ByteBufferAllocator().buffer(capacity: writeSize)
+        for try await var chunk in body {
+            if pending.readableBytes == 0, chunk.readableBytes >= writeSize {
+                offset += try await handle.write(contentsOf: chunk, toAbsoluteOffset: offset)
+                continue
+            }
+            pending.writeBuffer(&chunk)
+            if pending.readableBytes >= writeSize {
+                offset += try await handle.write(contentsOf: pending, toAbsoluteOffset: offset)
+                pending.clear()
+            }
+        }
+        if pending.readableBytes > 0 {
+            offset += try await handle.write(contentsOf: pending, toAbsoluteOffset: offset)
+        }
+        return offset
+    }
+}

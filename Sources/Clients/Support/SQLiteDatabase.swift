@@ -1,0 +1,128 @@
+import Logging
+import NIOCore
+import SQLiteNIO
+
+/// One SQLite file behind one connection, with statements serialised so that transactions are real.
+///
+/// sqlite-nio runs each call on a thread pool and interleaves calls from different tasks on the same connection, so
+/// every use goes through an ``AsyncLock``. WAL mode, `synchronous=FULL` (a commit survives power loss) and a busy
+/// timeout (sqlite-nio's own busy handler spins) are set on open; schema changes are versioned ``Migration``s.
+package final class SQLiteDatabase: Sendable {
+    /// One schema change: a version (strictly increasing), a name for logs, and its statements (one per string).
+    package struct Migration: Sendable {
+        /// The schema version this migration produces.
+        package var version: Int
+        /// A short description.
+        package var name: String
+        /// The statements, run in order inside one transaction.
+        package var statements: [String]
+
+        /// Creates a migration.
+        package init(version: Int, name: String, statements: [String]) {
+            self.version = version
+            self.name = name
+            self.statements = statements
+        }
+    }
+
+    private let connection: SQLiteConnection
+    private let lock = AsyncLock()
+
+    private init(connection: SQLiteConnection) { self.connection = connection }
+
+    /// Opens (creating when missing) the database at `path` and applies the `migrations` it lacks.
+    package static func open(path: String, migrations: [Migration], logger: Logger) async throws -> SQLiteDatabase {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let database = SQLiteDatabase(connection: connection)
+        do {
+            for pragma in [
+                "PRAGMA busy_timeout=5000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                "PRAGMA foreign_keys=ON",
+            ] {
+                _ = try await connection.query(pragma)
+            }
+            try await database.migrate(migrations, logger: logger)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        return database
+    }
+
+    /// Closes the connection. No call may follow.
+    package func close() async throws {
+        try await lock.withLock { try await connection.close() }
+    }
+
+    /// Runs one statement with positional `binds` and returns its rows.
+    package func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        try await lock.withLock { try await connection.query(sql, binds) }
+    }
+
+    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`; any error rolls back and is rethrown.
+    package func transaction<Result: Sendable>(
+        _ body: (Transaction) async throws -> Result
+    ) async throws -> Result {
+        try await lock.withLock { try await inTransaction(body) }
+    }
+
+    /// The statements of one transaction; valid only inside ``transaction(_:)``.
+    package struct Transaction: Sendable {
+        fileprivate let connection: SQLiteConnection
+
+        /// Runs one statement with positional `binds` and returns its rows.
+        package func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+            try await connection.query(sql, binds)
+        }
+    }
+
+    /// Caller holds the lock.
+    private func inTransaction<Result: Sendable>(
+        _ body: (Transaction) async throws -> Result
+    ) async throws -> Result {
+        _ = try await connection.query("BEGIN IMMEDIATE")
+        do {
+            let result = try await body(Transaction(connection: connection))
+            try await finish("COMMIT")
+            return result
+        } catch {
+            try? await finish("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// COMMIT and ROLLBACK use the future-based call, which runs even when the task is cancelled: a cancelled request
+    /// must not leave the connection inside an open transaction.
+    private func finish(_ statement: String) async throws {
+        let future: EventLoopFuture<[SQLiteRow]> = connection.query(statement, [])
+        _ = try await future.get()
+    }
+
+    private func migrate(_ migrations: [Migration], logger: Logger) async throws {
+        try await lock.withLock {
+            _ = try await connection.query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                    + "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+            let current =
+                try await connection.query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+                .first?.column("v")?.integer ?? 0
+            let newest = migrations.map(\.version).max() ?? 0
+            guard current <= newest else {
+                throw MetadataStoreError.database(
+                    "database schema version \(current) is newer than this gateway knows (\(newest)); "
+                        + "run a newer gateway or restore a matching backup")
+            }
+            for migration in migrations.sorted(by: { $0.version < $1.version }) where migration.version > current {
+                try await inTransaction { transaction in
+                    for statement in migration.statements { _ = try await transaction.query(statement) }
+                    _ = try await transaction.query(
+                        "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                        [.integer(migration.version), .text(migration.name)])
+                }
+                logger.info(
+                    "applied schema migration",
+                    metadata: ["version": "\(migration.version)", "migration": "\(migration.name)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+import Logging
+
+/// Everything a gateway instance is configured with, validated.
+///
+/// Built by ``load(arguments:environment:)`` from, highest precedence first: the command line, `KUBIN_*` environment
+/// variables, the file named by `config.file`, and the defaults of ``Setting/all``.
+package struct GatewayConfiguration: Sendable {
+    /// The HTTP listener.
+    package struct HTTP: Sendable {
+        /// Address to listen on.
+        package var host = "127.0.0.1"
+        /// Port to listen on; 0 picks a free one.
+        package var port = 8080
+        /// Connections silent this long are closed.
+        package var idleTimeout: Duration = .seconds(75)
+    }
+
+    /// Where metadata lives.
+    package enum MetadataBackend: Sendable, Equatable {
+        /// A SQLite file.
+        case sqlite(path: String)
+    }
+
+    /// Where archives live.
+    package enum StorageBackend: Sendable, Equatable {
+        /// A local directory.
+        case directory(path: String)
+    }
+
+    /// Where cached answers live.
+    package enum CacheBackend: Sendable, Equatable {
+        /// This process's memory, bounded in bytes.
+        case inProcess(maxBytes: Int)
+    }
+
+    /// Upload limits.
+    package struct Uploads: Sendable {
+        /// Uploads in flight per instance.
+        package var maxConcurrent = 100
+        /// Largest upload in bytes.
+        package var maxBytes: Int64 = 4 << 30
+        /// Retry-After of a refused upload.
+        package var retryAfter: Duration = .seconds(1)
+    }
+
+    /// Shutdown timing.
+    package struct Shutdown: Sendable {
+        /// How long `/readyz` fails before the listener closes.
+        package var drainDelay: Duration = .zero
+        /// How long in-flight work may take after the listener closes.
+        package var gracePeriod: Duration = .seconds(30)
+    }
+
+    /// Readiness checking.
+    package struct Readiness: Sendable {
+        /// Time between checks of one dependency.
+        package var interval: Duration = .seconds(2)
+        /// A check slower than this counts as failed.
+        package var timeout: Duration = .seconds(2)
+    }
+
+    /// The listener.
+    package var http = HTTP()
+    /// Directory of the embedded stores.
+    package var dataDirectory = "./kubin-data"
+    /// The metadata store.
+    package var metadata = MetadataBackend.sqlite(path: "./kubin-data/metadata.sqlite")
+    /// The object store.
+    package var storage = StorageBackend.directory(path: "./kubin-data/storage")
+    /// The cache.
+    package var cache = CacheBackend.inProcess(maxBytes: 64 << 20)
+    /// Upload limits.
+    package var uploads = Uploads()
+    /// Shutdown timing.
+    package var shutdown = Shutdown()
+    /// Readiness checking.
+    package var readiness = Readiness()
+    /// Least severe log level written.
+    package var logLevel = Logger.Level.info
+    /// Every setting's effective value as text, for ``printableSettings``.
+    package var rawValues: [String: String] = [:]
+
+    /// The defaults, with every embedded store under `dataDirectory`.
+    package init(dataDirectory: String = "./kubin-data") {
+        self.dataDirectory = dataDirectory
+        self.metadata = .sqlite(path: dataDirectory + "/metadata.sqlite")
+        self.storage = .directory(path: dataDirectory + "/storage")
+    }
+
+    /// Every setting with its effective value, secrets redacted: what the gateway logs at start.
+    package var printableSettings: [(key: String, value: String)] {
+        Setting.all.map { setting in (setting.key, setting.display(rawValues[setting.key] ?? setting.defaultValue)) }
+    }
+}
+
+extension GatewayConfiguration {
+    /// Parses and validates `raw` (key → text; missing keys take their defaults), reporting every bad key at once.
+    package init(raw: [String: String]) throws(ConfigurationError) {
+        var parser = SettingsParser(raw: raw)
+        let dataDirectory = parser.text("data.dir")
+        self.init(dataDirectory: dataDirectory)
+        http.host = parser.text("http.host")
+        http.port = parser.integer("http.port", in: 0...65535)
+        http.idleTimeout = parser.duration("http.idleTimeout", in: .seconds(1)...(.seconds(86400)))
+        metadata = parser.url("metadata.url", default: metadata, allowed: "empty (embedded SQLite) or sqlite:<path>") {
+            scheme, path in scheme == "sqlite" && !path.isEmpty ? .sqlite(path: path) : nil
+        }
+        storage = parser.url("storage.url", default: storage, allowed: "empty (embedded directory) or file:<path>") {
+            scheme, path in scheme == "file" && !path.isEmpty ? .directory(path: path) : nil
+        }
+        let cacheBytes = Int(parser.bytes("cache.maxBytes", in: 0...(1 << 40)))
+        cache = parser.url("cache.url", default: .inProcess(maxBytes: cacheBytes), allowed: "empty or memory:") {
+            scheme, _ in scheme == "memory" ? .inProcess(maxBytes: cacheBytes) : nil
+        }
+        uploads.maxConcurrent = parser.integer("uploads.maxConcurrent", in: 1...100_000)
+        uploads.maxBytes = parser.bytes("uploads.maxBytes", in: 1...(1 << 50))
+        uploads.retryAfter = parser.duration("uploads.retryAfter", in: .seconds(1)...(.seconds(3600)))
+        shutdown.drainDelay = parser.duration("shutdown.drainDelay", in: .zero...(.seconds(3600)))
+        shutdown.gracePeriod = parser.duration("shutdown.gracePeriod", in: .zero...(.seconds(86400)))
+        readiness.interval = parser.duration("readiness.interval", in: .milliseconds(10)...(.seconds(3600)))
+        readiness.timeout = parser.duration("readiness.timeout", in: .milliseconds(10)...(.seconds(600)))
+        logLevel = parser.choice(
+            "log.level", Dictionary(uniqueKeysWithValues: Logger.Level.allCases.map { ("\($0)", $0) }))
+        _ = parser.text("config.file", allowEmpty: true)
+        rawValues = parser.effective
+        if !parser.problems.isEmpty { throw ConfigurationError(problems: parser.problems) }
+    }
+}
+
+/// Turns raw texts into typed values, collecting a problem (and returning the default) for each bad one.
+private struct SettingsParser {
+    private let raw: [String: String]
+    private(set) var problems: [ConfigurationError.Problem] = []
+    private(set) var effective: [String: String] = [:]
+
+    init(raw: [String: String]) { self.raw = raw }
+
+    private mutating func value(_ key: String) -> (setting: Setting, text: String) {
+        guard let setting = Setting.all.first(where: { $0.key == key }) else {
+            preconditionFailure("setting \(key) is not in Setting.all")
+        }
+        let text = raw[key] ?? setting.defaultValue
+        effective[key] = text
+        return (setting, text)
+    }
+
+    private mutating func refuse(_ setting: Setting, _ text: String, expected: String) {
+        problems.append(
+            .init(
+                key: setting.key,
+                message: "'\(setting.display(text))' is not allowed; expected \(expected) "
+                    + "(set by \(setting.environmentVariable) or \(setting.flag); default '\(setting.defaultValue)')"))
+    }
+
+    mutating func text(_ key: String, allowEmpty: Bool = false) -> String {
+        let (setting, text) = value(key)
+        if !allowEmpty, text.trimmingCharacters(in: .whitespaces).isEmpty {
+            refuse(setting, text, expected: "a non-empty value")
+            return setting.defaultValue
+        }
+        return text
+    }
+
+    mutating func integer(_ key: String, in range: ClosedRange<Int>) -> Int {
+        let (setting, text) = value(key)
+        guard let number = SettingValues.integer(text), range.contains(number) else {
+            refuse(setting, text, expected: "a whole number from \(range.lowerBound) to \(range.upperBound)")
+            return SettingValues.integer(setting.defaultValue)!
+        }
+        return number
+    }
+
+    mutating func bytes(_ key: String, in range: ClosedRange<Int64>) -> Int64 {
+        let (setting, text) = value(key)
+        guard let bytes = SettingValues.bytes(text), range.contains(bytes) else {
+            refuse(
+                setting, text,
+                expected: "a size from \(range.lowerBound) to \(range.upperBound) bytes, such as 512KiB, 64MiB or 4GiB")
+            return SettingValues.bytes(setting.defaultValue)!
+        }
+        return bytes
+    }
+
+    mutating func duration(_ key: String, in range: ClosedRange<Duration>) -> Duration {
+        let (setting, text) = value(key)
+        guard let duration = SettingValues.duration(text), range.contains(duration) else {
+            refuse(
+                setting, text,
+                expected: "a duration from \(range.lowerBound) to \(range.upperBound), such as 500ms, 30s or 2m")
+            return SettingValues.duration(setting.defaultValue)!
+        }
+        return duration
+    }
+
+    mutating func choice<Value>(_ key: String, _ choices: [String: Value]) -> Value {
+        let (setting, text) = value(key)
+        guard let chosen = choices[text.lowercased()] else {
+            refuse(setting, text, expected: "one of " + choices.keys.sorted().joined(separator: ", "))
+            return choices[setting.defaultValue]!
+        }
+        return chosen
+    }
+
+    /// An empty value keeps `defaultValue`; otherwise `build(scheme, rest)` must accept `scheme:rest`.
+    mutating func url<Backend>(
+        _ key: String, default defaultValue: Backend, allowed: String, build: (String, String) -> Backend?
+    ) -> Backend {
+        let (setting, text) = value(key)
+        if text.isEmpty { return defaultValue }
+        guard let colon = text.firstIndex(of: ":") else {
+            refuse(setting, text, expected: allowed)
+            return defaultValue
+        }
+        var rest = text[text.index(after: colon)...]
+        if rest.hasPrefix("//") { rest = rest.dropFirst(2) }
+        guard let backend = build(text[..<colon].lowercased(), String(rest)) else {
+            refuse(setting, text, expected: allowed)
+            return defaultValue
+        }
+        return backend
+    }
+}

@@ -1,0 +1,132 @@
+/// One configuration key: its name, default, meaning, and whether its value is a secret.
+///
+/// ``Setting/all`` is the single list of keys: `--help`, validation and the printed configuration all come from it.
+package struct Setting: Sendable, Hashable {
+    /// The dotted key, for example `uploads.maxConcurrent`.
+    package var key: String
+    /// The default value as text, empty when the key is unset by default.
+    package var defaultValue: String
+    /// What the key does and which values it takes.
+    package var summary: String
+    /// How the value is shown when printed.
+    package var exposure: Exposure
+
+    /// How a value may be shown in help, logs and error messages.
+    package enum Exposure: Sendable, Hashable {
+        /// Shown as it is.
+        case plain
+        /// A URL whose user-info password is replaced by `<redacted>`.
+        case url
+        /// Never shown.
+        case secret
+    }
+
+    /// The environment variable that sets the key: `KUBIN_` + the key's words in upper snake case.
+    package var environmentVariable: String {
+        "KUBIN_" + words.map { $0.uppercased() }.joined(separator: "_")
+    }
+
+    /// The command-line flag that sets the key: `--` + the key's words in lower kebab case.
+    package var flag: String { "--" + words.map { $0.lowercased() }.joined(separator: "-") }
+
+    /// The key split into words: at dots and where a lowercase letter meets an uppercase one, as swift-configuration's
+    /// environment and command-line providers encode keys.
+    private var words: [String] {
+        key.split(separator: ".").flatMap { component -> [String] in
+            var words: [String] = []
+            var current = ""
+            var previousIsLower = false
+            for character in component {
+                if character.isUppercase, previousIsLower {
+                    words.append(current)
+                    current = ""
+                }
+                current.append(character)
+                previousIsLower = character.isLowercase
+            }
+            words.append(current)
+            return words
+        }
+    }
+
+    /// `value` as it may be printed.
+    package func display(_ value: String) -> String {
+        switch exposure {
+        case .plain: value
+        case .secret: value.isEmpty ? "" : "<redacted>"
+        case .url: Self.redactingPassword(in: value)
+        }
+    }
+
+    /// `url` with the password of its user-info (`scheme://user:password@host`) replaced by `<redacted>`.
+    package static func redactingPassword(in url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return url }
+        let authorityStart = schemeEnd.upperBound
+        let authorityEnd = url[authorityStart...].firstIndex(where: { "/?#".contains($0) }) ?? url.endIndex
+        guard let at = url[authorityStart..<authorityEnd].lastIndex(of: "@") else { return url }
+        let userInfo = url[authorityStart..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return url }
+        return url[..<url.index(after: colon)] + "<redacted>" + url[at...]
+    }
+}
+
+extension Setting {
+    /// Every key the gateway reads, in the order `--help` lists them.
+    package static let all: [Setting] = [
+        .init(
+            key: "config.file", defaultValue: "",
+            summary: "A JSON (.json) or YAML (.yaml, .yml) file of settings, nested by key. Command line only, or "
+                + "its environment variable.", exposure: .plain),
+        .init(key: "http.host", defaultValue: "127.0.0.1", summary: "Address to listen on.", exposure: .plain),
+        .init(
+            key: "http.port", defaultValue: "8080", summary: "Port to listen on, 0 to 65535 (0 picks a free port).",
+            exposure: .plain),
+        .init(
+            key: "http.idleTimeout", defaultValue: "75s",
+            summary: "Close a connection that sends nothing for this long (a duration such as 500ms, 30s, 2m).",
+            exposure: .plain),
+        .init(
+            key: "data.dir", defaultValue: "./kubin-data",
+            summary: "Directory of the embedded stores (SQLite metadata, archives).", exposure: .plain),
+        .init(
+            key: "metadata.url", defaultValue: "",
+            summary: "Metadata store. Empty: SQLite at <data.dir>/metadata.sqlite. sqlite:<path> names another file.",
+            exposure: .url),
+        .init(
+            key: "storage.url", defaultValue: "",
+            summary: "Object store. Empty: the directory <data.dir>/storage. file:<path> names another directory.",
+            exposure: .url),
+        .init(
+            key: "cache.url", defaultValue: "", summary: "Cache. Empty or memory: an in-process cache.",
+            exposure: .url),
+        .init(
+            key: "cache.maxBytes", defaultValue: "64MiB",
+            summary: "Bound of the in-process cache (a size such as 512KiB, 64MiB, 1GiB, or bytes).", exposure: .plain),
+        .init(
+            key: "uploads.maxConcurrent", defaultValue: "100",
+            summary: "Uploads in flight per instance, 1 to 100000; the next one gets 429 at once.", exposure: .plain),
+        .init(
+            key: "uploads.maxBytes", defaultValue: "4GiB", summary: "Largest upload accepted; larger ones get 413.",
+            exposure: .plain),
+        .init(
+            key: "uploads.retryAfter", defaultValue: "1s",
+            summary: "Retry-After sent with a 429 upload refusal (rounded up to whole seconds).", exposure: .plain),
+        .init(
+            key: "shutdown.drainDelay", defaultValue: "0s",
+            summary: "On SIGTERM, keep accepting connections this long while /readyz answers 503, so load balancers "
+                + "stop routing here first.", exposure: .plain),
+        .init(
+            key: "shutdown.gracePeriod", defaultValue: "30s",
+            summary: "After the drain delay, in-flight requests and uploads get this long to finish; then they are "
+                + "cancelled and the process exits.", exposure: .plain),
+        .init(
+            key: "readiness.interval", defaultValue: "2s",
+            summary: "How often each dependency is checked for /readyz.", exposure: .plain),
+        .init(
+            key: "readiness.timeout", defaultValue: "2s",
+            summary: "A dependency check slower than this counts as failed.", exposure: .plain),
+        .init(
+            key: "log.level", defaultValue: "info",
+            summary: "trace, debug, info, notice, warning, error or critical.", exposure: .plain),
+    ]
+}

@@ -1,0 +1,39 @@
+/// Parsers for the value kinds settings take: whole numbers, byte sizes, durations.
+enum SettingValues {
+    /// `text` as a whole number, or nil.
+    static func integer(_ text: String) -> Int? { Int(text.trimmingCharacters(in: .whitespaces)) }
+
+    /// `text` as a byte count: digits with an optional unit (B, KB, MB, GB, TB decimal; KiB, MiB, GiB, TiB binary).
+    static func bytes(_ text: String) -> Int64? {
+        let (number, unit) = split(text)
+        let multipliers: [String: Int64] = [
+            "": 1, "b": 1, "kb": 1_000, "mb": 1_000_000, "gb": 1_000_000_000, "tb": 1_000_000_000_000,
+            "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+        ]
+        guard let value = Int64(number), value >= 0, let multiplier = multipliers[unit.lowercased()] else {
+            return nil
+        }
+        let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : product
+    }
+
+    /// `text` as a duration: digits with a unit (ms, s, m, h); bare digits are seconds.
+    static func duration(_ text: String) -> Duration? {
+        let (number, unit) = split(text)
+        guard let value = Int64(number), value >= 0, value <= 1_000_000_000 else { return nil }
+        switch unit {
+        case "ms": return .milliseconds(value)
+        case "", "s": return .seconds(value)
+        case "m": return .seconds(value * 60)
+        case "h": return .seconds(value * 3600)
+        default: return nil
+        }
+    }
+
+    /// Splits `"64MiB"` into `("64", "MiB")`.
+    private static func split(_ text: String) -> (number: Substring, unit: String) {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let digitsEnd = trimmed.firstIndex(where: { !$0.isASCII || !$0.isNumber }) ?? trimmed.endIndex
+        return (trimmed[..<digitsEnd], trimmed[digitsEnd...].trimmingCharacters(in: .whitespaces))
+    }
+}

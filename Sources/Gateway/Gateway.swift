@@ -1,0 +1,173 @@
+import Clients
+import Foundation
+import Hummingbird
+import KubinModel
+import Logging
+import NIOCore
+import NIOPosix
+import Orchestrators
+import ServiceLifecycle
+import UnixSignals
+
+/// One gateway instance: its configuration, its opened stores, and the orchestrators over them.
+///
+/// ``with(configuration:logger:now:_:)`` opens everything the configuration names and closes it when the body
+/// returns; ``makeServiceGroup(signals:onServerRunning:)`` assembles what runs. Tests use the same two calls with
+/// their own configuration, so they exercise exactly what `kubin-gateway` runs.
+package struct Gateway: Sendable {
+    /// The validated configuration.
+    package let configuration: GatewayConfiguration
+    /// The instance's metrics.
+    package let metrics: GatewayMetrics
+    /// The readiness state behind `/readyz`.
+    package let readiness: ReadinessMonitor
+    let uploads: UploadOrchestrator
+    let catalog: SnapshotCatalog
+    let logger: Logger
+
+    /// Opens the stores `configuration` names, runs `body`, and closes them whether `body` returns or throws.
+    package static func with<Result: Sendable>(
+        configuration: GatewayConfiguration, logger: Logger, now: @escaping @Sendable () -> Date = Date.init,
+        _ body: (Gateway) async throws -> Result
+    ) async throws -> Result {
+        try FileManager.default.createDirectory(
+            atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        // File I/O of the object store runs on its own threads: a slow fsync must not stall SQLite or anything else.
+        let fileThreads = NIOThreadPool(numberOfThreads: 8)
+        fileThreads.start()
+        var closers: [@Sendable () async throws -> Void] = [{ try await fileThreads.shutdownGracefully() }]
+        do {
+            let metadata: any MetadataStore
+            switch configuration.metadata {
+            case .sqlite(let path):
+                try FileManager.default.createDirectory(
+                    atPath: (path as NSString).deletingLastPathComponent.isEmpty
+                        ? "." : (path as NSString).deletingLastPathComponent,
+                    withIntermediateDirectories: true)
+                let store = try await SQLiteMetadataStore.open(path: path, logger: logger)
+                closers.append { try await store.close() }
+                metadata = store
+            }
+            let objects: any ObjectStore
+            switch configuration.storage {
+            case .directory(let path): objects = try await LocalObjectStore.open(root: path, threadPool: fileThreads)
+            }
+            let cache: any Cache
+            switch configuration.cache {
+            case .inProcess(let maxBytes): cache = InProcessCache(capacityBytes: maxBytes)
+            }
+            let gateway = Gateway(
+                configuration: configuration, metadata: metadata, objects: objects, cache: cache, now: now,
+                logger: logger)
+            let result = try await body(gateway)
+            await close(closers.reversed(), logger: logger)
+            return result
+        } catch {
+            await close(closers.reversed(), logger: logger)
+            throw error
+        }
+    }
+
+    private init(
+        configuration: GatewayConfiguration, metadata: any MetadataStore, objects: any ObjectStore, cache: any Cache,
+        now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        self.metrics = GatewayMetrics()
+        var uploadLimits = UploadOrchestrator.Configuration()
+        uploadLimits.maxConcurrent = configuration.uploads.maxConcurrent
+        uploadLimits.maxBytes = configuration.uploads.maxBytes
+        uploadLimits.retryAfterSeconds = Int(
+            (configuration.uploads.retryAfter / .seconds(1)).rounded(.up))
+        self.uploads = UploadOrchestrator(
+            configuration: uploadLimits, metadata: metadata, objects: objects, now: now, logger: logger)
+        self.catalog = SnapshotCatalog(metadata: metadata, objects: objects, logger: logger)
+        self.readiness = ReadinessMonitor(
+            dependencies: [
+                .init(name: "metadata", check: metadata.checkHealth),
+                .init(name: "storage", check: objects.checkHealth),
+                .init(name: "cache", check: cache.checkHealth),
+            ],
+            interval: configuration.readiness.interval, timeout: configuration.readiness.timeout, logger: logger)
+    }
+
+    /// The router: the middleware, in the order requests pass through it, then every route.
+    package func makeRouter() throws -> (router: Router<GatewayRequestContext>, routes: RouteTable) {
+        let router = Router(context: GatewayRequestContext.self)
+        let routes = RouteTable()
+        router.addMiddleware {
+            RequestIDMiddleware()
+            TelemetryMiddleware(metrics: metrics)
+            ProblemMiddleware(routes: routes)
+        }
+        SnapshotRoutes(uploads: uploads, catalog: catalog, metrics: metrics).register(on: router)
+        OpsRoutes(
+            readiness: readiness, metrics: metrics, uploads: uploads, openAPIDocument: try Self.openAPIDocument()
+        ).register(on: router)
+        routes.record(router)
+        return (router, routes)
+    }
+
+    /// The HTTP server as a service; `onServerRunning` learns the bound port (useful with port 0).
+    package func makeApplication(
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> some Service {
+        let http = configuration.http
+        return Application(
+            router: try makeRouter().router,
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [LingeringCloseHandler()],
+                    idleTimeout: .nanoseconds(Int64(http.idleTimeout / .nanoseconds(1))))),
+            configuration: ApplicationConfiguration(address: .hostname(http.host, port: http.port)),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? http.port) },
+            logger: logger)
+    }
+
+    /// Everything that runs, in start order: readiness checks, the HTTP server, the drain step. A graceful shutdown
+    /// (one of `signals`, or `triggerGracefulShutdown()`) stops them in reverse: `/readyz` turns 503 and the listener
+    /// stays open for `shutdown.drainDelay`; then the listener closes and in-flight requests get
+    /// `shutdown.gracePeriod` to finish before they are cancelled.
+    package func makeServiceGroup(
+        signals: [UnixSignal], onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> ServiceGroup {
+        var group = ServiceGroupConfiguration(
+            services: [
+                .init(service: readiness),
+                .init(service: try makeApplication(onServerRunning: onServerRunning)),
+                .init(service: DrainService(readiness: readiness, delay: configuration.shutdown.drainDelay)),
+            ],
+            gracefulShutdownSignals: signals, logger: logger)
+        group.maximumGracefulShutdownDuration = configuration.shutdown.drainDelay + configuration.shutdown.gracePeriod
+        group.maximumCancellationDuration = .seconds(10)
+        return ServiceGroup(configuration: group)
+    }
+
+    /// Runs until SIGTERM or SIGINT and a graceful shutdown. A shutdown that had to cancel work past its deadline
+    /// still counts as orderly (it is logged); any other failure is rethrown.
+    package func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let group = try makeServiceGroup(signals: [.sigterm, .sigint], onServerRunning: onServerRunning)
+        do {
+            try await group.run()
+        } catch  where readiness.isDraining {
+            logger.warning(
+                "graceful shutdown deadline passed; remaining requests were cancelled",
+                metadata: ["error": "\(error)"])
+        }
+        logger.info("stopped")
+    }
+
+    private static func openAPIDocument() throws -> ByteBuffer {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml") else {
+            throw KubinError(.internalError, "The OpenAPI document is missing from the gateway's resources.")
+        }
+        return ByteBuffer(data: try Data(contentsOf: url))
+    }
+
+    private static func close(_ closers: [@Sendable () async throws -> Void], logger: Logger) async {
+        for close in closers {
+            do { try await close() } catch { logger.error("closing a store failed", metadata: ["error": "\(error)"]) }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Hummingbird
+import KubinModel
+
+/// An RFC 9457 problem document: the body of every error answer.
+struct Problem: Encodable, Sendable {
+    /// A stable URI naming the kind of problem: `https://kubin.dev/problems/<code>`.
+    var type: String
+    /// A short, fixed summary of the kind.
+    var title: String
+    /// The HTTP status.
+    var status: Int
+    /// What happened this time, for a person.
+    var detail: String
+    /// The request path.
+    var instance: String
+    /// The request's id, as in `X-Request-ID` and the logs.
+    var requestId: String
+    /// The parameter at fault, for invalid-parameter problems.
+    var parameter: String?
+
+    /// The media type of problem documents.
+    static let mediaType = "application/problem+json"
+
+    /// The one table from error code to HTTP status and title.
+    static func describe(_ code: KubinError.Code) -> (status: HTTPResponse.Status, title: String) {
+        switch code {
+        case .notFound: (.notFound, "Not found")
+        case .invalidParameter: (.badRequest, "Invalid parameter")
+        case .incompleteBody: (.badRequest, "Incomplete request body")
+        case .unsupportedFormat: (.unsupportedMediaType, "Unsupported snapshot format")
+        case .payloadTooLarge: (.contentTooLarge, "Upload too large")
+        case .tooManyUploads: (.tooManyRequests, "Too many uploads in flight")
+        case .idempotencyKeyReused: (.unprocessableContent, "Idempotency key reused")
+        case .rangeNotSatisfiable: (.rangeNotSatisfiable, "Range not satisfiable")
+        case .methodNotAllowed: (.methodNotAllowed, "Method not allowed")
+        case .dependencyUnavailable: (.serviceUnavailable, "Dependency unavailable")
+        case .shuttingDown: (.serviceUnavailable, "Shutting down")
+        default: (.internalServerError, "Internal error")
+        }
+    }
+
+    /// The problem answer for `error`, with `extraHeaders` added.
+    static func response(
+        for error: KubinError, path: String, requestID: String, extraHeaders: HTTPFields = [:]
+    ) -> Response {
+        let (status, title) = describe(error.code)
+        let problem = Problem(
+            type: "https://kubin.dev/problems/\(error.code.name)", title: title, status: status.code,
+            detail: error.detail, instance: path, requestId: requestID, parameter: error.parameter)
+        var headers = extraHeaders
+        if let seconds = error.retryAfterSeconds { headers[.retryAfter] = String(seconds) }
+        do {
+            return try JSON.response(problem, status: status, headers: headers, contentType: mediaType)
+        } catch {
+            // Encoding a struct of strings cannot fail; answer with the status alone if it somehow does.
+            return Response(status: status, headers: headers)
+        }
+    }
+}

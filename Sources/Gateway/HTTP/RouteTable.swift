@@ -1,0 +1,40 @@
+import Hummingbird
+import Synchronization
+
+/// The served routes as method and path template (`/api/v1/snapshots/{id}`), for 405 answers and the contract test.
+///
+/// Hummingbird applies router middleware only to routes added after it, so the middleware that needs this table is
+/// created before the routes exist; the table is filled once, right after registration.
+package final class RouteTable: Sendable {
+    /// One route.
+    package struct Route: Sendable, Hashable {
+        /// The HTTP method, for example `GET`.
+        package var method: String
+        /// The path template with `{name}` for each parameter.
+        package var path: String
+    }
+
+    private let storage = Mutex<[Route]>([])
+
+    init() {}
+
+    /// Every route, in registration order.
+    package var routes: [Route] { storage.withLock { $0 } }
+
+    /// Records the routes of `router`.
+    func record(_ router: Router<GatewayRequestContext>) {
+        let routes = router.routes.map { Route(method: $0.method.rawValue, path: $0.path.description) }
+        storage.withLock { $0 = routes }
+    }
+
+    /// The methods served at `path`, sorted; empty when no route template matches it.
+    func methods(matching path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        let methods = routes.filter { route in
+            let template = route.path.split(separator: "/", omittingEmptySubsequences: true)
+            return template.count == segments.count
+                && zip(template, segments).allSatisfy { $0.hasPrefix("{") && $0.hasSuffix("}") || $0 == $1 }
+        }.map(\.method)
+        return Set(methods).sorted()
+    }
+}

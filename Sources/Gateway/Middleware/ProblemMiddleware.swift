@@ -1,0 +1,66 @@
+import Hummingbird
+import KubinModel
+import Logging
+
+/// Turns every error into an RFC 9457 problem answer: ``KubinError``s by the table in ``Problem``; the router's
+/// 404 into 405 (with `Allow`) when the path exists for other methods; anything unexpected into a 500 that says
+/// nothing about internals while the log gets everything.
+///
+/// An error answer to a request that carries a body asks for `Connection: close`, so the server stops reading a body
+/// it will not use (see ``LingeringCloseHandler``).
+struct ProblemMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    /// The routes the router serves, for telling 405 from 404.
+    let routes: RouteTable
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as KubinError {
+            return answer(error, request: request, context: context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let allowed = routes.methods(matching: request.uri.path)
+            if allowed.isEmpty {
+                return answer(
+                    KubinError(.notFound, "No route matches '\(request.uri.path.prefix(256))'."),
+                    request: request, context: context)
+            }
+            return answer(
+                KubinError(
+                    .methodNotAllowed,
+                    "\(request.method) is not allowed here; allowed: \(allowed.joined(separator: ", "))."),
+                request: request, context: context, headers: [.allow: allowed.joined(separator: ", ")])
+        } catch let error as HTTPError where (400..<500).contains(error.status.code) {
+            return answer(
+                KubinError(.invalidParameter, error.body ?? error.status.reasonPhrase), request: request,
+                context: context)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+            return answer(
+                KubinError(.internalError, "An unexpected error occurred; the request id identifies it in the logs."),
+                request: request, context: context)
+        }
+    }
+
+    private func answer(
+        _ error: KubinError, request: Request, context: Context, headers: HTTPFields = [:]
+    ) -> Response {
+        if error.code == .dependencyUnavailable || error.code == .internalError {
+            context.logger.error("request failed", metadata: ["error": "\(error.debugDescription)"])
+        }
+        var headers = headers
+        if Self.hasBody(request) { headers[.connection] = "close" }
+        return Problem.response(
+            for: error, path: request.uri.path, requestID: context.requestID, extraHeaders: headers)
+    }
+
+    private static func hasBody(_ request: Request) -> Bool {
+        if let length = request.headers[.contentLength] { return length != "0" }
+        return request.headers[.transferEncoding] != nil
+    }
+}

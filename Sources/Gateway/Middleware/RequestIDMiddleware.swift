@@ -1,0 +1,40 @@
+import HTTPTypes
+import Hummingbird
+
+/// Gives every request an id: the client's `X-Request-ID` when well-formed (1 to 128 of `A-Z a-z 0-9 . _ : -`),
+/// otherwise a new one. The id is echoed on the response and carried by every log line of the request.
+struct RequestIDMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    /// The request header (and response header) carrying the id.
+    static let header = HTTPField.Name("X-Request-ID")!
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        let offered = request.headers[Self.header]
+        let id = offered.flatMap { Self.isWellFormed($0) ? $0 : nil } ?? context.id
+        context.requestID = id
+        context.logger[metadataKey: "hb.request.id"] = nil
+        context.logger[metadataKey: "request_id"] = .string(id)
+        var response = try await next(request, context)
+        response.headers[Self.header] = id
+        return response
+    }
+
+    /// True for 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.
+    static func isWellFormed(_ id: String) -> Bool {
+        let bytes = id.utf8
+        return !bytes.isEmpty && bytes.count <= 128
+            && bytes.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
+                    UInt8(ascii: "-"):
+                    true
+                default: false
+                }
+            }
+    }
+}

@@ -1,0 +1,131 @@
+import Hummingbird
+import Logging
+import Synchronization
+
+/// Measures every request once, from its head to the last byte of its answer, and reports it twice: one JSON access
+/// log line (request id, method, path, route, status, duration, bytes in and out) and the request metrics.
+///
+/// Sits inside ``RequestIDMiddleware`` (so the line carries the id) and outside ``ProblemMiddleware`` (so it sees the
+/// status of error answers).
+struct TelemetryMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    let metrics: GatewayMetrics
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let record = RequestRecord(
+            request: request, logger: context.logger, metrics: metrics, started: ContinuousClock.now)
+        metrics.requestStarted()
+        var request = request
+        request.body = RequestBody(asyncSequence: CountingSequence(base: request.body, record: record))
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            record.finish(status: 500, route: context.endpointPath ?? "unmatched", aborted: true)
+            throw error
+        }
+        let route = context.endpointPath.map { $0 == "NotFound" ? "unmatched" : $0 } ?? "unmatched"
+        let status = response.status.code
+        var counted = response
+        let body = response.body
+        counted.body = ResponseBody(contentLength: body.contentLength) { writer in
+            do {
+                try await body.write(CountingWriter(base: writer, record: record))
+                record.finish(status: status, route: route, aborted: false)
+            } catch {
+                record.finish(status: status, route: route, aborted: true)
+                throw error
+            }
+        }
+        return counted
+    }
+}
+
+/// One request's measurements; reported exactly once, by `finish` or, if the answer was never written, on release.
+private final class RequestRecord: Sendable {
+    private struct State {
+        var bytesIn = 0
+        var bytesOut = 0
+        var isFinished = false
+    }
+
+    private let method: String
+    private let path: String
+    private let logger: Logger
+    private let metrics: GatewayMetrics
+    private let started: ContinuousClock.Instant
+    private let state = Mutex(State())
+
+    init(request: Request, logger: Logger, metrics: GatewayMetrics, started: ContinuousClock.Instant) {
+        self.method = request.method.rawValue
+        self.path = request.uri.path
+        self.logger = logger
+        self.metrics = metrics
+        self.started = started
+    }
+
+    func addIn(_ count: Int) { state.withLock { $0.bytesIn += count } }
+    func addOut(_ count: Int) { state.withLock { $0.bytesOut += count } }
+
+    func finish(status: Int, route: String, aborted: Bool) {
+        let duration = ContinuousClock.now - started
+        let counts = state.withLock { state -> (in: Int, out: Int)? in
+            guard !state.isFinished else { return nil }
+            state.isFinished = true
+            return (state.bytesIn, state.bytesOut)
+        }
+        guard let counts else { return }
+        metrics.requestFinished(method: method, route: route, status: status, duration: duration)
+        var metadata: Logger.Metadata = [
+            "method": .string(method), "path": .string(path), "route": .string(route),
+            "status": .stringConvertible(status),
+            "duration_ms": .stringConvertible(((duration / .milliseconds(1)) * 1000).rounded() / 1000),
+            "bytes_in": .stringConvertible(counts.in), "bytes_out": .stringConvertible(counts.out),
+        ]
+        if aborted { metadata["aborted"] = .stringConvertible(true) }
+        logger.info("request", metadata: metadata)
+    }
+
+    deinit {
+        // The connection failed before the answer's body was written: still one line and one count.
+        finish(status: 499, route: "unfinished", aborted: true)
+    }
+}
+
+/// A request body that tells its record how many bytes passed.
+private struct CountingSequence: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let base: RequestBody
+    let record: RequestRecord
+
+    func makeAsyncIterator() -> Iterator { Iterator(base: base.makeAsyncIterator(), record: record) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        var base: RequestBody.AsyncIterator
+        let record: RequestRecord
+
+        mutating func next() async throws -> ByteBuffer? {
+            let chunk = try await base.next()
+            if let chunk { record.addIn(chunk.readableBytes) }
+            return chunk
+        }
+    }
+}
+
+/// A response writer that tells its record how many bytes passed.
+private struct CountingWriter: ResponseBodyWriter {
+    var base: any ResponseBodyWriter
+    let record: RequestRecord
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        record.addOut(buffer.readableBytes)
+        try await base.write(buffer)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        try await base.finish(trailingHeaders)
+    }
+}

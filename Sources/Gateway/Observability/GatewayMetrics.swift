@@ -1,0 +1,76 @@
+import NIOCore
+import Prometheus
+
+/// The gateway's Prometheus metrics, on a registry of its own (so each instance, and each test, counts alone).
+package final class GatewayMetrics: Sendable {
+    /// Why an upload was refused, as the `reason` label of `gateway_uploads_rejected_total`.
+    package enum RejectionReason: String, CaseIterable, Sendable {
+        case concurrency, tooLarge = "too_large", unsupportedFormat = "unsupported_format"
+        case idempotencyConflict = "idempotency_conflict", incomplete, invalid, unavailable
+    }
+
+    /// The registry `/metrics` renders.
+    package let registry: PrometheusCollectorRegistry
+    private let activeRequests: Gauge
+    private let uploadsInFlight: Gauge
+    private let uploadBytes: Counter
+
+    private static let durationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30),
+        .seconds(60), .seconds(300),
+    ]
+
+    /// Registers every metric (rejection reasons at zero, so alerts see them from the start).
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        activeRequests = registry.makeGauge(
+            descriptor: Self.name("active_requests", unit: "", help: "Requests being served now."))
+        uploadsInFlight = registry.makeGauge(
+            descriptor: Self.name("uploads_in_flight", unit: "", help: "Uploads admitted and not yet finished."))
+        uploadBytes = registry.makeCounter(
+            descriptor: Self.name("upload_bytes", unit: "total", help: "Bytes received in upload bodies."))
+        for reason in RejectionReason.allCases { _ = rejectionCounter(reason) }
+    }
+
+    /// A request started.
+    func requestStarted() { activeRequests.increment() }
+
+    /// A request finished: its status and time (the response body included) go into the request metrics.
+    func requestFinished(method: String, route: String, status: Int, duration: Duration) {
+        activeRequests.decrement()
+        registry.makeCounter(
+            descriptor: Self.name("requests", unit: "total", help: "Requests served, by method, route and status."),
+            labels: [("method", method), ("route", route), ("status", String(status))]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: Self.name(
+                "request_duration", unit: "seconds", help: "Time to serve a request, its body included."),
+            labels: [("method", method), ("route", route)], buckets: Self.durationBuckets
+        ).record(duration)
+    }
+
+    /// `count` more bytes of upload bodies arrived.
+    func uploadBytesReceived(_ count: Int) { uploadBytes.increment(by: Int64(count)) }
+
+    /// An upload was refused.
+    func uploadRejected(_ reason: RejectionReason) { rejectionCounter(reason).increment() }
+
+    /// The Prometheus text exposition, with `gateway_uploads_in_flight` set to `uploadsInFlight` first.
+    func exposition(uploadsInFlight count: Int) -> ByteBuffer {
+        uploadsInFlight.set(to: Double(count))
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        return ByteBuffer(bytes: bytes)
+    }
+
+    private func rejectionCounter(_ reason: RejectionReason) -> Counter {
+        registry.makeCounter(
+            descriptor: Self.name("uploads_rejected", unit: "total", help: "Uploads refused, by reason."),
+            labels: [("reason", reason.rawValue)])
+    }
+
+    private static func name(_ metric: String, unit: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "gateway", metricName: metric, unitName: unit, helpText: help)
+    }
+}

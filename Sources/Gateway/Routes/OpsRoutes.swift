@@ -1,0 +1,33 @@
+import Hummingbird
+import NIOCore
+import Orchestrators
+
+/// `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml`.
+struct OpsRoutes {
+    let readiness: ReadinessMonitor
+    let metrics: GatewayMetrics
+    let uploads: UploadOrchestrator
+    let openAPIDocument: ByteBuffer
+
+    func register(on router: Router<GatewayRequestContext>) {
+        router.get("healthz") { _, _ in
+            // Liveness: answers while the process can serve HTTP, without touching any dependency.
+            try JSON.response(["status": "ok"], headers: [.cacheControl: "no-store"])
+        }
+        router.get("readyz") { _, _ in
+            let report = readiness.report()
+            return try JSON.response(
+                report, status: report.isReady ? .ok : .serviceUnavailable, headers: [.cacheControl: "no-store"])
+        }
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: metrics.exposition(uploadsInFlight: uploads.uploadsInFlight)))
+        }
+        router.get("openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml"],
+                body: ResponseBody(byteBuffer: openAPIDocument))
+        }
+    }
+}

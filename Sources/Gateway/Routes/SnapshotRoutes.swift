@@ -1,0 +1,130 @@
+import HTTPTypes
+import Hummingbird
+import KubinModel
+import NIOCore
+import Orchestrators
+
+/// `/api/v1/snapshots`: upload, list, get, delete, and download the original archive.
+struct SnapshotRoutes {
+    let uploads: UploadOrchestrator
+    let catalog: SnapshotCatalog
+    let metrics: GatewayMetrics
+
+    /// Adds the routes under `/api/v1/snapshots`.
+    func register(on router: Router<GatewayRequestContext>) {
+        router.group("api/v1/snapshots")
+            .post(use: upload)
+            .get(use: list)
+            .get("{id}", use: snapshot)
+            .delete("{id}", use: delete)
+            .get("{id}/archive", use: archive)
+    }
+
+    @Sendable func upload(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        let accepted: UploadOrchestrator.Accepted
+        do {
+            let upload = UploadOrchestrator.Request(
+                cluster: try RequestParameters.cluster(request, required: true)!,
+                idempotencyKey: try RequestParameters.idempotencyKey(request),
+                declaredLength: try RequestParameters.contentLength(request))
+            accepted = try await uploads.upload(upload, body: UploadBytes(base: request.body, metrics: metrics))
+        } catch let error as KubinError {
+            metrics.uploadRejected(Self.rejectionReason(error.code))
+            throw error
+        }
+        var headers: HTTPFields = [.location: "/api/v1/snapshots/\(accepted.snapshot.id)"]
+        if accepted.isReplay { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+        return try JSON.response(SnapshotResource(accepted.snapshot), status: .accepted, headers: headers)
+    }
+
+    @Sendable func list(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        let query = SnapshotQuery(
+            cluster: try RequestParameters.cluster(request, required: false),
+            status: try RequestParameters.status(request),
+            limit: try RequestParameters.limit(
+                request, default: SnapshotQuery.defaultLimit, maximum: SnapshotQuery.maxLimit),
+            after: try RequestParameters.cursor(request))
+        let page = try await catalog.list(query)
+        return try JSON.response(
+            PageResource(items: page.items.map(SnapshotResource.init), nextCursor: page.nextCursor))
+    }
+
+    @Sendable func snapshot(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        try JSON.response(SnapshotResource(try await catalog.snapshot(try RequestParameters.snapshotID(context))))
+    }
+
+    @Sendable func delete(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        try await catalog.delete(try RequestParameters.snapshotID(context))
+        return Response(status: .noContent)
+    }
+
+    /// The original bytes: `ETag` from the SHA-256, `If-None-Match`, one `Range` (with `If-Range`), streamed.
+    @Sendable func archive(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        let snapshot = try await catalog.snapshot(try RequestParameters.snapshotID(context))
+        let etag = "\"\(snapshot.sha256)\""
+        if let noneMatch = request.headers[.ifNoneMatch], ByteRange.noneMatchHits(noneMatch, etag: etag) {
+            return Response(status: .notModified, headers: [.eTag: etag])
+        }
+        let size = snapshot.sizeBytes
+        let ifRangeHolds = request.headers[.ifRange].map { $0 == etag } ?? true
+        var requested = ifRangeHolds ? ByteRange.parse(request.headers[.range], size: size) : .whole
+        var headers: HTTPFields = [
+            .eTag: etag, .acceptRanges: "bytes", .contentType: snapshot.format.mediaType,
+            .contentDisposition:
+                "attachment; filename=\"\(snapshot.cluster)-\(snapshot.id).\(snapshot.format.fileExtension)\"",
+        ]
+        if size == 0 { requested = .whole }
+        let range: Range<Int64>?
+        switch requested {
+        case .whole: range = nil
+        case .range(let bytes):
+            range = bytes
+            headers[.contentRange] = "bytes \(bytes.lowerBound)-\(bytes.upperBound - 1)/\(size)"
+        case .unsatisfiable:
+            return Problem.response(
+                for: KubinError(.rangeNotSatisfiable, "The archive has \(size) bytes; the Range lies outside it."),
+                path: request.uri.path, requestID: context.requestID, extraHeaders: [.contentRange: "bytes */\(size)"])
+        }
+        let length = range.map { $0.upperBound - $0.lowerBound } ?? size
+        let catalog = catalog
+        return Response(
+            status: range == nil ? .ok : .partialContent, headers: headers,
+            body: ResponseBody(contentLength: Int(length)) { writer in
+                try await catalog.readArchive(of: snapshot, range: range) { chunk in try await writer.write(chunk) }
+                try await writer.finish(nil)
+            })
+    }
+
+    private static func rejectionReason(_ code: KubinError.Code) -> GatewayMetrics.RejectionReason {
+        switch code {
+        case .tooManyUploads: .concurrency
+        case .payloadTooLarge: .tooLarge
+        case .unsupportedFormat: .unsupportedFormat
+        case .idempotencyKeyReused: .idempotencyConflict
+        case .incompleteBody: .incomplete
+        case .invalidParameter: .invalid
+        default: .unavailable
+        }
+    }
+}
+
+/// An upload body that adds each chunk to `gateway_upload_bytes_total` as it arrives.
+private struct UploadBytes: AsyncSequence {
+    typealias Element = ByteBuffer
+    typealias Failure = any Error
+    let base: RequestBody
+    let metrics: GatewayMetrics
+
+    func makeAsyncIterator() -> Iterator { Iterator(base: base.makeAsyncIterator(), metrics: metrics) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        var base: RequestBody.AsyncIterator
+        let metrics: GatewayMetrics
+
+        mutating func next() async throws -> ByteBuffer? {
+            let chunk = try await base.next()
+            if let chunk { metrics.uploadBytesReceived(chunk.readableBytes) }
+            return chunk
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import Clients
+import KubinModel
+import Logging
+import NIOCore
+
+/// Reads and removes stored snapshots: the `/api/v1` side that is not the upload.
+package final class SnapshotCatalog: Sendable {
+    private let metadata: any MetadataStore
+    private let objects: any ObjectStore
+    private let logger: Logger
+
+    /// Creates the catalog over the given stores.
+    package init(metadata: any MetadataStore, objects: any ObjectStore, logger: Logger) {
+        self.metadata = metadata
+        self.objects = objects
+        self.logger = logger
+    }
+
+    /// The snapshot `id`; throws ``KubinError/Code/notFound``.
+    package func snapshot(_ id: SnapshotID) async throws -> Snapshot {
+        guard let snapshot = try await dependency("metadata", { try await metadata.snapshot(id) }) else {
+            throw KubinError.snapshotNotFound(id.rawValue)
+        }
+        return snapshot
+    }
+
+    /// One page of snapshots, newest first.
+    package func list(_ query: SnapshotQuery) async throws -> Page<Snapshot> {
+        try await dependency("metadata") { try await metadata.listSnapshots(query) }
+    }
+
+    /// Deletes the snapshot `id`: its rows first (so it is gone for every reader at once), then its archive.
+    /// Throws ``KubinError/Code/notFound``.
+    package func delete(_ id: SnapshotID) async throws {
+        guard try await dependency("metadata", { try await metadata.deleteSnapshot(id) }) else {
+            throw KubinError.snapshotNotFound(id.rawValue)
+        }
+        let key = ObjectKey(validating: Snapshot.archiveKey(for: id))!
+        do {
+            try await objects.delete(key)
+        } catch {
+            // The snapshot is already gone for every reader; the orphaned bytes are logged for cleanup.
+            logger.error("snapshot deleted but its archive was not", metadata: ["key": "\(key)", "error": "\(error)"])
+        }
+        logger.info("snapshot deleted", metadata: ["snapshot_id": "\(id)"])
+    }
+
+    /// Streams the bytes `range` of the snapshot's original archive (all when nil) to `consume`.
+    package func readArchive(
+        of snapshot: Snapshot, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void
+    ) async throws {
+        let key = ObjectKey(validating: snapshot.archiveKey)!
+        try await objects.read(key, range: range, into: consume)
+    }
+}

@@ -1,0 +1,223 @@
+import Clients
+import Foundation
+import KubinModel
+import Logging
+import NIOCore
+
+/// Accepts snapshot uploads: admission, format detection, streaming to the object store while hashing and counting,
+/// the size limit, idempotent retries, and the metadata row. Nothing is recorded unless every byte is stored.
+package final class UploadOrchestrator: Sendable {
+    /// Limits of the upload path.
+    package struct Configuration: Sendable {
+        /// The most uploads in flight on this instance; the next one is refused at once.
+        package var maxConcurrent = 100
+        /// The largest archive accepted, in bytes.
+        package var maxBytes: Int64 = 4 << 30
+        /// What a refused upload is told to wait, in seconds.
+        package var retryAfterSeconds = 1
+
+        /// The defaults.
+        package init() {}
+    }
+
+    /// An accepted upload.
+    package struct Accepted: Sendable {
+        /// The snapshot the upload became.
+        package var snapshot: Snapshot
+        /// True when this answers a retry with a known `Idempotency-Key` instead of storing anything.
+        package var isReplay: Bool
+    }
+
+    /// What a client sends with an upload.
+    package struct Request: Sendable {
+        /// The cluster named in `?cluster=`.
+        package var cluster: ClusterName
+        /// The `Idempotency-Key` header, already validated.
+        package var idempotencyKey: String?
+        /// The `Content-Length` header, when the body is not chunked.
+        package var declaredLength: Int64?
+
+        /// Creates a request.
+        package init(cluster: ClusterName, idempotencyKey: String?, declaredLength: Int64?) {
+            self.cluster = cluster
+            self.idempotencyKey = idempotencyKey
+            self.declaredLength = declaredLength
+        }
+    }
+
+    private let configuration: Configuration
+    private let metadata: any MetadataStore
+    private let objects: any ObjectStore
+    private let gate: AdmissionGate
+    private let now: @Sendable () -> Date
+    private let logger: Logger
+
+    /// Creates the orchestrator. `now` is injectable for tests; it is truncated to milliseconds.
+    package init(
+        configuration: Configuration, metadata: any MetadataStore, objects: any ObjectStore,
+        now: @escaping @Sendable () -> Date = Date.init, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.metadata = metadata
+        self.objects = objects
+        self.gate = AdmissionGate(limit: configuration.maxConcurrent)
+        self.now = now
+        self.logger = logger
+    }
+
+    /// Uploads admitted right now.
+    package var uploadsInFlight: Int { gate.count }
+
+    /// The longest upload accepted, in bytes.
+    package var maxBytes: Int64 { configuration.maxBytes }
+
+    /// Stores one upload. Throws ``KubinError``: `tooManyUploads` before reading anything when every slot is taken,
+    /// `payloadTooLarge`, `unsupportedFormat`, `idempotencyKeyReused`, `incompleteBody`, `dependencyUnavailable`.
+    package func upload(
+        _ request: Request, body: some AsyncSequence<ByteBuffer, any Error>
+    ) async throws -> Accepted {
+        if let declared = request.declaredLength, declared > configuration.maxBytes {
+            throw tooLarge()
+        }
+        let accepted = try await gate.withSlot { try await admitted(request, body: body) }
+        guard let accepted else {
+            throw KubinError(
+                .tooManyUploads,
+                "This instance is already receiving \(configuration.maxConcurrent) uploads; retry shortly.",
+                retryAfterSeconds: configuration.retryAfterSeconds)
+        }
+        return accepted
+    }
+
+    private func admitted<Body: AsyncSequence<ByteBuffer, any Error>>(
+        _ request: Request, body: Body
+    ) async throws
+        -> Accepted
+    {
+        var iterator = body.makeAsyncIterator()
+        var prefix: [ByteBuffer] = []
+        var prefixBytes: [UInt8] = []
+        var format: SnapshotFormat?
+        while format == nil {
+            let chunk: ByteBuffer?
+            do { chunk = try await iterator.next() } catch { throw incomplete(error) }
+            if let chunk {
+                prefix.append(chunk)
+                prefixBytes += chunk.readableBytesView.prefix(
+                    FormatSniffer.maxLeadingWhitespace + 4 - prefixBytes.count)
+            }
+            switch FormatSniffer.classify(prefixBytes, isComplete: chunk == nil) {
+            case .format(let detected): format = detected
+            case .needMoreBytes: continue
+            case .unsupported:
+                throw KubinError(
+                    .unsupportedFormat,
+                    prefixBytes.isEmpty
+                        ? "The body is empty; expected a gzip (.tar.gz), zip or JSON snapshot."
+                        : "The body is not a gzip (.tar.gz), zip or JSON snapshot.")
+            }
+        }
+        let metered = MeteredBody<Body>(replay: prefix, rest: iterator, limit: configuration.maxBytes)
+        if let key = request.idempotencyKey,
+            let previous = try await dependency("metadata", { try await metadata.idempotencyRecord(forKey: key) })
+        {
+            // A retry: read and hash the body, store nothing, answer as the first time.
+            do { for try await _ in metered {} } catch { throw translate(error) }
+            return try await replay(previous, request: request, received: try outcome(of: metered, request))
+        }
+        return try await store(request, format: format!, body: metered)
+    }
+
+    private func store<Base>(
+        _ request: Request, format: SnapshotFormat, body: MeteredBody<Base>
+    ) async throws
+        -> Accepted
+    {
+        let created = Date(timeIntervalSince1970: (now().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+        let id = SnapshotID.generate(at: created)
+        let key = ObjectKey(validating: Snapshot.archiveKey(for: id))!
+        do {
+            _ = try await objects.put(key, body: body)
+        } catch {
+            throw translate(error)
+        }
+        do {
+            let received = try outcome(of: body, request)
+            let snapshot = Snapshot(
+                id: id, cluster: request.cluster, status: .stored, format: format, sizeBytes: received.size,
+                sha256: received.sha256, createdAt: created, updatedAt: created)
+            let record = request.idempotencyKey.map {
+                IdempotencyRecord(key: $0, sha256: received.sha256, snapshotID: id)
+            }
+            do {
+                try await metadata.insertSnapshot(snapshot, idempotencyKey: record)
+            } catch let error as MetadataStoreError where error.isIdempotencyKeyConflict {
+                // Another upload with this key committed first: answer as for a retry.
+                await discard(key)
+                guard let key = record?.key,
+                    let previous = try await dependency(
+                        "metadata", { try await metadata.idempotencyRecord(forKey: key) })
+                else { throw KubinError(.internalError, "The idempotency key vanished while it was being used.") }
+                return try await replay(previous, request: request, received: received)
+            }
+            logger.info(
+                "snapshot stored",
+                metadata: [
+                    "snapshot_id": "\(id)", "cluster": "\(request.cluster)", "format": "\(format.rawValue)",
+                    "size_bytes": .stringConvertible(received.size),
+                ])
+            return Accepted(snapshot: snapshot, isReplay: false)
+        } catch {
+            await discard(key)
+            throw translate(error)
+        }
+    }
+
+    private func replay(
+        _ previous: IdempotencyRecord, request: Request, received: (size: Int64, sha256: String)
+    ) async throws -> Accepted {
+        let snapshot = try await dependency("metadata") { try await metadata.snapshot(previous.snapshotID) }
+        guard let snapshot, snapshot.sha256 == received.sha256, snapshot.cluster == request.cluster else {
+            throw KubinError(
+                .idempotencyKeyReused,
+                "This Idempotency-Key was already used for a different upload (other bytes or another cluster).")
+        }
+        return Accepted(snapshot: snapshot, isReplay: true)
+    }
+
+    /// The body's size and digest, checked against the declared length.
+    private func outcome<Base>(of body: MeteredBody<Base>, _ request: Request) throws -> (size: Int64, sha256: String) {
+        guard let received = body.outcome.value else {
+            throw KubinError(.internalError, "The upload body was not read to its end.")
+        }
+        if let declared = request.declaredLength, declared != received.size {
+            throw KubinError(
+                .incompleteBody, "The body has \(received.size) bytes but Content-Length announced \(declared).")
+        }
+        return received
+    }
+
+    private func discard(_ key: ObjectKey) async {
+        do { try await objects.delete(key) } catch {
+            logger.error("could not remove an unrecorded object", metadata: ["key": "\(key)", "error": "\(error)"])
+        }
+    }
+
+    private func tooLarge() -> KubinError {
+        KubinError(.payloadTooLarge, "The upload is larger than the limit of \(configuration.maxBytes) bytes.")
+    }
+
+    private func incomplete(_ error: any Error) -> KubinError {
+        KubinError(.incompleteBody, "The request body ended before it was complete.", underlying: error)
+    }
+
+    /// Errors of the client's stream and of the stores, as the client should see them.
+    private func translate(_ error: any Error) -> any Error {
+        switch error {
+        case let error as KubinError: error
+        case let error as ClientStreamError: incomplete(error.underlying)
+        case is CancellationError: error
+        default: KubinError.dependencyUnavailable("storage", underlying: error)
+        }
+    }
+}
