@@ -1,0 +1,199 @@
+import Foundation
+import KubinModel
+import Logging
+import Testing
+
+@testable import Clients
+
+/// How to open one implementation of ``MetadataStore`` on an empty database; each behaviour test runs against all.
+struct MetadataStoreFactory: Sendable, CustomTestStringConvertible {
+    let name: String
+    let open: @Sendable () async throws -> (store: any MetadataStore, close: @Sendable () async throws -> Void)
+
+    var testDescription: String { name }
+
+    static let sqlite = MetadataStoreFactory(name: "SQLite") {
+        let directory = try TemporaryDirectory()
+        let store = try await SQLiteMetadataStore.open(
+            path: directory.path + "/metadata.sqlite", logger: Logger(label: "test"))
+        return (store, { try await store.close(); directory.remove() })
+    }
+
+    static let all: [MetadataStoreFactory] = [.sqlite]
+
+    func with(_ body: (any MetadataStore) async throws -> Void) async throws {
+        let (store, close) = try await open()
+        do {
+            try await body(store)
+            try await close()
+        } catch {
+            try? await close()
+            throw error
+        }
+    }
+}
+
+func makeSnapshot(
+    cluster: String = "prod", status: SnapshotStatus = .stored, createdAt: Date, sha256: String? = nil
+) -> Snapshot {
+    let id = SnapshotID.generate(at: createdAt)
+    return Snapshot(
+        id: id, cluster: ClusterName(validating: cluster)!, status: status, format: .gzip, sizeBytes: 1234,
+        sha256: sha256 ?? String(repeating: "a", count: 64), createdAt: createdAt, updatedAt: createdAt)
+}
+
+@Suite struct MetadataStoreBehaviourTests {
+    @Test(arguments: MetadataStoreFactory.all)
+    func storesAndReadsBackEveryField(_ factory: MetadataStoreFactory) async throws {
+        try await factory.with { store in
+            var snapshot = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000.125))
+            snapshot.failureReason = "gzip stream is truncated"
+            snapshot.status = .failed
+            try await store.insertSnapshot(snapshot, idempotencyKey: nil)
+            #expect(try await store.snapshot(snapshot.id) == snapshot)
+            #expect(try await store.snapshot(SnapshotID.generate(at: Date())) == nil)
+            try await store.checkHealth()
+        }
+    }
+
+    @Test(arguments: MetadataStoreFactory.all)
+    func pagesNewestFirstWithoutGapsOrRepeats(_ factory: MetadataStoreFactory) async throws {
+        try await factory.with { store in
+            var inserted: [Snapshot] = []
+            for index in 0..<11 {
+                // Pairs share a timestamp so the id must break ties.
+                let snapshot = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000 + Double(index / 2)))
+                try await store.insertSnapshot(snapshot, idempotencyKey: nil)
+                inserted.append(snapshot)
+            }
+            let expected = inserted.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.map(\.id)
+            var seen: [SnapshotID] = []
+            var cursor: SnapshotCursor?
+            var pages = 0
+            repeat {
+                let page = try await store.listSnapshots(SnapshotQuery(limit: 3, after: cursor))
+                seen += page.items.map(\.id)
+                cursor = page.nextCursor.map { SnapshotCursor(token: $0)! }
+                pages += 1
+                #expect(page.items.count == 3 || page.nextCursor == nil)
+            } while cursor != nil
+            #expect(seen == expected)
+            #expect(pages == 4)
+        }
+    }
+
+    @Test(arguments: MetadataStoreFactory.all)
+    func filtersByClusterAndStatus(_ factory: MetadataStoreFactory) async throws {
+        try await factory.with { store in
+            let base = Date(timeIntervalSince1970: 1_700_000_000)
+            let snapshots = [
+                makeSnapshot(cluster: "a", status: .stored, createdAt: base),
+                makeSnapshot(cluster: "a", status: .ready, createdAt: base + 1),
+                makeSnapshot(cluster: "b", status: .stored, createdAt: base + 2),
+            ]
+            for snapshot in snapshots { try await store.insertSnapshot(snapshot, idempotencyKey: nil) }
+            let inA = try await store.listSnapshots(SnapshotQuery(cluster: ClusterName(validating: "a")))
+            #expect(inA.items.map(\.id) == [snapshots[1].id, snapshots[0].id])
+            let stored = try await store.listSnapshots(SnapshotQuery(status: .stored))
+            #expect(stored.items.map(\.id) == [snapshots[2].id, snapshots[0].id])
+            let both = try await store.listSnapshots(SnapshotQuery(cluster: ClusterName(validating: "b"), status: .ready))
+            #expect(both.items.isEmpty && both.nextCursor == nil)
+        }
+    }
+
+    @Test(arguments: MetadataStoreFactory.all)
+    func idempotencyKeysAreUniqueAndGoWithTheirSnapshot(_ factory: MetadataStoreFactory) async throws {
+        try await factory.with { store in
+            let first = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000))
+            let record = IdempotencyRecord(key: "retry-1", sha256: first.sha256, snapshotID: first.id)
+            try await store.insertSnapshot(first, idempotencyKey: record)
+            #expect(try await store.idempotencyRecord(forKey: "retry-1") == record)
+
+            let second = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_001))
+            await #expect {
+                try await store.insertSnapshot(
+                    second, idempotencyKey: IdempotencyRecord(key: "retry-1", sha256: "b", snapshotID: second.id))
+            } throws: { ($0 as? MetadataStoreError)?.isIdempotencyKeyConflict == true }
+            #expect(try await store.snapshot(second.id) == nil, "a refused insert leaves no snapshot row")
+
+            #expect(try await store.deleteSnapshot(first.id))
+            #expect(try await store.snapshot(first.id) == nil)
+            #expect(try await store.idempotencyRecord(forKey: "retry-1") == nil)
+            #expect(try await !store.deleteSnapshot(first.id))
+        }
+    }
+
+    @Test(arguments: MetadataStoreFactory.all)
+    func concurrentInsertsWithOneKeyAdmitExactlyOne(_ factory: MetadataStoreFactory) async throws {
+        try await factory.with { store in
+            let results = await withTaskGroup(of: Bool.self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        let snapshot = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000 + Double(index)))
+                        let record = IdempotencyRecord(key: "same", sha256: snapshot.sha256, snapshotID: snapshot.id)
+                        return (try? await store.insertSnapshot(snapshot, idempotencyKey: record)) != nil
+                    }
+                }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(results.filter { $0 }.count == 1)
+            let stored = try await store.listSnapshots(SnapshotQuery(limit: 100)).items
+            #expect(stored.count == 1)
+        }
+    }
+}
+
+@Suite struct SQLiteMetadataStoreTests {
+    @Test func migratesOnceAndKeepsDataAcrossReopens() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/metadata.sqlite"
+        let snapshot = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000))
+        let first = try await SQLiteMetadataStore.open(path: path, logger: Logger(label: "test"))
+        try await first.insertSnapshot(snapshot, idempotencyKey: nil)
+        try await first.close()
+
+        let second = try await SQLiteMetadataStore.open(path: path, logger: Logger(label: "test"))
+        #expect(try await second.snapshot(snapshot.id) == snapshot)
+        try await second.close()
+
+        let database = try await SQLiteDatabase.open(
+            path: path, migrations: SQLiteMetadataStore.migrations, logger: Logger(label: "test"))
+        let versions = try await database.query("SELECT version FROM schema_migrations").compactMap {
+            $0.column("version")?.integer
+        }
+        #expect(versions == SQLiteMetadataStore.migrations.map(\.version))
+        try await database.close()
+    }
+
+    @Test func refusesADatabaseFromANewerGateway() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/metadata.sqlite"
+        let future = SQLiteMetadataStore.migrations + [
+            .init(version: 99, name: "from the future", statements: ["CREATE TABLE future (x INTEGER)"])
+        ]
+        let database = try await SQLiteDatabase.open(path: path, migrations: future, logger: Logger(label: "test"))
+        try await database.close()
+        await #expect {
+            _ = try await SQLiteMetadataStore.open(path: path, logger: Logger(label: "test"))
+        } throws: { "\($0)".contains("schema version 99 is newer") }
+    }
+
+    @Test func aFailedMigrationLeavesTheSchemaUntouched() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/metadata.sqlite"
+        let broken = [
+            SQLiteDatabase.Migration(
+                version: 1, name: "half broken", statements: ["CREATE TABLE a (x INTEGER)", "NOT SQL AT ALL"])
+        ]
+        await #expect(throws: (any Error).self) {
+            _ = try await SQLiteDatabase.open(path: path, migrations: broken, logger: Logger(label: "test"))
+        }
+        let database = try await SQLiteDatabase.open(path: path, migrations: [], logger: Logger(label: "test"))
+        let tables = try await database.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'a'")
+        #expect(tables.isEmpty, "the migration's transaction rolled back")
+        try await database.close()
+    }
+}

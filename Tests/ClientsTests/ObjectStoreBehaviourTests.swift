@@ -1,0 +1,183 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import Clients
+
+/// How to open one implementation of ``ObjectStore`` on an empty store; each behaviour test runs against all.
+struct ObjectStoreFactory: Sendable, CustomTestStringConvertible {
+    let name: String
+    let open: @Sendable () async throws -> (store: any ObjectStore, close: @Sendable () async throws -> Void)
+
+    var testDescription: String { name }
+
+    static let local = ObjectStoreFactory(name: "local directory") {
+        let directory = try TemporaryDirectory()
+        let store = try await LocalObjectStore.open(root: directory.path, threadPool: .singleton, writeSize: 4096)
+        return (store, { directory.remove() })
+    }
+
+    static let all: [ObjectStoreFactory] = [.local]
+
+    func with(_ body: (any ObjectStore) async throws -> Void) async throws {
+        let (store, close) = try await open()
+        do {
+            try await body(store)
+            try await close()
+        } catch {
+            try? await close()
+            throw error
+        }
+    }
+}
+
+/// Yields the given chunks, then optionally fails.
+struct Chunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    var chunks: [ByteBuffer]
+    var failure: (any Error & Sendable)?
+
+    init(_ chunks: [ByteBuffer], failingWith failure: (any Error & Sendable)? = nil) {
+        self.chunks = chunks
+        self.failure = failure
+    }
+
+    func makeAsyncIterator() -> Iterator { Iterator(chunks: chunks[...], failure: failure) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        var chunks: ArraySlice<ByteBuffer>
+        var failure: (any Error & Sendable)?
+        mutating func next() async throws -> ByteBuffer? {
+            if let chunk = chunks.popFirst() { return chunk }
+            if let failure { throw failure }
+            return nil
+        }
+    }
+}
+
+func readAll(_ store: any ObjectStore, _ key: ObjectKey, range: Range<Int64>? = nil) async throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    try await store.read(key, range: range) { bytes += $0.readableBytesView }
+    return bytes
+}
+
+func randomBytes(_ count: Int, seed: UInt64 = 7) -> [UInt8] {
+    var generator = SplitMix64(seed: seed)
+    return (0..<count).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+}
+
+/// Splits `bytes` into chunks of random sizes up to `maxChunk`.
+func chunked(_ bytes: [UInt8], maxChunk: Int, seed: UInt64 = 3) -> [ByteBuffer] {
+    var generator = SplitMix64(seed: seed)
+    var chunks: [ByteBuffer] = []
+    var offset = 0
+    while offset < bytes.count {
+        let size = min(bytes.count - offset, 1 + Int(generator.next() % UInt64(maxChunk)))
+        chunks.append(ByteBuffer(bytes: bytes[offset..<offset + size]))
+        offset += size
+    }
+    return chunks
+}
+
+@Suite struct ObjectStoreBehaviourTests {
+    let key = ObjectKey(validating: "snapshots/0192f1c4-6f2a-7b3e-9c1d-2a4b6c8d0e1f/archive")!
+
+    @Test(arguments: ObjectStoreFactory.all)
+    func storesChunkedBodiesExactly(_ factory: ObjectStoreFactory) async throws {
+        try await factory.with { store in
+            for (index, size) in [0, 1, 4095, 4096, 4097, 100_000].enumerated() {
+                let bytes = randomBytes(size, seed: UInt64(index))
+                let key = ObjectKey(validating: "o/\(index)")!
+                let info = try await store.put(key, body: Chunks(chunked(bytes, maxChunk: 9000, seed: UInt64(size))))
+                #expect(info.size == Int64(size))
+                #expect(try await store.info(key) == ObjectInfo(size: Int64(size)))
+                #expect(try await readAll(store, key) == bytes)
+            }
+        }
+    }
+
+    @Test(arguments: ObjectStoreFactory.all)
+    func readsRanges(_ factory: ObjectStoreFactory) async throws {
+        try await factory.with { store in
+            let bytes = randomBytes(10_000)
+            _ = try await store.put(key, body: Chunks([ByteBuffer(bytes: bytes)]))
+            #expect(try await readAll(store, key, range: 0..<1) == [bytes[0]])
+            #expect(try await readAll(store, key, range: 9_000..<10_000) == Array(bytes[9_000...]))
+            #expect(try await readAll(store, key, range: 1234..<5678) == Array(bytes[1234..<5678]))
+            await #expect(throws: ObjectStoreError.self) { _ = try await readAll(store, key, range: 9_999..<10_001) }
+        }
+    }
+
+    @Test(arguments: ObjectStoreFactory.all)
+    func replacesAndDeletes(_ factory: ObjectStoreFactory) async throws {
+        try await factory.with { store in
+            _ = try await store.put(key, body: Chunks([ByteBuffer(string: "first version")]))
+            _ = try await store.put(key, body: Chunks([ByteBuffer(string: "second")]))
+            #expect(try await readAll(store, key) == Array("second".utf8))
+            try await store.delete(key)
+            #expect(try await store.info(key) == nil)
+            await #expect { _ = try await readAll(store, key) } throws: { ($0 as? ObjectStoreError)?.isNotFound == true }
+            try await store.delete(key)  // deleting a missing object is fine
+        }
+    }
+
+    @Test(arguments: ObjectStoreFactory.all)
+    func aFailingBodyStoresNothing(_ factory: ObjectStoreFactory) async throws {
+        struct Disconnected: Error {}
+        try await factory.with { store in
+            _ = try await store.put(key, body: Chunks([ByteBuffer(string: "old")]))
+            await #expect(throws: Disconnected.self) {
+                _ = try await store.put(
+                    key, body: Chunks(chunked(randomBytes(50_000), maxChunk: 5000), failingWith: Disconnected()))
+            }
+            #expect(try await readAll(store, key) == Array("old".utf8), "the old object is untouched")
+            let other = ObjectKey(validating: "never/written")!
+            await #expect(throws: Disconnected.self) {
+                _ = try await store.put(other, body: Chunks([ByteBuffer(string: "x")], failingWith: Disconnected()))
+            }
+            #expect(try await store.info(other) == nil)
+        }
+    }
+}
+
+@Suite struct LocalObjectStoreTests {
+    @Test func leavesNoFilesBehindAFailedPutAndCleansEmptyDirectories() async throws {
+        struct Disconnected: Error {}
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try await LocalObjectStore.open(root: directory.path, threadPool: .singleton, writeSize: 1024)
+        let key = ObjectKey(validating: "snapshots/abc/archive")!
+        await #expect(throws: Disconnected.self) {
+            _ = try await store.put(key, body: Chunks(chunked(randomBytes(20_000), maxChunk: 3000), failingWith: Disconnected()))
+        }
+        #expect(directory.files().isEmpty, "no staged or partial file: \(directory.files())")
+        _ = try await store.put(key, body: Chunks([ByteBuffer(string: "x")]))
+        #expect(directory.files() == ["objects/snapshots/abc/archive"])
+        try await store.delete(key)
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/objects/snapshots"))
+        #expect(FileManager.default.fileExists(atPath: directory.path + "/objects"))
+    }
+
+    @Test func openingEmptiesStagingAndHealthFollowsTheDirectory() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.path + "/staging", withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: directory.path + "/staging/left-by-a-crash", contents: Data("x".utf8))
+        let store = try await LocalObjectStore.open(root: directory.path, threadPool: .singleton)
+        #expect(directory.files().isEmpty)
+        try await store.checkHealth()
+        try FileManager.default.removeItem(atPath: directory.path + "/objects")
+        await #expect(throws: ObjectStoreError.self) { try await store.checkHealth() }
+    }
+
+    @Test(arguments: ["", "/abs", "a//b", "a/../b", "..", ".", "a/./b", "a b", "a/b/", "ü", "a\\b"])
+    func refusesUnsafeKeys(_ key: String) {
+        #expect(ObjectKey(validating: key) == nil)
+    }
+
+    @Test(arguments: ["a", "snapshots/0192f1c4/archive", "A-Z_0.9/x"])
+    func acceptsPlainKeys(_ key: String) {
+        #expect(ObjectKey(validating: key)?.rawValue == key)
+    }
+}
