@@ -1,0 +1,156 @@
+import Clients
+import Crypto
+import Foundation
+import KubinModel
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Real embedded stores in a temporary directory.
+struct Stores {
+    let directory: String
+    let metadata: SQLiteMetadataStore
+    let objects: LocalObjectStore
+
+    static func open() async throws -> Stores {
+        let directory = NSTemporaryDirectory() + "kubin-orchestrator-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return Stores(
+            directory: directory,
+            metadata: try await SQLiteMetadataStore.open(path: directory + "/metadata.sqlite", logger: Logger(label: "t")),
+            objects: try await LocalObjectStore.open(root: directory + "/storage", threadPool: .singleton))
+    }
+
+    func close() async throws {
+        try await metadata.close()
+        try FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Files under the storage directory (objects and staging), relative to it.
+    var storedFiles: [String] {
+        let root = directory + "/storage"
+        return (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []).filter {
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(atPath: root + "/" + $0, isDirectory: &isDirectory)
+            return !isDirectory.boolValue
+        }
+    }
+
+    var snapshotCount: Int {
+        get async throws { try await metadata.listSnapshots(SnapshotQuery(limit: 500)).items.count }
+    }
+}
+
+/// A one-shot signal many tasks can wait for.
+final class Gate: Sendable {
+    private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state in
+                if state.isOpen { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.isOpen = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// An upload body: yields `chunks`; optionally announces its first read on `started`, waits for `gate` after the
+/// first chunk, and fails at the end.
+struct TestBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    var chunks: [ByteBuffer]
+    var started: Gate?
+    var gate: Gate?
+    var failure: (any Error & Sendable)?
+    var probe: ReadProbe?
+
+    init(_ bytes: [UInt8], chunkSize: Int = 1000, started: Gate? = nil, gate: Gate? = nil,
+         failure: (any Error & Sendable)? = nil, probe: ReadProbe? = nil) {
+        self.chunks = stride(from: 0, to: bytes.count, by: chunkSize).map {
+            ByteBuffer(bytes: bytes[$0..<Swift.min($0 + chunkSize, bytes.count)])
+        }
+        self.started = started
+        self.gate = gate
+        self.failure = failure
+        self.probe = probe
+    }
+
+    func makeAsyncIterator() -> Iterator { Iterator(body: self) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        let body: TestBody
+        var index = 0
+
+        mutating func next() async throws -> ByteBuffer? {
+            body.probe?.wasRead.store(true, ordering: .relaxed)
+            if index == 0 { body.started?.open() }
+            if index == 1, let gate = body.gate { await gate.wait() }
+            guard index < body.chunks.count else {
+                if let failure = body.failure { throw failure }
+                return nil
+            }
+            defer { index += 1 }
+            return body.chunks[index]
+        }
+    }
+}
+
+func sha256Hex(_ bytes: [UInt8]) -> String {
+    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+}
+
+/// A JSON document of about `size` bytes, like a cluster-info dump's stdout form.
+func jsonBody(_ size: Int, seed: Int = 0) -> [UInt8] {
+    var text = "{\"kind\":\"NodeList\",\"seed\":\(seed),\"items\":[],\"pad\":\""
+    text += String(repeating: "x", count: max(0, size - text.utf8.count - 2)) + "\"}"
+    return Array(text.utf8)
+}
+
+/// Records whether a body was read at all.
+final class ReadProbe: Sendable {
+    let wasRead = Atomic(false)
+    var isRead: Bool { wasRead.load(ordering: .relaxed) }
+}
+
+/// Turns injected failures on and off.
+final class FailureSwitch: Sendable {
+    let isOn = Atomic(false)
+    func set(_ on: Bool) { isOn.store(on, ordering: .relaxed) }
+}
+
+/// A metadata store whose inserts fail while its switch is on; everything else goes to the real one.
+final class FailingMetadataStore: MetadataStore {
+    struct InjectedFailure: Error {}
+    let base: any MetadataStore
+    let failInserts: FailureSwitch
+
+    init(base: any MetadataStore, failInserts: FailureSwitch) {
+        self.base = base
+        self.failInserts = failInserts
+    }
+
+    func insertSnapshot(_ snapshot: Snapshot, idempotencyKey: IdempotencyRecord?) async throws {
+        if failInserts.isOn.load(ordering: .relaxed) { throw InjectedFailure() }
+        try await base.insertSnapshot(snapshot, idempotencyKey: idempotencyKey)
+    }
+    func snapshot(_ id: SnapshotID) async throws -> Snapshot? { try await base.snapshot(id) }
+    func listSnapshots(_ query: SnapshotQuery) async throws -> Page<Snapshot> { try await base.listSnapshots(query) }
+    func deleteSnapshot(_ id: SnapshotID) async throws -> Bool { try await base.deleteSnapshot(id) }
+    func idempotencyRecord(forKey key: String) async throws -> IdempotencyRecord? {
+        try await base.idempotencyRecord(forKey: key)
+    }
+    func checkHealth() async throws { try await base.checkHealth() }
+}

@@ -1,0 +1,202 @@
+import Clients
+import Foundation
+import KubinModel
+import Logging
+import NIOCore
+import Testing
+
+@testable import Orchestrators
+
+@Suite struct UploadOrchestratorTests {
+    let prod = ClusterName(validating: "prod")!
+
+    func withOrchestrator(
+        maxConcurrent: Int = 10, maxBytes: Int64 = 1 << 20, metadata: ((SQLiteMetadataStore) -> any MetadataStore)? = nil,
+        _ body: (UploadOrchestrator, Stores) async throws -> Void
+    ) async throws {
+        let stores = try await Stores.open()
+        var configuration = UploadOrchestrator.Configuration()
+        configuration.maxConcurrent = maxConcurrent
+        configuration.maxBytes = maxBytes
+        configuration.retryAfterSeconds = 3
+        let orchestrator = UploadOrchestrator(
+            configuration: configuration, metadata: metadata?(stores.metadata) ?? stores.metadata,
+            objects: stores.objects, logger: Logger(label: "test"))
+        do {
+            try await body(orchestrator, stores)
+            try await stores.close()
+        } catch {
+            try? await stores.close()
+            throw error
+        }
+    }
+
+    func request(_ key: String? = nil, declared: Int? = nil, cluster: String = "prod") -> UploadOrchestrator.Request {
+        .init(cluster: ClusterName(validating: cluster)!, idempotencyKey: key, declaredLength: declared.map(Int64.init))
+    }
+
+    @Test func storesTheBytesAndRecordsTheSnapshot() async throws {
+        try await withOrchestrator { uploads, stores in
+            let bytes = jsonBody(10_000)
+            let accepted = try await uploads.upload(request(declared: bytes.count), body: TestBody(bytes, chunkSize: 777))
+            let snapshot = accepted.snapshot
+            #expect(!accepted.isReplay)
+            #expect(snapshot.status == .stored && snapshot.format == .json && snapshot.cluster == prod)
+            #expect(snapshot.sizeBytes == Int64(bytes.count))
+            #expect(snapshot.sha256 == sha256Hex(bytes))
+            #expect(try await stores.metadata.snapshot(snapshot.id) == snapshot)
+            var stored: [UInt8] = []
+            try await stores.objects.read(ObjectKey(validating: snapshot.archiveKey)!, range: nil) {
+                stored += $0.readableBytesView
+            }
+            #expect(stored == bytes)
+            #expect(uploads.uploadsInFlight == 0)
+        }
+    }
+
+    @Test func detectsTheFormatFromTheFirstBytes() async throws {
+        try await withOrchestrator { uploads, _ in
+            let gzip: [UInt8] = [0x1F, 0x8B, 0x08, 0x00] + [UInt8](repeating: 7, count: 100)
+            let zip: [UInt8] = [0x50, 0x4B, 0x03, 0x04] + [UInt8](repeating: 7, count: 100)
+            // One byte per chunk: detection must gather bytes across chunks.
+            for (bytes, format) in [(gzip, SnapshotFormat.gzip), (zip, .zip), (Array("  \n{}".utf8), .json)] {
+                let accepted = try await uploads.upload(request(), body: TestBody(bytes, chunkSize: 1))
+                #expect(accepted.snapshot.format == format)
+            }
+        }
+    }
+
+    @Test(arguments: [Array("hello world".utf8), [], Array("ustar archive".utf8)])
+    func refusesAnUnknownFormatAndStoresNothing(_ bytes: [UInt8]) async throws {
+        try await withOrchestrator { uploads, stores in
+            await #expect { _ = try await uploads.upload(request(), body: TestBody(bytes)) } throws: {
+                ($0 as? KubinError)?.code == .unsupportedFormat
+            }
+            #expect(stores.storedFiles.isEmpty)
+            let count = try await stores.snapshotCount
+            #expect(count == 0)
+        }
+    }
+
+    @Test func refusesADeclaredOversizeWithoutReadingTheBody() async throws {
+        try await withOrchestrator(maxBytes: 1000) { uploads, stores in
+            let probe = ReadProbe()
+            await #expect {
+                _ = try await uploads.upload(request(declared: 1001), body: TestBody(jsonBody(1001), probe: probe))
+            } throws: { ($0 as? KubinError)?.code == .payloadTooLarge }
+            #expect(!probe.isRead)
+            #expect(stores.storedFiles.isEmpty)
+        }
+    }
+
+    @Test func stopsAnUndeclaredOversizeMidStreamAndRemovesThePartialObject() async throws {
+        try await withOrchestrator(maxBytes: 5000) { uploads, stores in
+            await #expect { _ = try await uploads.upload(request(), body: TestBody(jsonBody(20_000))) } throws: {
+                ($0 as? KubinError)?.code == .payloadTooLarge
+            }
+            #expect(stores.storedFiles.isEmpty)
+            let count = try await stores.snapshotCount
+            #expect(count == 0)
+            // Exactly the limit is fine.
+            _ = try await uploads.upload(request(), body: TestBody(jsonBody(5000)))
+        }
+    }
+
+    @Test func admitsAtMostTheLimitAndRefusesTheNextAtOnce() async throws {
+        try await withOrchestrator(maxConcurrent: 3) { uploads, stores in
+            let release = Gate()
+            try await withThrowingTaskGroup(of: UploadOrchestrator.Accepted.self) { group in
+                for index in 0..<3 {
+                    let started = Gate()
+                    group.addTask {
+                        try await uploads.upload(
+                            self.request(), body: TestBody(jsonBody(3000, seed: index), started: started, gate: release))
+                    }
+                    await started.wait()
+                }
+                #expect(uploads.uploadsInFlight == 3)
+                let probe = ReadProbe()
+                await #expect {
+                    _ = try await uploads.upload(self.request(), body: TestBody(jsonBody(10), probe: probe))
+                } throws: {
+                    let error = $0 as? KubinError
+                    return error?.code == .tooManyUploads && error?.retryAfterSeconds == 3
+                }
+                #expect(!probe.isRead, "a refused upload's body is not read")
+                release.open()
+                var completed = 0
+                for try await _ in group { completed += 1 }
+                #expect(completed == 3)
+            }
+            #expect(uploads.uploadsInFlight == 0)
+            let count = try await stores.snapshotCount
+            #expect(count == 3)
+            _ = try await uploads.upload(request(), body: TestBody(jsonBody(10)))  // slots were given back
+        }
+    }
+
+    @Test func anIdempotentRetryReturnsTheFirstAnswerAndStoresNothingNew() async throws {
+        try await withOrchestrator { uploads, stores in
+            let bytes = jsonBody(4000)
+            let first = try await uploads.upload(request("key-1"), body: TestBody(bytes))
+            let filesAfterFirst = stores.storedFiles
+            let retry = try await uploads.upload(request("key-1"), body: TestBody(bytes, chunkSize: 333))
+            #expect(retry.isReplay)
+            #expect(retry.snapshot == first.snapshot)
+            #expect(stores.storedFiles == filesAfterFirst)
+            let count = try await stores.snapshotCount
+            #expect(count == 1)
+            for (body, cluster) in [(jsonBody(4000, seed: 1), "prod"), (bytes, "staging")] {
+                await #expect { _ = try await uploads.upload(self.request("key-1", cluster: cluster), body: TestBody(body)) } throws: {
+                    ($0 as? KubinError)?.code == .idempotencyKeyReused
+                }
+            }
+            #expect(stores.storedFiles == filesAfterFirst)
+            let finalCount = try await stores.snapshotCount
+            #expect(finalCount == 1)
+        }
+    }
+
+    @Test func concurrentUploadsWithOneKeyStoreOnce() async throws {
+        try await withOrchestrator { uploads, stores in
+            let bytes = jsonBody(50_000)
+            let results = try await withThrowingTaskGroup(of: UploadOrchestrator.Accepted.self) { group in
+                for _ in 0..<6 { group.addTask { try await uploads.upload(self.request("same"), body: TestBody(bytes)) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(Set(results.map(\.snapshot.id)).count == 1)
+            #expect(results.filter { !$0.isReplay }.count == 1)
+            #expect(stores.storedFiles.count == 1)
+        }
+    }
+
+    @Test func aBrokenClientStreamLeavesNothing() async throws {
+        struct ConnectionReset: Error {}
+        try await withOrchestrator { uploads, stores in
+            await #expect { _ = try await uploads.upload(request(), body: TestBody(jsonBody(9000), failure: ConnectionReset())) } throws: {
+                ($0 as? KubinError)?.code == .incompleteBody
+            }
+            await #expect { _ = try await uploads.upload(request(declared: 9001), body: TestBody(jsonBody(9000))) } throws: {
+                ($0 as? KubinError)?.code == .incompleteBody
+            }
+            #expect(stores.storedFiles.isEmpty)
+            let count = try await stores.snapshotCount
+            #expect(count == 0)
+        }
+    }
+
+    @Test func aMetadataFailureRemovesTheStoredObject() async throws {
+        let failures = FailureSwitch()
+        try await withOrchestrator(metadata: { FailingMetadataStore(base: $0, failInserts: failures) }) { uploads, stores in
+            failures.set(true)
+            await #expect { _ = try await uploads.upload(request(), body: TestBody(jsonBody(3000))) } throws: {
+                ($0 as? KubinError)?.code == .dependencyUnavailable
+            }
+            #expect(stores.storedFiles.isEmpty)
+            failures.set(false)
+            _ = try await uploads.upload(request(), body: TestBody(jsonBody(3000)))
+            #expect(stores.storedFiles.count == 1)
+        }
+    }
+}
+
