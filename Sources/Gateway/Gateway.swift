@@ -80,9 +80,8 @@ package struct Gateway: Sendable {
         uploadLimits.maxBytes = configuration.uploads.maxBytes
         uploadLimits.retryAfterSeconds = Int(
             (configuration.uploads.retryAfter / .seconds(1)).rounded(.up))
-        self.uploads = UploadOrchestrator(
-            configuration: uploadLimits, metadata: metadata, objects: objects, now: now, logger: logger)
-        self.catalog = SnapshotCatalog(metadata: metadata, objects: objects, logger: logger)
+        self.uploads = UploadOrchestrator(configuration: uploadLimits, metadata: metadata, objects: objects, now: now)
+        self.catalog = SnapshotCatalog(metadata: metadata, objects: objects)
         self.readiness = ReadinessMonitor(
             dependencies: [
                 .init(name: "metadata", check: metadata.checkHealth),
@@ -112,7 +111,7 @@ package struct Gateway: Sendable {
     /// The HTTP server as a service; `onServerRunning` learns the bound port (useful with port 0).
     package func makeApplication(
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) throws -> some Service {
+    ) throws -> some ApplicationProtocol {
         let http = configuration.http
         return Application(
             router: try makeRouter().router,

@@ -15,7 +15,9 @@ import Testing
             for _ in 0..<50 {
                 group.addTask {
                     try await lock.withLock {
-                        let now = counts.holders.withLock { $0 += 1; return $0 }
+                        let now = counts.holders.withLock {
+                            $0 += 1; return $0
+                        }
                         counts.maximum.withLock { $0 = max($0, now) }
                         await Task.yield()
                         await Task.yield()

@@ -44,7 +44,8 @@ final class ManualClock: Clock, Sendable {
             for task in 0..<8 {
                 group.addTask {
                     for index in 0..<500 {
-                        try await cache.set("t\(task)-\(index)", value: ByteBuffer(repeating: 1, count: 200), timeToLive: nil)
+                        try await cache.set(
+                            "t\(task)-\(index)", value: ByteBuffer(repeating: 1, count: 200), timeToLive: nil)
                         _ = try await cache.get("t\(task)-\(index / 2)")
                     }
                 }

@@ -16,7 +16,12 @@ struct MetadataStoreFactory: Sendable, CustomTestStringConvertible {
         let directory = try TemporaryDirectory()
         let store = try await SQLiteMetadataStore.open(
             path: directory.path + "/metadata.sqlite", logger: Logger(label: "test"))
-        return (store, { try await store.close(); directory.remove() })
+        return (
+            store,
+            {
+                try await store.close(); directory.remove()
+            }
+        )
     }
 
     static let all: [MetadataStoreFactory] = [.sqlite]
@@ -96,7 +101,8 @@ func makeSnapshot(
             #expect(inA.items.map(\.id) == [snapshots[1].id, snapshots[0].id])
             let stored = try await store.listSnapshots(SnapshotQuery(status: .stored))
             #expect(stored.items.map(\.id) == [snapshots[2].id, snapshots[0].id])
-            let both = try await store.listSnapshots(SnapshotQuery(cluster: ClusterName(validating: "b"), status: .ready))
+            let both = try await store.listSnapshots(
+                SnapshotQuery(cluster: ClusterName(validating: "b"), status: .ready))
             #expect(both.items.isEmpty && both.nextCursor == nil)
         }
     }
@@ -129,7 +135,8 @@ func makeSnapshot(
             let results = await withTaskGroup(of: Bool.self) { group in
                 for index in 0..<20 {
                     group.addTask {
-                        let snapshot = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000 + Double(index)))
+                        let snapshot = makeSnapshot(
+                            createdAt: Date(timeIntervalSince1970: 1_700_000_000 + Double(index)))
                         let record = IdempotencyRecord(key: "same", sha256: snapshot.sha256, snapshotID: snapshot.id)
                         return (try? await store.insertSnapshot(snapshot, idempotencyKey: record)) != nil
                     }
@@ -170,9 +177,10 @@ func makeSnapshot(
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.path + "/metadata.sqlite"
-        let future = SQLiteMetadataStore.migrations + [
-            .init(version: 99, name: "from the future", statements: ["CREATE TABLE future (x INTEGER)"])
-        ]
+        let future =
+            SQLiteMetadataStore.migrations + [
+                .init(version: 99, name: "from the future", statements: ["CREATE TABLE future (x INTEGER)"])
+            ]
         let database = try await SQLiteDatabase.open(path: path, migrations: future, logger: Logger(label: "test"))
         try await database.close()
         await #expect {

@@ -117,7 +117,9 @@ func chunked(_ bytes: [UInt8], maxChunk: Int, seed: UInt64 = 3) -> [ByteBuffer] 
             #expect(try await readAll(store, key) == Array("second".utf8))
             try await store.delete(key)
             #expect(try await store.info(key) == nil)
-            await #expect { _ = try await readAll(store, key) } throws: { ($0 as? ObjectStoreError)?.isNotFound == true }
+            await #expect { _ = try await readAll(store, key) } throws: {
+                ($0 as? ObjectStoreError)?.isNotFound == true
+            }
             try await store.delete(key)  // deleting a missing object is fine
         }
     }
@@ -149,7 +151,8 @@ func chunked(_ bytes: [UInt8], maxChunk: Int, seed: UInt64 = 3) -> [ByteBuffer] 
         let store = try await LocalObjectStore.open(root: directory.path, threadPool: .singleton, writeSize: 1024)
         let key = ObjectKey(validating: "snapshots/abc/archive")!
         await #expect(throws: Disconnected.self) {
-            _ = try await store.put(key, body: Chunks(chunked(randomBytes(20_000), maxChunk: 3000), failingWith: Disconnected()))
+            _ = try await store.put(
+                key, body: Chunks(chunked(randomBytes(20_000), maxChunk: 3000), failingWith: Disconnected()))
         }
         #expect(directory.files().isEmpty, "no staged or partial file: \(directory.files())")
         _ = try await store.put(key, body: Chunks([ByteBuffer(string: "x")]))
@@ -163,7 +166,8 @@ func chunked(_ bytes: [UInt8], maxChunk: Int, seed: UInt64 = 3) -> [ByteBuffer] 
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         try FileManager.default.createDirectory(atPath: directory.path + "/staging", withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: directory.path + "/staging/left-by-a-crash", contents: Data("x".utf8))
+        _ = FileManager.default.createFile(
+            atPath: directory.path + "/staging/left-by-a-crash", contents: Data("x".utf8))
         let store = try await LocalObjectStore.open(root: directory.path, threadPool: .singleton)
         #expect(directory.files().isEmpty)
         try await store.checkHealth()

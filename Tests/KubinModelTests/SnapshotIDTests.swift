@@ -22,7 +22,8 @@ import Testing
     }
 
     @Test(arguments: [
-        "", "not-an-id", "0192F1C4-6F2A-7B3E-9C1D-2A4B6C8D0E1F", "0192f1c4-6f2a-7b3e-9c1d-2a4b6c8d0e1", "../../etc/passwd",
+        "", "not-an-id", "0192F1C4-6F2A-7B3E-9C1D-2A4B6C8D0E1F", "0192f1c4-6f2a-7b3e-9c1d-2a4b6c8d0e1",
+        "../../etc/passwd",
         "0192f1c46f2a7b3e9c1d2a4b6c8d0e1f0000",
     ])
     func refusesAnythingButTheCanonicalForm(_ text: String) {

@@ -4,14 +4,15 @@ import Testing
 @testable import Orchestrators
 
 @Suite struct FormatSnifferTests {
-    @Test(arguments: [
-        ([0x1F, 0x8B, 0x08, 0x00], SnapshotFormat.gzip),
-        ([0x50, 0x4B, 0x03, 0x04], .zip),
-        ([0x50, 0x4B, 0x05, 0x06], .zip),
-        (Array("{\"kind\":\"NodeList\"}".utf8), .json),
-        (Array("  \n\t{".utf8), .json),
-        ([0xEF, 0xBB, 0xBF] + Array("[1]".utf8), .json),
-    ] as [([UInt8], SnapshotFormat)])
+    @Test(
+        arguments: [
+            ([0x1F, 0x8B, 0x08, 0x00], SnapshotFormat.gzip),
+            ([0x50, 0x4B, 0x03, 0x04], .zip),
+            ([0x50, 0x4B, 0x05, 0x06], .zip),
+            (Array("{\"kind\":\"NodeList\"}".utf8), .json),
+            (Array("  \n\t{".utf8), .json),
+            ([0xEF, 0xBB, 0xBF] + Array("[1]".utf8), .json),
+        ] as [([UInt8], SnapshotFormat)])
     func recognisesAcceptedFormats(_ bytes: [UInt8], _ format: SnapshotFormat) {
         #expect(FormatSniffer.classify(bytes, isComplete: false) == .format(format))
         #expect(FormatSniffer.classify(bytes, isComplete: true) == .format(format))

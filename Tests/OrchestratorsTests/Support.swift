@@ -18,7 +18,8 @@ struct Stores {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         return Stores(
             directory: directory,
-            metadata: try await SQLiteMetadataStore.open(path: directory + "/metadata.sqlite", logger: Logger(label: "t")),
+            metadata: try await SQLiteMetadataStore.open(
+                path: directory + "/metadata.sqlite", logger: Logger(label: "t")),
             objects: try await LocalObjectStore.open(root: directory + "/storage", threadPool: .singleton))
     }
 
@@ -77,8 +78,10 @@ struct TestBody: AsyncSequence, Sendable {
     var failure: (any Error & Sendable)?
     var probe: ReadProbe?
 
-    init(_ bytes: [UInt8], chunkSize: Int = 1000, started: Gate? = nil, gate: Gate? = nil,
-         failure: (any Error & Sendable)? = nil, probe: ReadProbe? = nil) {
+    init(
+        _ bytes: [UInt8], chunkSize: Int = 1000, started: Gate? = nil, gate: Gate? = nil,
+        failure: (any Error & Sendable)? = nil, probe: ReadProbe? = nil
+    ) {
         self.chunks = stride(from: 0, to: bytes.count, by: chunkSize).map {
             ByteBuffer(bytes: bytes[$0..<Swift.min($0 + chunkSize, bytes.count)])
         }

@@ -11,7 +11,8 @@ import Testing
     let prod = ClusterName(validating: "prod")!
 
     func withOrchestrator(
-        maxConcurrent: Int = 10, maxBytes: Int64 = 1 << 20, metadata: ((SQLiteMetadataStore) -> any MetadataStore)? = nil,
+        maxConcurrent: Int = 10, maxBytes: Int64 = 1 << 20,
+        metadata: ((SQLiteMetadataStore) -> any MetadataStore)? = nil,
         _ body: (UploadOrchestrator, Stores) async throws -> Void
     ) async throws {
         let stores = try await Stores.open()
@@ -21,7 +22,7 @@ import Testing
         configuration.retryAfterSeconds = 3
         let orchestrator = UploadOrchestrator(
             configuration: configuration, metadata: metadata?(stores.metadata) ?? stores.metadata,
-            objects: stores.objects, logger: Logger(label: "test"))
+            objects: stores.objects)
         do {
             try await body(orchestrator, stores)
             try await stores.close()
@@ -38,7 +39,8 @@ import Testing
     @Test func storesTheBytesAndRecordsTheSnapshot() async throws {
         try await withOrchestrator { uploads, stores in
             let bytes = jsonBody(10_000)
-            let accepted = try await uploads.upload(request(declared: bytes.count), body: TestBody(bytes, chunkSize: 777))
+            let accepted = try await uploads.upload(
+                request(declared: bytes.count), body: TestBody(bytes, chunkSize: 777), logger: Logger(label: "test"))
             let snapshot = accepted.snapshot
             #expect(!accepted.isReplay)
             #expect(snapshot.status == .stored && snapshot.format == .json && snapshot.cluster == prod)
@@ -60,7 +62,8 @@ import Testing
             let zip: [UInt8] = [0x50, 0x4B, 0x03, 0x04] + [UInt8](repeating: 7, count: 100)
             // One byte per chunk: detection must gather bytes across chunks.
             for (bytes, format) in [(gzip, SnapshotFormat.gzip), (zip, .zip), (Array("  \n{}".utf8), .json)] {
-                let accepted = try await uploads.upload(request(), body: TestBody(bytes, chunkSize: 1))
+                let accepted = try await uploads.upload(
+                    request(), body: TestBody(bytes, chunkSize: 1), logger: Logger(label: "test"))
                 #expect(accepted.snapshot.format == format)
             }
         }
@@ -69,7 +72,9 @@ import Testing
     @Test(arguments: [Array("hello world".utf8), [], Array("ustar archive".utf8)])
     func refusesAnUnknownFormatAndStoresNothing(_ bytes: [UInt8]) async throws {
         try await withOrchestrator { uploads, stores in
-            await #expect { _ = try await uploads.upload(request(), body: TestBody(bytes)) } throws: {
+            await #expect {
+                _ = try await uploads.upload(request(), body: TestBody(bytes), logger: Logger(label: "test"))
+            } throws: {
                 ($0 as? KubinError)?.code == .unsupportedFormat
             }
             #expect(stores.storedFiles.isEmpty)
@@ -82,7 +87,9 @@ import Testing
         try await withOrchestrator(maxBytes: 1000) { uploads, stores in
             let probe = ReadProbe()
             await #expect {
-                _ = try await uploads.upload(request(declared: 1001), body: TestBody(jsonBody(1001), probe: probe))
+                _ = try await uploads.upload(
+                    request(declared: 1001), body: TestBody(jsonBody(1001), probe: probe), logger: Logger(label: "test")
+                )
             } throws: { ($0 as? KubinError)?.code == .payloadTooLarge }
             #expect(!probe.isRead)
             #expect(stores.storedFiles.isEmpty)
@@ -91,14 +98,16 @@ import Testing
 
     @Test func stopsAnUndeclaredOversizeMidStreamAndRemovesThePartialObject() async throws {
         try await withOrchestrator(maxBytes: 5000) { uploads, stores in
-            await #expect { _ = try await uploads.upload(request(), body: TestBody(jsonBody(20_000))) } throws: {
+            await #expect {
+                _ = try await uploads.upload(request(), body: TestBody(jsonBody(20_000)), logger: Logger(label: "test"))
+            } throws: {
                 ($0 as? KubinError)?.code == .payloadTooLarge
             }
             #expect(stores.storedFiles.isEmpty)
             let count = try await stores.snapshotCount
             #expect(count == 0)
             // Exactly the limit is fine.
-            _ = try await uploads.upload(request(), body: TestBody(jsonBody(5000)))
+            _ = try await uploads.upload(request(), body: TestBody(jsonBody(5000)), logger: Logger(label: "test"))
         }
     }
 
@@ -110,14 +119,17 @@ import Testing
                     let started = Gate()
                     group.addTask {
                         try await uploads.upload(
-                            self.request(), body: TestBody(jsonBody(3000, seed: index), started: started, gate: release))
+                            self.request(),
+                            body: TestBody(jsonBody(3000, seed: index), started: started, gate: release),
+                            logger: Logger(label: "test"))
                     }
                     await started.wait()
                 }
                 #expect(uploads.uploadsInFlight == 3)
                 let probe = ReadProbe()
                 await #expect {
-                    _ = try await uploads.upload(self.request(), body: TestBody(jsonBody(10), probe: probe))
+                    _ = try await uploads.upload(
+                        self.request(), body: TestBody(jsonBody(10), probe: probe), logger: Logger(label: "test"))
                 } throws: {
                     let error = $0 as? KubinError
                     return error?.code == .tooManyUploads && error?.retryAfterSeconds == 3
@@ -131,23 +143,27 @@ import Testing
             #expect(uploads.uploadsInFlight == 0)
             let count = try await stores.snapshotCount
             #expect(count == 3)
-            _ = try await uploads.upload(request(), body: TestBody(jsonBody(10)))  // slots were given back
+            _ = try await uploads.upload(request(), body: TestBody(jsonBody(10)), logger: Logger(label: "test"))  // slots were given back
         }
     }
 
     @Test func anIdempotentRetryReturnsTheFirstAnswerAndStoresNothingNew() async throws {
         try await withOrchestrator { uploads, stores in
             let bytes = jsonBody(4000)
-            let first = try await uploads.upload(request("key-1"), body: TestBody(bytes))
+            let first = try await uploads.upload(request("key-1"), body: TestBody(bytes), logger: Logger(label: "test"))
             let filesAfterFirst = stores.storedFiles
-            let retry = try await uploads.upload(request("key-1"), body: TestBody(bytes, chunkSize: 333))
+            let retry = try await uploads.upload(
+                request("key-1"), body: TestBody(bytes, chunkSize: 333), logger: Logger(label: "test"))
             #expect(retry.isReplay)
             #expect(retry.snapshot == first.snapshot)
             #expect(stores.storedFiles == filesAfterFirst)
             let count = try await stores.snapshotCount
             #expect(count == 1)
             for (body, cluster) in [(jsonBody(4000, seed: 1), "prod"), (bytes, "staging")] {
-                await #expect { _ = try await uploads.upload(self.request("key-1", cluster: cluster), body: TestBody(body)) } throws: {
+                await #expect {
+                    _ = try await uploads.upload(
+                        self.request("key-1", cluster: cluster), body: TestBody(body), logger: Logger(label: "test"))
+                } throws: {
                     ($0 as? KubinError)?.code == .idempotencyKeyReused
                 }
             }
@@ -161,7 +177,12 @@ import Testing
         try await withOrchestrator { uploads, stores in
             let bytes = jsonBody(50_000)
             let results = try await withThrowingTaskGroup(of: UploadOrchestrator.Accepted.self) { group in
-                for _ in 0..<6 { group.addTask { try await uploads.upload(self.request("same"), body: TestBody(bytes)) } }
+                for _ in 0..<6 {
+                    group.addTask {
+                        try await uploads.upload(
+                            self.request("same"), body: TestBody(bytes), logger: Logger(label: "test"))
+                    }
+                }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             #expect(Set(results.map(\.snapshot.id)).count == 1)
@@ -173,10 +194,17 @@ import Testing
     @Test func aBrokenClientStreamLeavesNothing() async throws {
         struct ConnectionReset: Error {}
         try await withOrchestrator { uploads, stores in
-            await #expect { _ = try await uploads.upload(request(), body: TestBody(jsonBody(9000), failure: ConnectionReset())) } throws: {
+            await #expect {
+                _ = try await uploads.upload(
+                    request(), body: TestBody(jsonBody(9000), failure: ConnectionReset()), logger: Logger(label: "test")
+                )
+            } throws: {
                 ($0 as? KubinError)?.code == .incompleteBody
             }
-            await #expect { _ = try await uploads.upload(request(declared: 9001), body: TestBody(jsonBody(9000))) } throws: {
+            await #expect {
+                _ = try await uploads.upload(
+                    request(declared: 9001), body: TestBody(jsonBody(9000)), logger: Logger(label: "test"))
+            } throws: {
                 ($0 as? KubinError)?.code == .incompleteBody
             }
             #expect(stores.storedFiles.isEmpty)
@@ -187,16 +215,18 @@ import Testing
 
     @Test func aMetadataFailureRemovesTheStoredObject() async throws {
         let failures = FailureSwitch()
-        try await withOrchestrator(metadata: { FailingMetadataStore(base: $0, failInserts: failures) }) { uploads, stores in
+        try await withOrchestrator(metadata: { FailingMetadataStore(base: $0, failInserts: failures) }) {
+            uploads, stores in
             failures.set(true)
-            await #expect { _ = try await uploads.upload(request(), body: TestBody(jsonBody(3000))) } throws: {
+            await #expect {
+                _ = try await uploads.upload(request(), body: TestBody(jsonBody(3000)), logger: Logger(label: "test"))
+            } throws: {
                 ($0 as? KubinError)?.code == .dependencyUnavailable
             }
             #expect(stores.storedFiles.isEmpty)
             failures.set(false)
-            _ = try await uploads.upload(request(), body: TestBody(jsonBody(3000)))
+            _ = try await uploads.upload(request(), body: TestBody(jsonBody(3000)), logger: Logger(label: "test"))
             #expect(stores.storedFiles.count == 1)
         }
     }
 }
-

@@ -27,7 +27,8 @@ struct SnapshotRoutes {
                 cluster: try RequestParameters.cluster(request, required: true)!,
                 idempotencyKey: try RequestParameters.idempotencyKey(request),
                 declaredLength: try RequestParameters.contentLength(request))
-            accepted = try await uploads.upload(upload, body: UploadBytes(base: request.body, metrics: metrics))
+            accepted = try await uploads.upload(
+                upload, body: UploadBytes(base: request.body, metrics: metrics), logger: context.logger)
         } catch let error as KubinError {
             metrics.uploadRejected(Self.rejectionReason(error.code))
             throw error
@@ -54,7 +55,7 @@ struct SnapshotRoutes {
     }
 
     @Sendable func delete(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        try await catalog.delete(try RequestParameters.snapshotID(context))
+        try await catalog.delete(try RequestParameters.snapshotID(context), logger: context.logger)
         return Response(status: .noContent)
     }
 

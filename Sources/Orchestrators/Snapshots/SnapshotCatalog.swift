@@ -7,13 +7,11 @@ import NIOCore
 package final class SnapshotCatalog: Sendable {
     private let metadata: any MetadataStore
     private let objects: any ObjectStore
-    private let logger: Logger
 
     /// Creates the catalog over the given stores.
-    package init(metadata: any MetadataStore, objects: any ObjectStore, logger: Logger) {
+    package init(metadata: any MetadataStore, objects: any ObjectStore) {
         self.metadata = metadata
         self.objects = objects
-        self.logger = logger
     }
 
     /// The snapshot `id`; throws ``KubinError/Code/notFound``.
@@ -30,8 +28,8 @@ package final class SnapshotCatalog: Sendable {
     }
 
     /// Deletes the snapshot `id`: its rows first (so it is gone for every reader at once), then its archive.
-    /// Throws ``KubinError/Code/notFound``.
-    package func delete(_ id: SnapshotID) async throws {
+    /// Logs with the request's `logger`. Throws ``KubinError/Code/notFound``.
+    package func delete(_ id: SnapshotID, logger: Logger) async throws {
         guard try await dependency("metadata", { try await metadata.deleteSnapshot(id) }) else {
             throw KubinError.snapshotNotFound(id.rawValue)
         }

@@ -50,19 +50,17 @@ package final class UploadOrchestrator: Sendable {
     private let objects: any ObjectStore
     private let gate: AdmissionGate
     private let now: @Sendable () -> Date
-    private let logger: Logger
 
     /// Creates the orchestrator. `now` is injectable for tests; it is truncated to milliseconds.
     package init(
         configuration: Configuration, metadata: any MetadataStore, objects: any ObjectStore,
-        now: @escaping @Sendable () -> Date = Date.init, logger: Logger
+        now: @escaping @Sendable () -> Date = Date.init
     ) {
         self.configuration = configuration
         self.metadata = metadata
         self.objects = objects
         self.gate = AdmissionGate(limit: configuration.maxConcurrent)
         self.now = now
-        self.logger = logger
     }
 
     /// Uploads admitted right now.
@@ -71,15 +69,15 @@ package final class UploadOrchestrator: Sendable {
     /// The longest upload accepted, in bytes.
     package var maxBytes: Int64 { configuration.maxBytes }
 
-    /// Stores one upload. Throws ``KubinError``: `tooManyUploads` before reading anything when every slot is taken,
+    /// Stores one upload, logging with `logger` (the request's, so its lines carry the request id). Throws ``KubinError``: `tooManyUploads` before reading anything when every slot is taken,
     /// `payloadTooLarge`, `unsupportedFormat`, `idempotencyKeyReused`, `incompleteBody`, `dependencyUnavailable`.
     package func upload(
-        _ request: Request, body: some AsyncSequence<ByteBuffer, any Error>
+        _ request: Request, body: some AsyncSequence<ByteBuffer, any Error>, logger: Logger
     ) async throws -> Accepted {
         if let declared = request.declaredLength, declared > configuration.maxBytes {
             throw tooLarge()
         }
-        let accepted = try await gate.withSlot { try await admitted(request, body: body) }
+        let accepted = try await gate.withSlot { try await admitted(request, body: body, logger: logger) }
         guard let accepted else {
             throw KubinError(
                 .tooManyUploads,
@@ -90,7 +88,7 @@ package final class UploadOrchestrator: Sendable {
     }
 
     private func admitted<Body: AsyncSequence<ByteBuffer, any Error>>(
-        _ request: Request, body: Body
+        _ request: Request, body: Body, logger: Logger
     ) async throws
         -> Accepted
     {
@@ -125,11 +123,11 @@ package final class UploadOrchestrator: Sendable {
             do { for try await _ in metered {} } catch { throw translate(error) }
             return try await replay(previous, request: request, received: try outcome(of: metered, request))
         }
-        return try await store(request, format: format!, body: metered)
+        return try await store(request, format: format!, body: metered, logger: logger)
     }
 
     private func store<Base>(
-        _ request: Request, format: SnapshotFormat, body: MeteredBody<Base>
+        _ request: Request, format: SnapshotFormat, body: MeteredBody<Base>, logger: Logger
     ) async throws
         -> Accepted
     {
@@ -153,7 +151,7 @@ package final class UploadOrchestrator: Sendable {
                 try await metadata.insertSnapshot(snapshot, idempotencyKey: record)
             } catch let error as MetadataStoreError where error.isIdempotencyKeyConflict {
                 // Another upload with this key committed first: answer as for a retry.
-                await discard(key)
+                await discard(key, logger: logger)
                 guard let key = record?.key,
                     let previous = try await dependency(
                         "metadata", { try await metadata.idempotencyRecord(forKey: key) })
@@ -168,7 +166,7 @@ package final class UploadOrchestrator: Sendable {
                 ])
             return Accepted(snapshot: snapshot, isReplay: false)
         } catch {
-            await discard(key)
+            await discard(key, logger: logger)
             throw translate(error)
         }
     }
@@ -197,7 +195,7 @@ package final class UploadOrchestrator: Sendable {
         return received
     }
 
-    private func discard(_ key: ObjectKey) async {
+    private func discard(_ key: ObjectKey, logger: Logger) async {
         do { try await objects.delete(key) } catch {
             logger.error("could not remove an unrecorded object", metadata: ["key": "\(key)", "error": "\(error)"])
         }

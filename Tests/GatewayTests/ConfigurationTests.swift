@@ -1,0 +1,184 @@
+import Foundation
+import Testing
+
+@testable import Gateway
+
+@Suite struct ConfigurationTests {
+    func load(_ arguments: [String] = [], environment: [String: String] = [:]) async throws -> GatewayConfiguration {
+        guard
+            case .run(let configuration) = try await GatewayConfiguration.load(
+                arguments: ["kubin-gateway"] + arguments, environment: environment)
+        else { throw TimedOut(what: "a run invocation") }
+        return configuration
+    }
+
+    func problems(_ arguments: [String] = [], environment: [String: String] = [:]) async -> [ConfigurationError.Problem]
+    {
+        do {
+            _ = try await GatewayConfiguration.load(arguments: ["kubin-gateway"] + arguments, environment: environment)
+            return []
+        } catch {
+            return error.problems
+        }
+    }
+
+    func temporaryFile(_ name: String, _ contents: String) throws -> String {
+        let path = NSTemporaryDirectory() + UUID().uuidString + "-" + name
+        try contents.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func defaultsRunEverythingEmbeddedOnLoopback() async throws {
+        let configuration = try await load()
+        #expect(configuration.http.host == "127.0.0.1")
+        #expect(configuration.http.port == 8080)
+        #expect(configuration.dataDirectory == "./kubin-data")
+        #expect(configuration.metadata == .sqlite(path: "./kubin-data/metadata.sqlite"))
+        #expect(configuration.storage == .directory(path: "./kubin-data/storage"))
+        #expect(configuration.cache == .inProcess(maxBytes: 64 << 20))
+        #expect(configuration.uploads.maxConcurrent == 100)
+        #expect(configuration.uploads.maxBytes == 4 << 30)
+        #expect(configuration.shutdown.gracePeriod == .seconds(30))
+        #expect(configuration.logLevel == .info)
+    }
+
+    @Test func commandLineBeatsEnvironmentBeatsFileBeatsDefaults() async throws {
+        let yaml = try temporaryFile(
+            "kubin.yaml",
+            """
+            http:
+              host: 0.0.0.0
+              port: 1000
+            uploads:
+              maxConcurrent: 7
+              maxBytes: 10MiB
+            log:
+              level: debug
+            """)
+        defer { try? FileManager.default.removeItem(atPath: yaml) }
+        let configuration = try await load(
+            ["--config-file", yaml, "--http-port", "3000"],
+            environment: [
+                "KUBIN_HTTP_PORT": "2000", "KUBIN_UPLOADS_MAX_CONCURRENT": "8", "KUBIN_DATA_DIR": "/srv/kubin",
+            ])
+        #expect(configuration.http.port == 3000)  // command line
+        #expect(configuration.uploads.maxConcurrent == 8)  // environment over file
+        #expect(configuration.http.host == "0.0.0.0")  // file
+        #expect(configuration.uploads.maxBytes == 10 << 20)  // file
+        #expect(configuration.logLevel == .debug)  // file
+        #expect(configuration.dataDirectory == "/srv/kubin")
+        #expect(configuration.metadata == .sqlite(path: "/srv/kubin/metadata.sqlite"))
+        #expect(configuration.shutdown.drainDelay == .zero)  // default
+    }
+
+    @Test func aJSONFileMayUseNumbersAndNesting() async throws {
+        let json = try temporaryFile(
+            "kubin.json", #"{"http": {"port": 9090}, "uploads": {"maxConcurrent": 12}, "shutdown.gracePeriod": "5s"}"#)
+        defer { try? FileManager.default.removeItem(atPath: json) }
+        let configuration = try await load(environment: ["KUBIN_CONFIG_FILE": json])
+        #expect(configuration.http.port == 9090)
+        #expect(configuration.uploads.maxConcurrent == 12)
+        #expect(configuration.shutdown.gracePeriod == .seconds(5))
+    }
+
+    @Test func everyEnvironmentVariableAndFlagThatHelpNamesIsRead() async throws {
+        let samples: [String: String] = [
+            "config.file": "", "http.host": "10.0.0.1", "http.port": "1234", "http.idleTimeout": "9s",
+            "data.dir": "/data", "metadata.url": "sqlite:/m.db", "storage.url": "file:///objects",
+            "cache.url": "memory:", "cache.maxBytes": "1MiB", "uploads.maxConcurrent": "3", "uploads.maxBytes": "5MB",
+            "uploads.retryAfter": "4s", "shutdown.drainDelay": "2s", "shutdown.gracePeriod": "3m",
+            "readiness.interval": "500ms", "readiness.timeout": "1s", "log.level": "warning",
+        ]
+        #expect(Set(samples.keys) == Set(Setting.all.map(\.key)), "a sample for every setting")
+        let help = GatewayConfiguration.helpText
+        for setting in Setting.all {
+            #expect(
+                help.contains(setting.environmentVariable) && help.contains(setting.flag) && help.contains(setting.key))
+            #expect(help.contains("default: \(setting.defaultValue.isEmpty ? "(empty)" : setting.defaultValue)"))
+            let value = samples[setting.key]!
+            let viaEnvironment = try await load(environment: [setting.environmentVariable: value])
+            #expect(viaEnvironment.rawValues[setting.key] == value, "\(setting.environmentVariable)")
+            let viaFlag = try await load([setting.flag, value])
+            #expect(viaFlag.rawValues[setting.key] == value, "\(setting.flag)")
+        }
+        let configuration = try await load(
+            environment: Dictionary(
+                uniqueKeysWithValues: Setting.all.map { ($0.environmentVariable, samples[$0.key]!) }))
+        #expect(configuration.metadata == .sqlite(path: "/m.db"))
+        #expect(configuration.storage == .directory(path: "/objects"))
+        #expect(configuration.readiness.interval == .milliseconds(500))
+        #expect(configuration.shutdown.gracePeriod == .seconds(180))
+        #expect(configuration.uploads.maxBytes == 5_000_000)
+    }
+
+    @Test func badValuesAreAllReportedByKeyWithWhatIsAllowed() async {
+        let found = await problems(environment: [
+            "KUBIN_HTTP_PORT": "eighty", "KUBIN_UPLOADS_MAX_BYTES": "lots", "KUBIN_LOG_LEVEL": "loud",
+            "KUBIN_SHUTDOWN_GRACE_PERIOD": "-1s", "KUBIN_UPLOADS_MAX_CONCURRENT": "0",
+        ])
+        #expect(
+            found.map(\.key) == [
+                "http.port", "uploads.maxConcurrent", "uploads.maxBytes", "shutdown.gracePeriod", "log.level",
+            ])
+        let port = found.first { $0.key == "http.port" }?.message ?? ""
+        #expect(port.contains("'eighty'") && port.contains("0 to 65535") && port.contains("KUBIN_HTTP_PORT"))
+        #expect(found.first { $0.key == "log.level" }?.message.contains("warning") == true)
+        let text = ConfigurationError(problems: found).description
+        #expect(text.hasPrefix("Invalid configuration:") && text.contains("--help"))
+    }
+
+    @Test func unknownFlagsAndStrayArgumentsAreRefused() async {
+        #expect(await problems(["--htpp-port", "1"]).map(\.key) == ["--htpp-port"])
+        #expect(await problems(["serve"]).map(\.key) == ["serve"])
+        #expect(await problems(["--http-port=99"]).isEmpty)
+    }
+
+    @Test func aMissingOrUnknownConfigFileIsRefused() async throws {
+        #expect(await problems(["--config-file", "/nonexistent/kubin.yaml"]).map(\.key) == ["config.file"])
+        let toml = try temporaryFile("kubin.toml", "x = 1")
+        defer { try? FileManager.default.removeItem(atPath: toml) }
+        #expect(await problems(["--config-file", toml]).first?.message.contains(".json, .yaml or .yml") == true)
+    }
+
+    @Test func helpIsRecognised() async throws {
+        guard
+            case .help = try await GatewayConfiguration.load(arguments: ["kubin-gateway", "--help"], environment: [:])
+        else {
+            Issue.record("--help did not ask for help")
+            return
+        }
+    }
+
+    @Test func credentialsInURLsAreNeverPrinted() async {
+        #expect(
+            Setting.redactingPassword(in: "postgres://kubin:hunter2@db:5432/kubin")
+                == "postgres://kubin:<redacted>@db:5432/kubin")
+        #expect(Setting.redactingPassword(in: "redis://:s3cret@cache/0") == "redis://:<redacted>@cache/0")
+        #expect(Setting.redactingPassword(in: "file:///data") == "file:///data")
+        let secret = Setting(key: "auth.secret", defaultValue: "", summary: "", exposure: .secret)
+        #expect(secret.display("hunter2") == "<redacted>")
+        // A refused URL is quoted in the error, without its password.
+        let found = await problems(environment: ["KUBIN_METADATA_URL": "postgres://kubin:hunter2@db/kubin"])
+        #expect(found.map(\.key) == ["metadata.url"])
+        #expect(!ConfigurationError(problems: found).description.contains("hunter2"))
+        #expect(ConfigurationError(problems: found).description.contains("postgres://kubin:<redacted>@db/kubin"))
+    }
+}
+
+@Suite struct SettingValuesTests {
+    @Test func parsesSizesAndDurations() {
+        #expect(SettingValues.bytes("4GiB") == 4 << 30)
+        #expect(SettingValues.bytes("64 MiB") == 64 << 20)
+        #expect(SettingValues.bytes("100MB") == 100_000_000)
+        #expect(SettingValues.bytes("512") == 512)
+        #expect(SettingValues.bytes("1.5GiB") == nil)
+        #expect(SettingValues.bytes("-1") == nil)
+        #expect(SettingValues.bytes("99999999999TiB") == nil)
+        #expect(SettingValues.duration("500ms") == .milliseconds(500))
+        #expect(SettingValues.duration("30") == .seconds(30))
+        #expect(SettingValues.duration("2m") == .seconds(120))
+        #expect(SettingValues.duration("1h") == .seconds(3600))
+        #expect(SettingValues.duration("5 minutes") == nil)
+        #expect(SettingValues.duration("") == nil)
+    }
+}

@@ -1,0 +1,145 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+@testable import Gateway
+
+/// A gateway serving on a real loopback socket, with its data directory, captured logs and an HTTP client.
+struct LiveGateway: Sendable {
+    let port: Int
+    let dataDirectory: String
+    let gateway: Gateway
+    let client: HTTPClient
+    let logs: LogCapture
+
+    func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
+
+    /// Sends a request and collects the whole answer.
+    func send(
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: HTTPClientRequest.Body? = nil
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) {
+        var request = HTTPClientRequest(url: url(path))
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = body
+        let response = try await client.execute(request, timeout: .seconds(60))
+        let collected = try await response.body.collect(upTo: 256 << 20)
+        return (Int(response.status.code), response.headers, collected)
+    }
+
+    /// The answer's body decoded as a JSON object.
+    func json(
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: HTTPClientRequest.Body? = nil
+    )
+        async throws -> (status: Int, headers: HTTPHeaders, object: [String: Any])
+    {
+        let answer = try await send(method, path, headers: headers, body: body)
+        let object = try JSONSerialization.jsonObject(with: Data(answer.body.readableBytesView)) as? [String: Any]
+        return (answer.status, answer.headers, object ?? [:])
+    }
+
+    /// The value of one sample of `/metrics`, such as `gateway_uploads_in_flight` or
+    /// `gateway_uploads_rejected_total{reason="concurrency"}`; nil when absent.
+    func metric(_ sample: String) async throws -> Double? {
+        let text = String(buffer: try await send(.GET, "/metrics").body)
+        for line in text.split(separator: "\n") where line.hasPrefix(sample + " ") {
+            return Double(line.dropFirst(sample.count + 1))
+        }
+        return nil
+    }
+
+    /// Polls `condition` every 20 ms until it holds, failing after `timeout`.
+    func eventually(
+        _ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Files under the storage directory (objects and staging), relative to it.
+    var storedFiles: [String] {
+        let root = dataDirectory + "/storage"
+        return (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []).filter {
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(atPath: root + "/" + $0, isDirectory: &isDirectory)
+            return !isDirectory.boolValue
+        }.sorted()
+    }
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+/// Log lines written by the gateway under test, parsed as JSON.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+
+    /// Every line that is a JSON object with `message` equal to `message`.
+    func entries(message: String) -> [[String: Any]] {
+        lines.withLock { $0 }.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }.filter { $0["message"] as? String == message }
+    }
+
+    var all: [String] { lines.withLock { $0 } }
+}
+
+/// Runs a gateway on port 0 in a fresh data directory for the duration of `body`, then shuts it down gracefully.
+func withLiveGateway(
+    _ configure: (inout GatewayConfiguration) -> Void = { _ in },
+    _ body: (LiveGateway) async throws -> Void
+) async throws {
+    let directory = NSTemporaryDirectory() + "kubin-gateway-test-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var configuration = GatewayConfiguration(dataDirectory: directory)
+    configuration.http.port = 0
+    configuration.readiness.interval = .milliseconds(50)
+    configure(&configuration)
+    let logs = LogCapture()
+    let logger = Logger(label: "kubin-gateway") { label in
+        JSONLogHandler(label: label, level: .info, sink: { logs.append($0) })
+    }
+    var clientConfiguration = HTTPClient.Configuration()
+    clientConfiguration.connectionPool = .init(
+        idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+    clientConfiguration.redirectConfiguration = .disallow
+    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    do {
+        try await Gateway.with(configuration: configuration, logger: logger) { gateway in
+            let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+            let group = try gateway.makeServiceGroup(signals: []) { port in
+                portContinuation.yield(port)
+                portContinuation.finish()
+            }
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                var iterator = ports.makeAsyncIterator()
+                guard let port = await iterator.next() else { throw TimedOut(what: "the server to start") }
+                let live = LiveGateway(
+                    port: port, dataDirectory: directory, gateway: gateway, client: client, logs: logs)
+                do {
+                    try await body(live)
+                } catch {
+                    await group.triggerGracefulShutdown()
+                    throw error
+                }
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+        }
+    } catch {
+        try? await client.shutdown()
+        throw error
+    }
+    try await client.shutdown()
+}
