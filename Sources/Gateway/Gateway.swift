@@ -135,7 +135,10 @@ package struct Gateway: Sendable {
             services: [
                 .init(service: readiness),
                 .init(service: try makeApplication(onServerRunning: onServerRunning)),
-                .init(service: DrainService(readiness: readiness, delay: configuration.shutdown.drainDelay)),
+                .init(
+                    service: DrainService(
+                        readiness: readiness, delay: configuration.shutdown.drainDelay,
+                        gracePeriod: configuration.shutdown.gracePeriod, logger: logger)),
             ],
             gracefulShutdownSignals: signals, logger: logger)
         group.maximumGracefulShutdownDuration = configuration.shutdown.drainDelay + configuration.shutdown.gracePeriod
@@ -143,16 +146,20 @@ package struct Gateway: Sendable {
         return ServiceGroup(configuration: group)
     }
 
-    /// Runs until SIGTERM or SIGINT and a graceful shutdown. A shutdown that had to cancel work past its deadline
-    /// still counts as orderly (it is logged); any other failure is rethrown.
+    /// Runs until SIGTERM or SIGINT and a graceful shutdown. Requests still running when the shutdown deadline passes
+    /// are cancelled; that is logged as a warning and still counts as an orderly stop. Any other failure is rethrown.
     package func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let group = try makeServiceGroup(signals: [.sigterm, .sigint], onServerRunning: onServerRunning)
         do {
             try await group.run()
         } catch  where readiness.isDraining {
+            logger.warning("a service failed during graceful shutdown", metadata: ["error": "\(error)"])
+        }
+        let deadline = configuration.shutdown.drainDelay + configuration.shutdown.gracePeriod
+        if let since = readiness.drainingSince, ContinuousClock.now - since >= deadline {
             logger.warning(
                 "graceful shutdown deadline passed; remaining requests were cancelled",
-                metadata: ["error": "\(error)"])
+                metadata: ["deadline": "\(deadline)"])
         }
         logger.info("stopped")
     }

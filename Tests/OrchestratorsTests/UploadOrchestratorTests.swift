@@ -143,7 +143,8 @@ import Testing
             #expect(uploads.uploadsInFlight == 0)
             let count = try await stores.snapshotCount
             #expect(count == 3)
-            _ = try await uploads.upload(request(), body: TestBody(jsonBody(10)), logger: Logger(label: "test"))  // slots were given back
+            // The slots were given back.
+            _ = try await uploads.upload(request(), body: TestBody(jsonBody(10)), logger: Logger(label: "test"))
         }
     }
 

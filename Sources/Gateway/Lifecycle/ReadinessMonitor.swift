@@ -54,7 +54,7 @@ package final class ReadinessMonitor: Service {
     private let interval: Duration
     private let timeout: Duration
     private let outcomes: Mutex<[String: Outcome]>
-    private let draining = Atomic(false)
+    private let drainStart = Mutex<ContinuousClock.Instant?>(nil)
     private let logger: Logger
 
     /// Creates a monitor of `dependencies`.
@@ -67,10 +67,13 @@ package final class ReadinessMonitor: Service {
     }
 
     /// From now on `/readyz` answers 503 `shutting-down`.
-    package func startDraining() { draining.store(true, ordering: .relaxed) }
+    package func startDraining() { drainStart.withLock { $0 = $0 ?? .now } }
+
+    /// When ``startDraining()`` was first called, or nil.
+    package var drainingSince: ContinuousClock.Instant? { drainStart.withLock { $0 } }
 
     /// True once ``startDraining()`` was called.
-    package var isDraining: Bool { draining.load(ordering: .relaxed) }
+    package var isDraining: Bool { drainingSince != nil }
 
     /// Runs the check loops until graceful shutdown or cancellation.
     package func run() async throws {
@@ -132,9 +135,10 @@ package final class ReadinessMonitor: Service {
                 return nil
             }
             if previous != check.status {
+                var metadata: Logger.Metadata = ["dependency": "\(dependency.name)"]
+                if let error = check.error { metadata["error"] = "\(error)" }
                 logger.log(
-                    level: check.status == "up" ? .info : .warning, "dependency \(check.status)",
-                    metadata: ["dependency": "\(dependency.name)", "error": "\(check.error ?? "")"])
+                    level: check.status == "up" ? .info : .warning, "dependency \(check.status)", metadata: metadata)
             }
             try? await Task.sleep(for: interval)
         }

@@ -24,11 +24,16 @@ struct TelemetryMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch {
-            record.finish(status: 500, route: context.endpointPath ?? "unmatched", aborted: true)
+            // Only cancellation (a shutdown past its deadline) or a broken connection gets here: 499 as nginx logs
+            // a request whose client is gone, 500 for anything else.
+            record.finish(
+                status: error is CancellationError ? 499 : 500, route: context.endpointPath ?? "unmatched",
+                aborted: true)
             throw error
         }
         let route = context.endpointPath.map { $0 == "NotFound" ? "unmatched" : $0 } ?? "unmatched"
         let status = response.status.code
+        record.answered(route: route)
         var counted = response
         let body = response.body
         counted.body = ResponseBody(contentLength: body.contentLength) { writer in
@@ -50,6 +55,7 @@ private final class RequestRecord: Sendable {
         var bytesIn = 0
         var bytesOut = 0
         var isFinished = false
+        var route = "unmatched"
     }
 
     private let method: String
@@ -68,6 +74,7 @@ private final class RequestRecord: Sendable {
     }
 
     func addIn(_ count: Int) { state.withLock { $0.bytesIn += count } }
+    func answered(route: String) { state.withLock { $0.route = route } }
     func addOut(_ count: Int) { state.withLock { $0.bytesOut += count } }
 
     func finish(status: Int, route: String, aborted: Bool) {
@@ -90,8 +97,9 @@ private final class RequestRecord: Sendable {
     }
 
     deinit {
-        // The connection failed before the answer's body was written: still one line and one count.
-        finish(status: 499, route: "unfinished", aborted: true)
+        // The connection ended before the answer was written (status 499, as nginx logs it): still one line and
+        // one count.
+        finish(status: 499, route: state.withLock { $0.route }, aborted: true)
     }
 }
 

@@ -1,0 +1,103 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The real `kubin-gateway` executable, started as a child process with its output captured in files.
+final class GatewayProcess: Sendable {
+    let process: Process
+    let stdoutPath: String
+    let stderrPath: String
+
+    /// The executable built next to this test bundle.
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "kubin-gateway")
+    }
+
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        let base = NSTemporaryDirectory() + "kubin-process-" + UUID().uuidString
+        stdoutPath = base + ".out"
+        stderrPath = base + ".err"
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KUBIN_") }
+            .merging(environment) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: stdoutPath)
+        try? FileManager.default.removeItem(atPath: stderrPath)
+    }
+
+    var standardOutput: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var standardError: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// The JSON log lines written so far.
+    var logLines: [[String: Any]] {
+        standardOutput.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+    }
+
+    /// The port from the gateway's `listening` log line.
+    func port(timeout: Duration = .seconds(30)) async throws -> Int {
+        var port: Int?
+        try await poll("the listening line", timeout: timeout) {
+            port = logLines.first { $0["message"] as? String == "listening" }.flatMap {
+                ($0["port"] as? String).flatMap(Int.init)
+            }
+            return port != nil || !process.isRunning
+        }
+        guard let port else { throw Failure("the gateway exited: \(standardError)\(standardOutput)") }
+        return port
+    }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the process to end and returns its exit status.
+    func exitStatus(timeout: Duration = .seconds(60)) async throws -> Int32 {
+        try await poll("the process to exit", timeout: timeout) { !process.isRunning }
+        return process.terminationStatus
+    }
+}
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` every 20 ms until it holds.
+func poll(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw Failure("timed out waiting for \(what)") }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// True when nothing accepts TCP connections on `port` any more.
+func connectionIsRefused(port: Int) -> Bool {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    return result != 0 && errno == ECONNREFUSED
+}
