@@ -58,7 +58,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
-            resources: [.copy("Resources/openapi.yaml")]),
+            resources: [.embedInCode("Resources/openapi.yaml")]),
         .executableTarget(name: "kubin-gateway", dependencies: ["Gateway"]),
         .testTarget(name: "KubinModelTests", dependencies: ["KubinModel"]),
         .testTarget(name: "ClientsTests", dependencies: ["Clients", .product(name: "NIOPosix", package: "swift-nio")]),

@@ -21,8 +21,11 @@ package struct Gateway: Sendable {
     package let metrics: GatewayMetrics
     /// The readiness state behind `/readyz`.
     package let readiness: ReadinessMonitor
+    /// Stores uploads.
     let uploads: UploadOrchestrator
+    /// Reads and deletes stored snapshots.
     let catalog: SnapshotCatalog
+    /// The instance's logger (requests log through their own, which carries the request id).
     let logger: Logger
 
     /// Opens the stores `configuration` names, runs `body`, and closes them whether `body` returns or throws.
@@ -32,10 +35,14 @@ package struct Gateway: Sendable {
     ) async throws -> Result {
         try FileManager.default.createDirectory(
             atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let lock = try DataDirectoryLock(directory: configuration.dataDirectory)
         // File I/O of the object store runs on its own threads: a slow fsync must not stall SQLite or anything else.
         let fileThreads = NIOThreadPool(numberOfThreads: 8)
         fileThreads.start()
-        var closers: [@Sendable () async throws -> Void] = [{ try await fileThreads.shutdownGracefully() }]
+        // Closed in reverse: the lock goes last.
+        var closers: [@Sendable () async throws -> Void] = [
+            { lock.release() }, { try await fileThreads.shutdownGracefully() },
+        ]
         do {
             let metadata: any MetadataStore
             switch configuration.metadata {
@@ -93,16 +100,18 @@ package struct Gateway: Sendable {
 
     /// The router: the middleware, in the order requests pass through it, then every route.
     package func makeRouter() throws -> (router: Router<GatewayRequestContext>, routes: RouteTable) {
-        let router = Router(context: GatewayRequestContext.self)
+        // HEAD is answered for every GET route: the GET handler's headers without the body (an archive's bytes are
+        // never read for it).
+        let router = Router(context: GatewayRequestContext.self, options: .autoGenerateHeadEndpoints)
         let routes = RouteTable()
         router.addMiddleware {
             RequestIDMiddleware()
             TelemetryMiddleware(metrics: metrics)
             ProblemMiddleware(routes: routes)
         }
-        SnapshotRoutes(uploads: uploads, catalog: catalog, metrics: metrics).register(on: router)
+        SnapshotRoutes(uploads: uploads, catalog: catalog, metrics: metrics, readiness: readiness).register(on: router)
         OpsRoutes(
-            readiness: readiness, metrics: metrics, uploads: uploads, openAPIDocument: try Self.openAPIDocument()
+            readiness: readiness, metrics: metrics, uploads: uploads, openAPIDocument: Self.openAPIDocument()
         ).register(on: router)
         routes.record(router)
         return (router, routes)
@@ -164,12 +173,8 @@ package struct Gateway: Sendable {
         logger.info("stopped")
     }
 
-    private static func openAPIDocument() throws -> ByteBuffer {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml") else {
-            throw KubinError(.internalError, "The OpenAPI document is missing from the gateway's resources.")
-        }
-        return ByteBuffer(data: try Data(contentsOf: url))
-    }
+    /// `openapi/kubin.yaml`, compiled into the binary (SwiftPM `embedInCode`): nothing to ship beside it.
+    private static func openAPIDocument() -> ByteBuffer { ByteBuffer(bytes: PackageResources.openapi_yaml) }
 
     private static func close(_ closers: [@Sendable () async throws -> Void], logger: Logger) async {
         for close in closers {

@@ -27,6 +27,8 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
         package static let incompleteBody = Code("incomplete-body")
         /// A `Range` header asks for bytes the object does not have.
         package static let rangeNotSatisfiable = Code("range-not-satisfiable")
+        /// An `Expect` header asks for something other than `100-continue`.
+        package static let expectationFailed = Code("expectation-failed")
         /// The route exists but not for this method.
         package static let methodNotAllowed = Code("method-not-allowed")
         /// A dependency (metadata, storage, analytics, cache) failed or timed out.

@@ -80,6 +80,23 @@ func chunked(_ bytes: [UInt8], maxChunk: Int, seed: UInt64 = 3) -> [ByteBuffer] 
     return chunks
 }
 
+/// Yields chunks until cancelled; tells `started` after the first.
+struct EndlessBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let started: AsyncStream<Void>.Continuation
+
+    func makeAsyncIterator() -> Iterator { Iterator(started: started) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        let started: AsyncStream<Void>.Continuation
+        mutating func next() async throws -> ByteBuffer? {
+            started.yield()
+            try await Task.sleep(for: .milliseconds(1))
+            return ByteBuffer(repeating: 1, count: 4096)
+        }
+    }
+}
+
 @Suite struct ObjectStoreBehaviourTests {
     let key = ObjectKey(validating: "snapshots/0192f1c4-6f2a-7b3e-9c1d-2a4b6c8d0e1f/archive")!
 
@@ -158,8 +175,45 @@ func chunked(_ bytes: [UInt8], maxChunk: Int, seed: UInt64 = 3) -> [ByteBuffer] 
         _ = try await store.put(key, body: Chunks([ByteBuffer(string: "x")]))
         #expect(directory.files() == ["objects/snapshots/abc/archive"])
         try await store.delete(key)
-        #expect(!FileManager.default.fileExists(atPath: directory.path + "/objects/snapshots"))
-        #expect(FileManager.default.fileExists(atPath: directory.path + "/objects"))
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/objects/snapshots/abc"))
+        #expect(
+            FileManager.default.fileExists(atPath: directory.path + "/objects/snapshots"),
+            "the first segment's directory is shared by all keys and stays")
+    }
+
+    @Test func aCancelledPutLeavesNothing() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try await LocalObjectStore.open(root: directory.path, threadPool: .singleton, writeSize: 1024)
+        let started = AsyncStream.makeStream(of: Void.self)
+        await withThrowingTaskGroup(of: ObjectInfo.self) { group in
+            group.addTask {
+                try await store.put(
+                    ObjectKey(validating: "snapshots/cancel/archive")!, body: EndlessBody(started: started.continuation)
+                )
+            }
+            for await _ in started.stream { break }
+            group.cancelAll()
+            await #expect(throws: (any Error).self) { _ = try await group.next() }
+        }
+        #expect(directory.files().isEmpty, "\(directory.files())")
+    }
+
+    @Test func putsAndDeletesUnderOneDirectoryDoNotTripOverEachOther() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try await LocalObjectStore.open(root: directory.path, threadPool: .singleton)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    let key = ObjectKey(validating: "snapshots/s\(index)/archive")!
+                    _ = try await store.put(key, body: Chunks([ByteBuffer(string: "x")]))
+                    try await store.delete(key)
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(directory.files().isEmpty)
     }
 
     @Test func openingEmptiesStagingAndHealthFollowsTheDirectory() async throws {

@@ -127,6 +127,15 @@ import Testing
         #expect(text.hasPrefix("Invalid configuration:") && text.contains("--help"))
     }
 
+    @Test func theHostMustBeAnAddressOrAName() async throws {
+        for good in ["0.0.0.0", "::1", "::", "kubin-gateway.default.svc", "localhost"] {
+            #expect(try await load(environment: ["KUBIN_HTTP_HOST": good]).http.host == good)
+        }
+        for bad in ["", "not a host", "-bad.example", "a..b", "http://x", String(repeating: "a", count: 64)] {
+            #expect(await problems(environment: ["KUBIN_HTTP_HOST": bad]).map(\.key) == ["http.host"], "\(bad)")
+        }
+    }
+
     @Test func unknownFlagsAndStrayArgumentsAreRefused() async {
         #expect(await problems(["--htpp-port", "1"]).map(\.key) == ["--htpp-port"])
         #expect(await problems(["serve"]).map(\.key) == ["serve"])

@@ -7,39 +7,44 @@ import Testing
 
 /// Admission, size limit and broken clients, over real sockets.
 @Suite struct UploadLimitTests {
-    @Test func theUploadBeyondTheLimitIsRefusedAtOnceAndEveryAdmittedOneCompletes() async throws {
+    /// 101 trickling uploads start together: exactly one (whichever came last) is refused at once, without its body
+    /// being read, and every admitted one completes.
+    @Test func ofOneHundredAndOneTricklingUploadsExactlyTheOverflowIsRefused() async throws {
         try await withLiveGateway { live in
             let limit = live.gateway.configuration.uploads.maxConcurrent
             #expect(limit == 100)
             let release = Gate()
-            try await withThrowingTaskGroup(of: Int.self) { group in
-                for index in 0..<limit {
+            try await withThrowingTaskGroup(of: (status: Int, requestID: String?, retryAfter: String?).self) { group in
+                for index in 0...limit {
                     group.addTask {
                         let bytes = jsonBody(200_000, seed: index)
                         let answer = try await live.send(
                             .POST, "/api/v1/snapshots?cluster=trickle",
                             body: .stream(GatedBody(bytes, gate: release), length: .known(Int64(bytes.count))))
-                        return answer.status
+                        return (
+                            answer.status, answer.headers.first(name: "X-Request-ID"),
+                            answer.headers.first(name: "Retry-After")
+                        )
                     }
                 }
-                // Every admitted upload has sent its first chunk and waits: the instance is full.
-                try await live.eventually("\(limit) uploads in flight") {
-                    try await live.metric("gateway_uploads_in_flight") == Double(limit)
-                }
-                let started = ContinuousClock.now
-                let overflow = try await live.json(
-                    .POST, "/api/v1/snapshots?cluster=trickle",
-                    body: .stream(GatedBody(jsonBody(200_000), gate: release), length: .known(200_000)))
-                #expect(overflow.status == 429)
-                #expect(ContinuousClock.now - started < .seconds(5), "refused without waiting for a slot")
-                #expect(overflow.headers.first(name: "Retry-After") == "1")
-                #expect(overflow.headers.first(name: "Connection") == "close")
-                #expect(overflow.object["type"] as? String == "https://kubin.dev/problems/too-many-uploads")
+                // While every body is held back, the only answer that can arrive is the refusal.
+                let first = try #require(try await group.next())
+                #expect(first.status == 429)
+                #expect(first.retryAfter == "1")
+                #expect(try await live.metric("gateway_uploads_in_flight") == Double(limit))
                 #expect(try await live.metric("gateway_uploads_rejected_total{reason=\"concurrency\"}") == 1)
+                try await live.eventually("the refusal's access line") {
+                    live.logs.entries(message: "request").contains { $0["request_id"] as? String == first.requestID }
+                }
+                let line = live.logs.entries(message: "request").first {
+                    $0["request_id"] as? String == first.requestID
+                }
+                #expect(line?["status"] as? Int == 429)
+                #expect(line?["bytes_in"] as? Int == 0, "the refused upload's body was not read")
 
                 release.open()
                 var statuses: [Int] = []
-                for try await status in group { statuses.append(status) }
+                for try await answer in group { statuses.append(answer.status) }
                 #expect(statuses.count == limit && statuses.allSatisfy { $0 == 202 })
             }
             let listed = try await live.json(.GET, "/api/v1/snapshots?limit=500").object["items"] as? [Any]

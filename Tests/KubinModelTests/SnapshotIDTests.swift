@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct SnapshotIDTests {
     @Test func generatedIDsAreCanonicalVersion7UUIDs() throws {
-        let id = SnapshotID.generate(at: Date(timeIntervalSince1970: 1_700_000_000.123))
+        let id = SnapshotIDGenerator().next(at: Date(timeIntervalSince1970: 1_700_000_000.123))
         #expect(SnapshotID(validating: id.rawValue) == id)
         let characters = Array(id.rawValue)
         #expect(characters[14] == "7")
@@ -15,9 +15,20 @@ import Testing
         #expect(millis == 1_700_000_000_123)
     }
 
+    @Test func idsMadeInTheSameMillisecondOrStepsBackStillIncrease() {
+        let instant = Date(timeIntervalSince1970: 1_800_000_000)
+        let generator = SnapshotIDGenerator()
+        let ids = (0..<10_000).map { index in
+            generator.next(at: index % 7 == 0 ? instant - 0.5 : instant)  // some from a clock that stepped back
+        }
+        #expect(zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 })
+        #expect(Set(ids).count == ids.count)
+    }
+
     @Test func idsSortByCreationTime() {
-        let older = SnapshotID.generate(at: Date(timeIntervalSince1970: 1_700_000_000))
-        let newer = SnapshotID.generate(at: Date(timeIntervalSince1970: 1_700_000_001))
+        let generator = SnapshotIDGenerator()
+        let older = generator.next(at: Date(timeIntervalSince1970: 1_700_000_000))
+        let newer = generator.next(at: Date(timeIntervalSince1970: 1_700_000_001))
         #expect(older < newer)
     }
 

@@ -157,3 +157,34 @@ final class FailingMetadataStore: MetadataStore {
     }
     func checkHealth() async throws { try await base.checkHealth() }
 }
+
+/// Holds inserts at a gate: `entered` opens when an insert arrives, which then waits for `release`.
+final class InsertGate: Sendable {
+    let entered = Gate()
+    let release = Gate()
+}
+
+/// A metadata store whose inserts wait at a gate, then fail if their task was cancelled meanwhile.
+final class BlockingMetadataStore: MetadataStore {
+    let base: any MetadataStore
+    let gate: InsertGate
+
+    init(base: any MetadataStore, gate: InsertGate) {
+        self.base = base
+        self.gate = gate
+    }
+
+    func insertSnapshot(_ snapshot: Snapshot, idempotencyKey: IdempotencyRecord?) async throws {
+        gate.entered.open()
+        await gate.release.wait()
+        try Task.checkCancellation()
+        try await base.insertSnapshot(snapshot, idempotencyKey: idempotencyKey)
+    }
+    func snapshot(_ id: SnapshotID) async throws -> Snapshot? { try await base.snapshot(id) }
+    func listSnapshots(_ query: SnapshotQuery) async throws -> Page<Snapshot> { try await base.listSnapshots(query) }
+    func deleteSnapshot(_ id: SnapshotID) async throws -> Bool { try await base.deleteSnapshot(id) }
+    func idempotencyRecord(forKey key: String) async throws -> IdempotencyRecord? {
+        try await base.idempotencyRecord(forKey: key)
+    }
+    func checkHealth() async throws { try await base.checkHealth() }
+}

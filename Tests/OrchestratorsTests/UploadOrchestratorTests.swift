@@ -177,18 +177,44 @@ import Testing
     @Test func concurrentUploadsWithOneKeyStoreOnce() async throws {
         try await withOrchestrator { uploads, stores in
             let bytes = jsonBody(50_000)
+            let release = Gate()
             let results = try await withThrowingTaskGroup(of: UploadOrchestrator.Accepted.self) { group in
                 for _ in 0..<6 {
+                    let started = Gate()
                     group.addTask {
                         try await uploads.upload(
-                            self.request("same"), body: TestBody(bytes), logger: Logger(label: "test"))
+                            self.request("same"), body: TestBody(bytes, started: started, gate: release),
+                            logger: Logger(label: "test"))
                     }
+                    await started.wait()
                 }
+                // All six have looked the key up (none was there) and are streaming: they race to record it.
+                release.open()
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             #expect(Set(results.map(\.snapshot.id)).count == 1)
             #expect(results.filter { !$0.isReplay }.count == 1)
-            #expect(stores.storedFiles.count == 1)
+            #expect(stores.storedFiles.count == 1, "the losers' archives were removed: \(stores.storedFiles)")
+        }
+    }
+
+    @Test func cancellingAfterTheArchiveIsStoredLeavesNothing() async throws {
+        let gate = InsertGate()
+        try await withOrchestrator(metadata: { BlockingMetadataStore(base: $0, gate: gate) }) { uploads, stores in
+            await withThrowingTaskGroup(of: UploadOrchestrator.Accepted.self) { group in
+                group.addTask {
+                    try await uploads.upload(
+                        self.request(), body: TestBody(jsonBody(3000)), logger: Logger(label: "test"))
+                }
+                await gate.entered.wait()  // the archive is in place; the row is being written
+                #expect(stores.storedFiles.count == 1)
+                group.cancelAll()
+                gate.release.open()
+                await #expect(throws: (any Error).self) { _ = try await group.next() }
+            }
+            #expect(stores.storedFiles.isEmpty, "\(stores.storedFiles)")
+            let count = try await stores.snapshotCount
+            #expect(count == 0)
         }
     }
 

@@ -2,9 +2,9 @@ import NIOCore
 import NIOFileSystem
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `pwritev(2)` of several byte buffers at a file offset, retried until every byte is written.

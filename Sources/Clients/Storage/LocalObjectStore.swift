@@ -8,8 +8,9 @@ import NIOPosix
 /// Objects live at `<root>/objects/<key>`. A put writes into `<root>/staging` through an unnamed file (`O_TMPFILE`
 /// where Linux has it, so a crash mid-write leaves nothing), coalescing the body into large writes; then it fsyncs the
 /// file, links it into staging, renames it over the final path (an atomic replace) and fsyncs the directory. A reader
-/// therefore never sees a partial object, and a failed or abandoned put leaves no file. Opening the store empties
-/// staging, which can only hold files from a crash between link and rename.
+/// therefore never sees a partial object, and a failed, cancelled or abandoned put leaves no file. Opening the store
+/// empties staging, which can only hold files from a crash between link and rename; the data directory's lock (see the
+/// gateway) keeps a second instance from doing that under a running one.
 ///
 /// File I/O runs on the thread pool it is given, so a slow fsync here never stalls other blocking work.
 package final class LocalObjectStore: ObjectStore {
@@ -51,17 +52,15 @@ package final class LocalObjectStore: ObjectStore {
             return size
         }
         let destination = path(of: key)
+        var isInPlace = false
         do {
-            let directory = destination.removingLastComponent()
-            try await fileSystem.createDirectory(at: directory, withIntermediateDirectories: true)
-            try await threadPool.runIfActive {
-                guard rename(staged.string, destination.string) == 0 else {
-                    throw ObjectStoreError.io("rename into place failed: errno \(errno)")
-                }
-            }
-            try await fileSystem.withDirectoryHandle(atPath: directory) { try await $0.synchronize() }
+            try await moveIntoPlace(staged, destination)
+            isInPlace = true
+            try await synchronizeDirectories(from: destination.removingLastComponent())
         } catch {
-            _ = try? await fileSystem.removeItem(at: staged, recursively: false)
+            // A put that throws leaves no object: neither the staged file nor one that is not known to be durable.
+            let leftover = isInPlace ? destination : staged
+            try? await uncancellable { _ = unlink(leftover.string) }
             throw error
         }
         return ObjectInfo(size: size)
@@ -95,28 +94,67 @@ package final class LocalObjectStore: ObjectStore {
 
     package func delete(_ key: ObjectKey) async throws {
         let file = path(of: key)
-        try await fileSystem.removeItem(at: file, recursively: false)
-        // Drop the directories the key made, up to the objects directory; rmdir refuses non-empty ones.
-        let start = file.removingLastComponent()
-        let stop = objectsDirectory
-        try await threadPool.runIfActive {
-            var directory = start
-            while directory != stop, directory.starts(with: stop), rmdir(directory.string) == 0 {
+        // The directory of the key's first segment (`objects/snapshots`) is shared by every key under it and stays:
+        // removing it could race a put that has just created it. Below it, emptied directories go.
+        let shared = objectsDirectory.appending(String(key.segments[0]))
+        try await uncancellable {
+            guard unlink(file.string) == 0 || errno == ENOENT else {
+                throw ObjectStoreError.io("unlink failed: errno \(errno)")
+            }
+            var directory = file.removingLastComponent()
+            while directory != shared, directory.starts(with: shared), rmdir(directory.string) == 0 {
                 directory.removeLastComponent()
             }
         }
     }
 
+    /// Checks on the shared blocking pool, not the store's own, so a queue of uploads' writes and fsyncs cannot make
+    /// a healthy store look unready.
     package func checkHealth() async throws {
-        for directory in [objectsDirectory, stagingDirectory] {
-            guard let info = try await fileSystem.info(forFileAt: directory), info.type == .directory else {
-                throw ObjectStoreError.io("storage directory \(directory) is missing")
+        for (directory, name) in [(objectsDirectory, "objects"), (stagingDirectory, "staging")] {
+            guard let info = try await FileSystem.shared.info(forFileAt: directory), info.type == .directory else {
+                throw ObjectStoreError.io("the \(name) directory is missing")
             }
         }
-        let writable = try await threadPool.runIfActive { [stagingDirectory] in
+        let writable = try await NIOThreadPool.singleton.runIfActive { [stagingDirectory] in
             access(stagingDirectory.string, W_OK) == 0
         }
-        guard writable else { throw ObjectStoreError.io("storage directory is not writable") }
+        guard writable else { throw ObjectStoreError.io("the staging directory is not writable") }
+    }
+
+    /// Renames `staged` over `destination` (atomic replace), creating the destination's directories; retries once when
+    /// a concurrent delete removed a directory between its creation and the rename.
+    private func moveIntoPlace(_ staged: FilePath, _ destination: FilePath) async throws {
+        for attempt in 1...2 {
+            try await fileSystem.createDirectory(
+                at: destination.removingLastComponent(), withIntermediateDirectories: true)
+            let failure = try await threadPool.runIfActive {
+                rename(staged.string, destination.string) == 0 ? 0 : errno
+            }
+            if failure == 0 { return }
+            if failure != ENOENT || attempt == 2 {
+                throw ObjectStoreError.io("rename into place failed: errno \(failure)")
+            }
+        }
+    }
+
+    /// fsyncs `directory` and each parent up to the objects directory, so the new entries survive a power loss.
+    private func synchronizeDirectories(from directory: FilePath) async throws {
+        var directory = directory
+        while directory.starts(with: objectsDirectory) {
+            try await fileSystem.withDirectoryHandle(atPath: directory) { try await $0.synchronize() }
+            if directory == objectsDirectory { break }
+            directory.removeLastComponent()
+        }
+    }
+
+    /// Runs `body` on the store's threads even if the calling task is cancelled: a cleanup must not be skipped.
+    private func uncancellable<Result: Sendable>(
+        _ body: @escaping @Sendable () throws -> Result
+    ) async throws
+        -> Result
+    {
+        try await threadPool.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any(), body).get()
     }
 
     private func path(of key: ObjectKey) -> FilePath {
@@ -125,7 +163,9 @@ package final class LocalObjectStore: ObjectStore {
 
     /// Writes the body with one `pwritev(2)` per `writeSize` bytes of received chunks: no copying into a staging
     /// buffer, and far fewer thread-pool hops than one write per network read.
-    private func write(_ body: some AsyncSequence<ByteBuffer, any Error>, to handle: WriteFileHandle) async throws -> Int64 {
+    private func write(
+        _ body: some AsyncSequence<ByteBuffer, any Error>, to handle: WriteFileHandle
+    ) async throws -> Int64 {
         var offset: Int64 = 0
         var batch: [ByteBuffer] = []
         var batchBytes = 0

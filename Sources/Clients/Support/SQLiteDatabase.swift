@@ -108,7 +108,7 @@ package final class SQLiteDatabase: Sendable {
                 .first?.column("v")?.integer ?? 0
             let newest = migrations.map(\.version).max() ?? 0
             guard current <= newest else {
-                throw MetadataStoreError.database(
+                throw SQLiteDatabaseError(
                     "database schema version \(current) is newer than this gateway knows (\(newest)); "
                         + "run a newer gateway or restore a matching backup")
             }
@@ -125,4 +125,14 @@ package final class SQLiteDatabase: Sendable {
             }
         }
     }
+}
+
+/// Why a SQLite database could not be opened or migrated.
+package struct SQLiteDatabaseError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, for logs and start-up messages.
+    package let message: String
+
+    init(_ message: String) { self.message = message }
+
+    package var description: String { "SQLiteDatabaseError: \(message)" }
 }

@@ -99,7 +99,7 @@ extension GatewayConfiguration {
         var parser = SettingsParser(raw: raw)
         let dataDirectory = parser.text("data.dir")
         self.init(dataDirectory: dataDirectory)
-        http.host = parser.text("http.host")
+        http.host = parser.host("http.host")
         http.port = parser.integer("http.port", in: 0...65535)
         http.idleTimeout = parser.duration("http.idleTimeout", in: .seconds(1)...(.seconds(86400)))
         metadata = parser.url("metadata.url", default: metadata, allowed: "empty (embedded SQLite) or sqlite:<path>") {
@@ -156,6 +156,15 @@ private struct SettingsParser {
         let (setting, text) = value(key)
         if !allowEmpty, text.trimmingCharacters(in: .whitespaces).isEmpty {
             refuse(setting, text, expected: "a non-empty value")
+            return setting.defaultValue
+        }
+        return text
+    }
+
+    mutating func host(_ key: String) -> String {
+        let (setting, text) = value(key)
+        guard SettingValues.isHost(text) else {
+            refuse(setting, text, expected: "an IPv4 or IPv6 address or a host name")
             return setting.defaultValue
         }
         return text

@@ -1,5 +1,27 @@
-/// Parsers for the value kinds settings take: whole numbers, byte sizes, durations.
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Parsers for the value kinds settings take: whole numbers, byte sizes, durations, host names.
 enum SettingValues {
+    /// True for an IPv4 or IPv6 address, or a DNS name (labels of letters, digits and `-`, at most 253 characters).
+    static func isHost(_ text: String) -> Bool {
+        var address = in6_addr()
+        if inet_pton(AF_INET, text, &address) == 1 || inet_pton(AF_INET6, text, &address) == 1 { return true }
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        return (1...253).contains(text.utf8.count)
+            && labels.allSatisfy { label in
+                (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                    && label.utf8.allSatisfy {
+                        $0 < 0x80
+                            && (Character(UnicodeScalar($0)).isLetter
+                                || Character(UnicodeScalar($0)).isNumber || $0 == UInt8(ascii: "-"))
+                    }
+            }
+    }
+
     /// `text` as a whole number, or nil.
     static func integer(_ text: String) -> Int? { Int(text.trimmingCharacters(in: .whitespaces)) }
 

@@ -21,6 +21,7 @@ final class LingeringCloseHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var isLingering = false
     private var bytesWhileLingering = 0
 
+    /// Closes a lingering connection after `lingerTime`, or sooner once `lingerBytes` more body bytes arrive.
     init(lingerTime: TimeAmount = .seconds(2), lingerBytes: Int = 1 << 20) {
         self.lingerTime = lingerTime
         self.lingerBytes = lingerBytes

@@ -33,6 +33,7 @@ struct Problem: Encodable, Sendable {
         case .idempotencyKeyReused: (.unprocessableContent, "Idempotency key reused")
         case .rangeNotSatisfiable: (.rangeNotSatisfiable, "Range not satisfiable")
         case .methodNotAllowed: (.methodNotAllowed, "Method not allowed")
+        case .expectationFailed: (.expectationFailed, "Expectation failed")
         case .dependencyUnavailable: (.serviceUnavailable, "Dependency unavailable")
         case .shuttingDown: (.serviceUnavailable, "Shutting down")
         default: (.internalServerError, "Internal error")
@@ -49,6 +50,20 @@ struct Problem: Encodable, Sendable {
             detail: error.detail, instance: path, requestId: requestID, parameter: error.parameter)
         var headers = extraHeaders
         if let seconds = error.retryAfterSeconds { headers[.retryAfter] = String(seconds) }
+        return response(problem, status: status, headers: headers)
+    }
+
+    /// A problem with no more meaning than its status (RFC 9457 `about:blank`), for errors the HTTP layer raises.
+    static func response(
+        status: HTTPResponse.Status, detail: String, path: String, requestID: String, extraHeaders: HTTPFields = [:]
+    ) -> Response {
+        let problem = Problem(
+            type: "about:blank", title: status.reasonPhrase, status: status.code, detail: detail, instance: path,
+            requestId: requestID)
+        return response(problem, status: status, headers: extraHeaders)
+    }
+
+    private static func response(_ problem: Problem, status: HTTPResponse.Status, headers: HTTPFields) -> Response {
         do {
             return try JSON.response(problem, status: status, headers: headers, contentType: mediaType)
         } catch {

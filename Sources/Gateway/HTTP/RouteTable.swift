@@ -16,6 +16,7 @@ package final class RouteTable: Sendable {
 
     private let storage = Mutex<[Route]>([])
 
+    /// An empty table, filled by ``record(_:)``.
     init() {}
 
     /// Every route, in registration order.

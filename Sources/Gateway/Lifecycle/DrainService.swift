@@ -5,9 +5,13 @@ import ServiceLifecycle
 /// the listener open for `delay` so load balancers stop sending new requests here, then returns, and the group goes
 /// on to stop the HTTP server.
 struct DrainService: Service {
+    /// Turned to draining when the shutdown starts.
     let readiness: ReadinessMonitor
+    /// How long the listener stays open while `/readyz` fails.
     let delay: Duration
+    /// How long in-flight work gets once the listener closes (logged here; enforced by the service group).
     let gracePeriod: Duration
+    /// Where the start of the shutdown is logged.
     let logger: Logger
 
     func run() async throws {

@@ -11,7 +11,7 @@ import Logging
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
-    /// The routes the router serves, for telling 405 from 404.
+    /// The routes the router serves (filled once they are registered), for telling 405 from 404.
     let routes: RouteTable
 
     func handle(
@@ -34,9 +34,11 @@ struct ProblemMiddleware: RouterMiddleware {
                     "\(request.method) is not allowed here; allowed: \(allowed.joined(separator: ", "))."),
                 request: request, context: context, headers: [.allow: allowed.joined(separator: ", ")])
         } catch let error as HTTPError where (400..<500).contains(error.status.code) {
-            return answer(
-                KubinError(.invalidParameter, error.body ?? error.status.reasonPhrase), request: request,
-                context: context)
+            var headers = error.headers
+            if Self.hasBody(request) { headers[.connection] = "close" }
+            return Problem.response(
+                status: error.status, detail: error.body ?? error.status.reasonPhrase, path: request.uri.path,
+                requestID: context.requestID, extraHeaders: headers)
         } catch is CancellationError {
             throw CancellationError()
         } catch {

@@ -10,6 +10,7 @@ import Synchronization
 struct TelemetryMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
+    /// Where request counts and durations go.
     let metrics: GatewayMetrics
 
     func handle(

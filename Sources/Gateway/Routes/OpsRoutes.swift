@@ -4,11 +4,16 @@ import Orchestrators
 
 /// `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml`.
 struct OpsRoutes {
+    /// Answers `/readyz`.
     let readiness: ReadinessMonitor
+    /// Renders `/metrics`.
     let metrics: GatewayMetrics
+    /// Reports uploads in flight for `/metrics`.
     let uploads: UploadOrchestrator
+    /// The bytes of `/openapi.yaml`.
     let openAPIDocument: ByteBuffer
 
+    /// Adds the routes at the root.
     func register(on router: Router<GatewayRequestContext>) {
         router.get("healthz") { _, _ in
             // Liveness: answers while the process can serve HTTP, without touching any dependency.

@@ -71,5 +71,15 @@ enum RequestParameters {
         return length
     }
 
+    /// True when the request has `Expect: 100-continue`; any other expectation is refused (417).
+    static func expectsContinue(_ request: Request) throws -> Bool {
+        guard let expectation = request.headers[.expect] else { return false }
+        guard expectation.lowercased() == "100-continue" else {
+            throw KubinError(.expectationFailed, "Only 'Expect: 100-continue' is supported.")
+        }
+        return true
+    }
+
+    /// The `Idempotency-Key` header's name.
     static let idempotencyKeyHeader = HTTPField.Name("Idempotency-Key")!
 }

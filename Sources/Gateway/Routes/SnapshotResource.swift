@@ -3,16 +3,26 @@ import KubinModel
 
 /// The JSON form of a ``Snapshot``: the resource every `/api/v1/snapshots` answer carries.
 struct SnapshotResource: Encodable {
+    /// The snapshot id.
     var id: String
+    /// The cluster name.
     var cluster: String
+    /// `stored`, `processing`, `ready` or `failed`.
     var status: String
+    /// `gzip`, `zip` or `json`.
     var format: String
+    /// The archive's size.
     var sizeBytes: Int64
+    /// The archive's SHA-256, lowercase hex.
     var sha256: String
+    /// When the upload was accepted.
     var createdAt: Date
+    /// When the status last changed.
     var updatedAt: Date
+    /// Why processing failed; absent otherwise.
     var failureReason: String?
 
+    /// The resource of `snapshot`.
     init(_ snapshot: Snapshot) {
         id = snapshot.id.rawValue
         cluster = snapshot.cluster.rawValue
@@ -28,7 +38,9 @@ struct SnapshotResource: Encodable {
 
 /// A page of a list as JSON: `{items: [...], nextCursor: string|null}` (`nextCursor` always present).
 struct PageResource<Item: Encodable>: Encodable {
+    /// The page's items.
     var items: [Item]
+    /// The next page's cursor, or null on the last page.
     var nextCursor: String?
 
     private enum CodingKeys: String, CodingKey { case items, nextCursor }

@@ -2,13 +2,19 @@ import HTTPTypes
 import Hummingbird
 import KubinModel
 import NIOCore
+import NIOHTTPTypes
 import Orchestrators
 
 /// `/api/v1/snapshots`: upload, list, get, delete, and download the original archive.
 struct SnapshotRoutes {
+    /// Stores uploads.
     let uploads: UploadOrchestrator
+    /// Reads and deletes snapshots.
     let catalog: SnapshotCatalog
+    /// Counts upload bytes and refusals.
     let metrics: GatewayMetrics
+    /// Tells whether the instance is draining (then it takes no new uploads).
+    let readiness: ReadinessMonitor
 
     /// Adds the routes under `/api/v1/snapshots`.
     func register(on router: Router<GatewayRequestContext>) {
@@ -20,15 +26,24 @@ struct SnapshotRoutes {
             .get("{id}/archive", use: archive)
     }
 
+    /// `POST /api/v1/snapshots`: every check that needs no body runs first; `100 Continue` (when the client asked for
+    /// it) goes out only when the orchestrator starts reading, so a refused upload is never sent.
     @Sendable func upload(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let accepted: UploadOrchestrator.Accepted
         do {
+            guard !readiness.isDraining else {
+                throw KubinError(
+                    .shuttingDown, "This instance is shutting down and takes no new uploads; retry.",
+                    retryAfterSeconds: 1)
+            }
             let upload = UploadOrchestrator.Request(
                 cluster: try RequestParameters.cluster(request, required: true)!,
                 idempotencyKey: try RequestParameters.idempotencyKey(request),
                 declaredLength: try RequestParameters.contentLength(request))
-            accepted = try await uploads.upload(
-                upload, body: UploadBytes(base: request.body, metrics: metrics), logger: context.logger)
+            let body = UploadBytes(
+                base: request.body, metrics: metrics,
+                continueOn: try RequestParameters.expectsContinue(request) ? context.channel : nil)
+            accepted = try await uploads.upload(upload, body: body, logger: context.logger)
         } catch let error as KubinError {
             metrics.uploadRejected(Self.rejectionReason(error.code))
             throw error
@@ -38,6 +53,7 @@ struct SnapshotRoutes {
         return try JSON.response(SnapshotResource(accepted.snapshot), status: .accepted, headers: headers)
     }
 
+    /// `GET /api/v1/snapshots`.
     @Sendable func list(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let query = SnapshotQuery(
             cluster: try RequestParameters.cluster(request, required: false),
@@ -50,10 +66,12 @@ struct SnapshotRoutes {
             PageResource(items: page.items.map(SnapshotResource.init), nextCursor: page.nextCursor))
     }
 
+    /// `GET /api/v1/snapshots/{id}`.
     @Sendable func snapshot(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         try JSON.response(SnapshotResource(try await catalog.snapshot(try RequestParameters.snapshotID(context))))
     }
 
+    /// `DELETE /api/v1/snapshots/{id}`.
     @Sendable func delete(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         try await catalog.delete(try RequestParameters.snapshotID(context), logger: context.logger)
         return Response(status: .noContent)
@@ -61,7 +79,7 @@ struct SnapshotRoutes {
 
     /// The original bytes: `ETag` from the SHA-256, `If-None-Match`, one `Range` (with `If-Range`), streamed.
     @Sendable func archive(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let snapshot = try await catalog.snapshot(try RequestParameters.snapshotID(context))
+        let snapshot = try await catalog.archive(try RequestParameters.snapshotID(context), logger: context.logger)
         let etag = "\"\(snapshot.sha256)\""
         if let noneMatch = request.headers[.ifNoneMatch], ByteRange.noneMatchHits(noneMatch, etag: etag) {
             return Response(status: .notModified, headers: [.eTag: etag])
@@ -109,20 +127,29 @@ struct SnapshotRoutes {
     }
 }
 
-/// An upload body that adds each chunk to `gateway_upload_bytes_total` as it arrives.
+/// An upload body that adds each chunk to `gateway_upload_bytes_total` as it arrives, and sends `100 Continue` on
+/// `continueOn` when it is first asked for a chunk.
 private struct UploadBytes: AsyncSequence {
     typealias Element = ByteBuffer
     typealias Failure = any Error
     let base: RequestBody
     let metrics: GatewayMetrics
+    let continueOn: (any Channel)?
 
-    func makeAsyncIterator() -> Iterator { Iterator(base: base.makeAsyncIterator(), metrics: metrics) }
+    func makeAsyncIterator() -> Iterator {
+        Iterator(base: base.makeAsyncIterator(), metrics: metrics, continueOn: continueOn)
+    }
 
     struct Iterator: AsyncIteratorProtocol {
         var base: RequestBody.AsyncIterator
         let metrics: GatewayMetrics
+        var continueOn: (any Channel)?
 
         mutating func next() async throws -> ByteBuffer? {
+            if let channel = continueOn {
+                continueOn = nil
+                try await channel.writeAndFlush(HTTPResponsePart.head(HTTPResponse(status: .continue)))
+            }
             let chunk = try await base.next()
             if let chunk { metrics.uploadBytesReceived(chunk.readableBytes) }
             return chunk

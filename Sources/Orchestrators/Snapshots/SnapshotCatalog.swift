@@ -43,6 +43,20 @@ package final class SnapshotCatalog: Sendable {
         logger.info("snapshot deleted", metadata: ["snapshot_id": "\(id)"])
     }
 
+    /// The snapshot `id` with its archive present; throws ``KubinError/Code/notFound`` when either is missing, so a
+    /// download can answer 404 before it commits to a 200.
+    package func archive(_ id: SnapshotID, logger: Logger) async throws -> Snapshot {
+        let snapshot = try await snapshot(id)
+        let key = ObjectKey(validating: snapshot.archiveKey)!
+        guard let info = try await dependency("storage", { try await objects.info(key) }),
+            info.size == snapshot.sizeBytes
+        else {
+            logger.error("a snapshot's archive is missing or has the wrong size", metadata: ["key": "\(key)"])
+            throw KubinError(.notFound, "The archive of snapshot '\(id)' is missing.")
+        }
+        return snapshot
+    }
+
     /// Streams the bytes `range` of the snapshot's original archive (all when nil) to `consume`.
     package func readArchive(
         of snapshot: Snapshot, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void

@@ -147,9 +147,7 @@ package final class UploadOrchestrator: Sendable {
             let record = request.idempotencyKey.map {
                 IdempotencyRecord(key: $0, sha256: received.sha256, snapshotID: id)
             }
-            do {
-                try await metadata.insertSnapshot(snapshot, idempotencyKey: record)
-            } catch let error as MetadataStoreError where error.isIdempotencyKeyConflict {
+            guard try await insert(snapshot, idempotencyKey: record) else {
                 // Another upload with this key committed first: answer as for a retry.
                 await discard(key, logger: logger)
                 guard let key = record?.key,
@@ -168,6 +166,20 @@ package final class UploadOrchestrator: Sendable {
         } catch {
             await discard(key, logger: logger)
             throw translate(error)
+        }
+    }
+
+    /// Records the snapshot; false when another upload took the idempotency key first.
+    private func insert(_ snapshot: Snapshot, idempotencyKey record: IdempotencyRecord?) async throws -> Bool {
+        do {
+            try await metadata.insertSnapshot(snapshot, idempotencyKey: record)
+            return true
+        } catch let error as MetadataStoreError where error.isIdempotencyKeyConflict {
+            return false
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw KubinError.dependencyUnavailable("metadata", underlying: error)
         }
     }
 
