@@ -126,7 +126,7 @@ package struct Gateway: Sendable {
             router: try makeRouter().router,
             server: .http1(
                 configuration: .init(
-                    additionalChannelHandlers: [LingeringCloseHandler()],
+                    additionalChannelHandlers: [LingeringCloseHandler(), MalformedRequestHandler()],
                     idleTimeout: .nanoseconds(Int64(http.idleTimeout / .nanoseconds(1))))),
             configuration: ApplicationConfiguration(address: .hostname(http.host, port: http.port)),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? http.port) },

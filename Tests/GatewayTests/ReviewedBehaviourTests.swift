@@ -40,6 +40,28 @@ import Testing
         }
     }
 
+    @Test(arguments: [
+        ("GARBAGE\r\n\r\n", 400, "malformed-request"),
+        ("GET / HTTP/1.1\r\nHost x\r\n\r\n", 400, "malformed-request"),
+        ("POST /api/v1/snapshots HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400, "malformed-request"),
+        (
+            "GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 100_000) + "\r\n\r\n", 431,
+            "request-header-fields-too-large"
+        ),
+    ])
+    func bytesThatAreNotHTTPGetAProblem(_ request: String, _ status: Int, _ type: String) async throws {
+        try await withLiveGateway { live in
+            let answer = try await RawClient.converse(port: live.port) { conversation in
+                try await conversation.send(request)
+                return try await conversation.read(through: "}")
+            }
+            #expect(answer.hasPrefix("HTTP/1.1 \(status) "))
+            #expect(answer.contains("Content-Type: application/problem+json"))
+            #expect(answer.contains("\"type\":\"https://kubin.dev/problems/\(type)\""))
+            #expect(answer.contains("X-Request-ID: "))
+        }
+    }
+
     @Test func headAnswersTheHeadersOfGet() async throws {
         try await withLiveGateway { live in
             let bytes = jsonBody(12_345)
