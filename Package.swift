@@ -61,13 +61,22 @@ let package = Package(
             ],
             resources: [.embedInCode("Resources/openapi.yaml")]),
         .executableTarget(name: "kubin-gateway", dependencies: ["Gateway"]),
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tests/TestSupport"),
         .testTarget(name: "KubinModelTests", dependencies: ["KubinModel"]),
-        .testTarget(name: "ClientsTests", dependencies: ["Clients", .product(name: "NIOPosix", package: "swift-nio")]),
-        .testTarget(name: "OrchestratorsTests", dependencies: ["Orchestrators", "Clients"]),
+        .testTarget(
+            name: "ClientsTests",
+            dependencies: ["Clients", "TestSupport", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "OrchestratorsTests", dependencies: ["Orchestrators", "Clients", "TestSupport"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway",
+                "Gateway", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Yams", package: "Yams"),
@@ -75,7 +84,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "kubin-gateway", "Gateway",
+                "kubin-gateway", "Gateway", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),

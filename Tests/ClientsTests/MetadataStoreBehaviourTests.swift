@@ -5,14 +5,9 @@ import Testing
 
 @testable import Clients
 
-/// How to open one implementation of ``MetadataStore`` on an empty database; each behaviour test runs against all.
-struct MetadataStoreFactory: Sendable, CustomTestStringConvertible {
-    let name: String
-    let open: @Sendable () async throws -> (store: any MetadataStore, close: @Sendable () async throws -> Void)
-
-    var testDescription: String { name }
-
-    static let sqlite = MetadataStoreFactory(name: "SQLite") {
+/// The implementations of ``MetadataStore``, each on an empty database; every behaviour test runs against all.
+enum MetadataStores {
+    static let sqlite = StoreFactory<any MetadataStore>(name: "SQLite") {
         let directory = try TemporaryDirectory()
         let store = try await SQLiteMetadataStore.open(
             path: directory.path + "/metadata.sqlite", logger: Logger(label: "test"))
@@ -24,18 +19,7 @@ struct MetadataStoreFactory: Sendable, CustomTestStringConvertible {
         )
     }
 
-    static let all: [MetadataStoreFactory] = [.sqlite]
-
-    func with(_ body: (any MetadataStore) async throws -> Void) async throws {
-        let (store, close) = try await open()
-        do {
-            try await body(store)
-            try await close()
-        } catch {
-            try? await close()
-            throw error
-        }
-    }
+    static let all = [sqlite]
 }
 
 func makeSnapshot(
@@ -48,8 +32,8 @@ func makeSnapshot(
 }
 
 @Suite struct MetadataStoreBehaviourTests {
-    @Test(arguments: MetadataStoreFactory.all)
-    func storesAndReadsBackEveryField(_ factory: MetadataStoreFactory) async throws {
+    @Test(arguments: MetadataStores.all)
+    func storesAndReadsBackEveryField(_ factory: StoreFactory<any MetadataStore>) async throws {
         try await factory.with { store in
             var snapshot = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000.125))
             snapshot.failureReason = "gzip stream is truncated"
@@ -61,8 +45,8 @@ func makeSnapshot(
         }
     }
 
-    @Test(arguments: MetadataStoreFactory.all)
-    func pagesNewestFirstWithoutGapsOrRepeats(_ factory: MetadataStoreFactory) async throws {
+    @Test(arguments: MetadataStores.all)
+    func pagesNewestFirstWithoutGapsOrRepeats(_ factory: StoreFactory<any MetadataStore>) async throws {
         try await factory.with { store in
             var inserted: [Snapshot] = []
             for index in 0..<11 {
@@ -87,8 +71,8 @@ func makeSnapshot(
         }
     }
 
-    @Test(arguments: MetadataStoreFactory.all)
-    func filtersByClusterAndStatus(_ factory: MetadataStoreFactory) async throws {
+    @Test(arguments: MetadataStores.all)
+    func filtersByClusterAndStatus(_ factory: StoreFactory<any MetadataStore>) async throws {
         try await factory.with { store in
             let base = Date(timeIntervalSince1970: 1_700_000_000)
             let snapshots = [
@@ -107,8 +91,8 @@ func makeSnapshot(
         }
     }
 
-    @Test(arguments: MetadataStoreFactory.all)
-    func idempotencyKeysAreUniqueAndGoWithTheirSnapshot(_ factory: MetadataStoreFactory) async throws {
+    @Test(arguments: MetadataStores.all)
+    func idempotencyKeysAreUniqueAndGoWithTheirSnapshot(_ factory: StoreFactory<any MetadataStore>) async throws {
         try await factory.with { store in
             let first = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000))
             let record = IdempotencyRecord(key: "retry-1", sha256: first.sha256, snapshotID: first.id)
@@ -129,8 +113,8 @@ func makeSnapshot(
         }
     }
 
-    @Test(arguments: MetadataStoreFactory.all)
-    func concurrentInsertsWithOneKeyAdmitExactlyOne(_ factory: MetadataStoreFactory) async throws {
+    @Test(arguments: MetadataStores.all)
+    func concurrentInsertsWithOneKeyAdmitExactlyOne(_ factory: StoreFactory<any MetadataStore>) async throws {
         try await factory.with { store in
             let results = await withTaskGroup(of: Bool.self) { group in
                 for index in 0..<20 {

@@ -5,31 +5,15 @@ import Testing
 
 @testable import Clients
 
-/// How to open one implementation of ``ObjectStore`` on an empty store; each behaviour test runs against all.
-struct ObjectStoreFactory: Sendable, CustomTestStringConvertible {
-    let name: String
-    let open: @Sendable () async throws -> (store: any ObjectStore, close: @Sendable () async throws -> Void)
-
-    var testDescription: String { name }
-
-    static let local = ObjectStoreFactory(name: "local directory") {
+/// The implementations of ``ObjectStore``, each on an empty store; every behaviour test runs against all.
+enum ObjectStores {
+    static let local = StoreFactory<any ObjectStore>(name: "local directory") {
         let directory = try TemporaryDirectory()
         let store = try await LocalObjectStore.open(root: directory.path, threadPool: .singleton, writeSize: 4096)
         return (store, { directory.remove() })
     }
 
-    static let all: [ObjectStoreFactory] = [.local]
-
-    func with(_ body: (any ObjectStore) async throws -> Void) async throws {
-        let (store, close) = try await open()
-        do {
-            try await body(store)
-            try await close()
-        } catch {
-            try? await close()
-            throw error
-        }
-    }
+    static let all = [local]
 }
 
 /// Yields the given chunks, then optionally fails.
@@ -100,8 +84,8 @@ struct EndlessBody: AsyncSequence, Sendable {
 @Suite struct ObjectStoreBehaviourTests {
     let key = ObjectKey(validating: "snapshots/0192f1c4-6f2a-7b3e-9c1d-2a4b6c8d0e1f/archive")!
 
-    @Test(arguments: ObjectStoreFactory.all)
-    func storesChunkedBodiesExactly(_ factory: ObjectStoreFactory) async throws {
+    @Test(arguments: ObjectStores.all)
+    func storesChunkedBodiesExactly(_ factory: StoreFactory<any ObjectStore>) async throws {
         try await factory.with { store in
             for (index, size) in [0, 1, 4095, 4096, 4097, 100_000].enumerated() {
                 let bytes = randomBytes(size, seed: UInt64(index))
@@ -114,8 +98,8 @@ struct EndlessBody: AsyncSequence, Sendable {
         }
     }
 
-    @Test(arguments: ObjectStoreFactory.all)
-    func readsRanges(_ factory: ObjectStoreFactory) async throws {
+    @Test(arguments: ObjectStores.all)
+    func readsRanges(_ factory: StoreFactory<any ObjectStore>) async throws {
         try await factory.with { store in
             let bytes = randomBytes(10_000)
             _ = try await store.put(key, body: Chunks([ByteBuffer(bytes: bytes)]))
@@ -126,8 +110,8 @@ struct EndlessBody: AsyncSequence, Sendable {
         }
     }
 
-    @Test(arguments: ObjectStoreFactory.all)
-    func replacesAndDeletes(_ factory: ObjectStoreFactory) async throws {
+    @Test(arguments: ObjectStores.all)
+    func replacesAndDeletes(_ factory: StoreFactory<any ObjectStore>) async throws {
         try await factory.with { store in
             _ = try await store.put(key, body: Chunks([ByteBuffer(string: "first version")]))
             _ = try await store.put(key, body: Chunks([ByteBuffer(string: "second")]))
@@ -141,8 +125,8 @@ struct EndlessBody: AsyncSequence, Sendable {
         }
     }
 
-    @Test(arguments: ObjectStoreFactory.all)
-    func aFailingBodyStoresNothing(_ factory: ObjectStoreFactory) async throws {
+    @Test(arguments: ObjectStores.all)
+    func aFailingBodyStoresNothing(_ factory: StoreFactory<any ObjectStore>) async throws {
         struct Disconnected: Error {}
         try await factory.with { store in
             _ = try await store.put(key, body: Chunks([ByteBuffer(string: "old")]))

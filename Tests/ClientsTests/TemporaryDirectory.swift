@@ -1,4 +1,6 @@
 import Foundation
+import TestSupport
+import Testing
 
 /// A fresh directory under the system's temporary directory, removed by `remove()`.
 struct TemporaryDirectory: Sendable {
@@ -13,12 +15,27 @@ struct TemporaryDirectory: Sendable {
 
     /// Every regular file below `subpath`, relative to it.
     func files(under subpath: String = "") -> [String] {
-        let root = subpath.isEmpty ? path : path + "/" + subpath
-        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }
-        return enumerator.compactMap { $0 as? String }.filter { relative in
-            var isDirectory: ObjCBool = false
-            return FileManager.default.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory)
-                && !isDirectory.boolValue
-        }.sorted()
+        regularFiles(under: subpath.isEmpty ? path : path + "/" + subpath)
+    }
+}
+
+/// How to open one implementation of a store protocol on empty state, for behaviour suites that run the same tests
+/// against the embedded and the production implementation.
+struct StoreFactory<Store: Sendable>: Sendable, CustomTestStringConvertible {
+    let name: String
+    let open: @Sendable () async throws -> (store: Store, close: @Sendable () async throws -> Void)
+
+    var testDescription: String { name }
+
+    /// Opens a store, runs `body` with it, and closes it whether `body` throws or not.
+    func with(_ body: (Store) async throws -> Void) async throws {
+        let (store, close) = try await open()
+        do {
+            try await body(store)
+            try await close()
+        } catch {
+            try? await close()
+            throw error
+        }
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import TestSupport
 import Testing
 
 @testable import Gateway

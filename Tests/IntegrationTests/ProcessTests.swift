@@ -3,7 +3,7 @@ import Crypto
 import Foundation
 import Gateway
 import NIOCore
-import Synchronization
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -139,57 +139,5 @@ func metric(_ sample: String, port: Int, client: HTTPClient) async throws -> Dou
     let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
     return text.split(separator: "\n").first { $0.hasPrefix(sample + " ") }.flatMap {
         Double($0.dropFirst(sample.count + 1))
-    }
-}
-
-/// A one-shot signal many tasks can wait for.
-final class Gate: Sendable {
-    private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { state in
-                if state.isOpen { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
-    }
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.isOpen = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-}
-
-/// A request body that sends its first chunk, then waits at `gate` before the rest.
-struct GatedBody: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    let chunks: [ByteBuffer]
-    let gate: Gate
-
-    init(_ bytes: [UInt8], chunkSize: Int = 16 * 1024, gate: Gate) {
-        chunks = stride(from: 0, to: bytes.count, by: chunkSize).map {
-            ByteBuffer(bytes: bytes[$0..<Swift.min($0 + chunkSize, bytes.count)])
-        }
-        self.gate = gate
-    }
-
-    func makeAsyncIterator() -> Iterator { Iterator(body: self) }
-
-    struct Iterator: AsyncIteratorProtocol {
-        let body: GatedBody
-        var index = 0
-        mutating func next() async throws -> ByteBuffer? {
-            if index == 1 { await body.gate.wait() }
-            guard index < body.chunks.count else { return nil }
-            defer { index += 1 }
-            return body.chunks[index]
-        }
     }
 }

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import TestSupport
 
 /// Real embedded stores in a temporary directory.
 struct Stores {
@@ -29,42 +30,10 @@ struct Stores {
     }
 
     /// Files under the storage directory (objects and staging), relative to it.
-    var storedFiles: [String] {
-        let root = directory + "/storage"
-        return (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []).filter {
-            var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: root + "/" + $0, isDirectory: &isDirectory)
-            return !isDirectory.boolValue
-        }
-    }
+    var storedFiles: [String] { regularFiles(under: directory + "/storage") }
 
     var snapshotCount: Int {
         get async throws { try await metadata.listSnapshots(SnapshotQuery(limit: 500)).items.count }
-    }
-}
-
-/// A one-shot signal many tasks can wait for.
-final class Gate: Sendable {
-    private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { state in
-                if state.isOpen { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
-    }
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.isOpen = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
     }
 }
 
@@ -111,17 +80,6 @@ struct TestBody: AsyncSequence, Sendable {
     }
 }
 
-func sha256Hex(_ bytes: [UInt8]) -> String {
-    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
-}
-
-/// A JSON document of about `size` bytes, like a cluster-info dump's stdout form.
-func jsonBody(_ size: Int, seed: Int = 0) -> [UInt8] {
-    var text = "{\"kind\":\"NodeList\",\"seed\":\(seed),\"items\":[],\"pad\":\""
-    text += String(repeating: "x", count: max(0, size - text.utf8.count - 2)) + "\"}"
-    return Array(text.utf8)
-}
-
 /// Records whether a body was read at all.
 final class ReadProbe: Sendable {
     let wasRead = Atomic(false)
@@ -134,8 +92,26 @@ final class FailureSwitch: Sendable {
     func set(_ on: Bool) { isOn.store(on, ordering: .relaxed) }
 }
 
+/// A test double that forwards every call to a real store except the ones it overrides.
+protocol ForwardingMetadataStore: MetadataStore {
+    var base: any MetadataStore { get }
+}
+
+extension ForwardingMetadataStore {
+    func insertSnapshot(_ snapshot: Snapshot, idempotencyKey: IdempotencyRecord?) async throws {
+        try await base.insertSnapshot(snapshot, idempotencyKey: idempotencyKey)
+    }
+    func snapshot(_ id: SnapshotID) async throws -> Snapshot? { try await base.snapshot(id) }
+    func listSnapshots(_ query: SnapshotQuery) async throws -> Page<Snapshot> { try await base.listSnapshots(query) }
+    func deleteSnapshot(_ id: SnapshotID) async throws -> Bool { try await base.deleteSnapshot(id) }
+    func idempotencyRecord(forKey key: String) async throws -> IdempotencyRecord? {
+        try await base.idempotencyRecord(forKey: key)
+    }
+    func checkHealth() async throws { try await base.checkHealth() }
+}
+
 /// A metadata store whose inserts fail while its switch is on; everything else goes to the real one.
-final class FailingMetadataStore: MetadataStore {
+final class FailingMetadataStore: ForwardingMetadataStore {
     struct InjectedFailure: Error {}
     let base: any MetadataStore
     let failInserts: FailureSwitch
@@ -149,13 +125,6 @@ final class FailingMetadataStore: MetadataStore {
         if failInserts.isOn.load(ordering: .relaxed) { throw InjectedFailure() }
         try await base.insertSnapshot(snapshot, idempotencyKey: idempotencyKey)
     }
-    func snapshot(_ id: SnapshotID) async throws -> Snapshot? { try await base.snapshot(id) }
-    func listSnapshots(_ query: SnapshotQuery) async throws -> Page<Snapshot> { try await base.listSnapshots(query) }
-    func deleteSnapshot(_ id: SnapshotID) async throws -> Bool { try await base.deleteSnapshot(id) }
-    func idempotencyRecord(forKey key: String) async throws -> IdempotencyRecord? {
-        try await base.idempotencyRecord(forKey: key)
-    }
-    func checkHealth() async throws { try await base.checkHealth() }
 }
 
 /// Holds inserts at a gate: `entered` opens when an insert arrives, which then waits for `release`.
@@ -165,7 +134,7 @@ final class InsertGate: Sendable {
 }
 
 /// A metadata store whose inserts wait at a gate, then fail if their task was cancelled meanwhile.
-final class BlockingMetadataStore: MetadataStore {
+final class BlockingMetadataStore: ForwardingMetadataStore {
     let base: any MetadataStore
     let gate: InsertGate
 
@@ -180,11 +149,4 @@ final class BlockingMetadataStore: MetadataStore {
         try Task.checkCancellation()
         try await base.insertSnapshot(snapshot, idempotencyKey: idempotencyKey)
     }
-    func snapshot(_ id: SnapshotID) async throws -> Snapshot? { try await base.snapshot(id) }
-    func listSnapshots(_ query: SnapshotQuery) async throws -> Page<Snapshot> { try await base.listSnapshots(query) }
-    func deleteSnapshot(_ id: SnapshotID) async throws -> Bool { try await base.deleteSnapshot(id) }
-    func idempotencyRecord(forKey key: String) async throws -> IdempotencyRecord? {
-        try await base.idempotencyRecord(forKey: key)
-    }
-    func checkHealth() async throws { try await base.checkHealth() }
 }

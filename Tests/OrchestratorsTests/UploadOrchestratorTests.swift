@@ -3,6 +3,7 @@ import Foundation
 import KubinModel
 import Logging
 import NIOCore
+import TestSupport
 import Testing
 
 @testable import Orchestrators

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import TestSupport
 
 @testable import Gateway
 
@@ -63,14 +64,7 @@ struct LiveGateway: Sendable {
     }
 
     /// Files under the storage directory (objects and staging), relative to it.
-    var storedFiles: [String] {
-        let root = dataDirectory + "/storage"
-        return (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []).filter {
-            var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: root + "/" + $0, isDirectory: &isDirectory)
-            return !isDirectory.boolValue
-        }.sorted()
-    }
+    var storedFiles: [String] { regularFiles(under: dataDirectory + "/storage") }
 }
 
 struct TimedOut: Error, CustomStringConvertible {
