@@ -29,6 +29,7 @@ package struct Gateway: Sendable {
     let logger: Logger
 
     /// Opens the stores `configuration` names, runs `body`, and closes them whether `body` returns or throws.
+    @discardableResult
     package static func with<Result: Sendable>(
         configuration: GatewayConfiguration, logger: Logger, now: @escaping @Sendable () -> Date = Date.init,
         _ body: (Gateway) async throws -> Result

@@ -111,7 +111,7 @@ import Testing
                 request.method = .POST
                 request.body = .stream(
                     GatedBody(Array(repeating: UInt8(ascii: "{"), count: 100_000), gate: release),
-                    length: .known(100_000))
+                    length: .known(Int64(100_000)))
                 _ = try? await client.execute(request, timeout: .seconds(60))
             }
             try await poll("the upload to be admitted") {
