@@ -48,10 +48,6 @@ package struct Gateway: Sendable {
             let metadata: any MetadataStore
             switch configuration.metadata {
             case .sqlite(let path):
-                try FileManager.default.createDirectory(
-                    atPath: (path as NSString).deletingLastPathComponent.isEmpty
-                        ? "." : (path as NSString).deletingLastPathComponent,
-                    withIntermediateDirectories: true)
                 let store = try await SQLiteMetadataStore.open(path: path, logger: logger)
                 closers.append { try await store.close() }
                 metadata = store

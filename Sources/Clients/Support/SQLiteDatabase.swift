@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import SQLiteNIO
@@ -30,8 +31,10 @@ package final class SQLiteDatabase: Sendable {
 
     private init(connection: SQLiteConnection) { self.connection = connection }
 
-    /// Opens (creating when missing) the database at `path` and applies the `migrations` it lacks.
+    /// Opens (creating it and its directory when missing) the database at `path` and applies the `migrations` it lacks.
     package static func open(path: String, migrations: [Migration], logger: Logger) async throws -> SQLiteDatabase {
+        try FileManager.default.createDirectory(
+            at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
         let database = SQLiteDatabase(connection: connection)
         do {
