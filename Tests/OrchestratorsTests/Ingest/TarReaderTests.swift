@@ -8,7 +8,7 @@ import Testing
 /// Reads every entry of `archive`, fed in chunks of the given sizes, into (entry, body) pairs.
 func readTar(
     _ archive: [UInt8], chunkSizes: [Int] = [4096], limits: TarReader.Limits = .init()
-) async throws -> [(entry: TarReader.Entry, body: [UInt8])] {
+) async throws -> [(entry: ArchiveEntry, body: [UInt8])] {
     var chunks: [ByteBuffer] = []
     var offset = 0
     var index = 0
@@ -19,7 +19,7 @@ func readTar(
         index += 1
     }
     let stream = ByteStream(chunks.async.makeAsyncIterator())
-    var result: [(TarReader.Entry, [UInt8])] = []
+    var result: [(ArchiveEntry, [UInt8])] = []
     try await TarReader.read(stream, limits: limits) { entry, body in
         var bytes: [UInt8] = []
         while let chunk = try await body.next(upTo: 700) { bytes += chunk.readableBytesView }

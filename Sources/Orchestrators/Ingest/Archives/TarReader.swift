@@ -18,23 +18,10 @@ package enum TarReader {
         package init() {}
     }
 
-    /// One file or directory of the archive.
-    package struct Entry: Sendable, Equatable {
-        /// What the entry is.
-        package enum Kind: Sendable, Equatable { case file, directory }
-
-        /// The path inside the archive, without a leading `./`; never absolute, never with `..`.
-        package var path: String
-        /// File or directory.
-        package var kind: Kind
-        /// The body's size in bytes (0 for a directory).
-        package var size: Int64
-    }
-
     /// Reads every entry of the archive in `stream`, calling `visit` with each file and directory.
     package static func read<Source>(
         _ stream: ByteStream<Source>, limits: Limits = Limits(),
-        visit: (Entry, TarEntryBody<Source>) async throws -> Void
+        visit: (ArchiveEntry, TarEntryBody<Source>) async throws -> Void
     ) async throws {
         var pending = PendingMetadata()
         var entries = 0
@@ -70,26 +57,27 @@ package enum TarReader {
             let linkTarget = pending.linkPath ?? cString(header[157..<257])
             pending = PendingMetadata()
 
-            let kind: Entry.Kind
+            let kind: ArchiveEntry.Kind
             switch type {
             case 0, UInt8(ascii: "0"), UInt8(ascii: "7"): kind = .file
             case UInt8(ascii: "5"): kind = .directory
             case UInt8(ascii: "1"), UInt8(ascii: "2"):
                 throw ArchiveError(
                     .refusedEntry,
-                    "The archive contains a link ('\(printable(path))' -> '\(printable(linkTarget))'); "
+                    "The archive contains a link ('\(ArchiveEntry.printable(path))' -> '\(ArchiveEntry.printable(linkTarget))'); "
                         + "links are not allowed in a snapshot.")
             case UInt8(ascii: "3"), UInt8(ascii: "4"), UInt8(ascii: "6"):
                 throw ArchiveError(
-                    .refusedEntry, "The archive contains a device or FIFO ('\(printable(path))'), which is not allowed."
+                    .refusedEntry,
+                    "The archive contains a device or FIFO ('\(ArchiveEntry.printable(path))'), which is not allowed."
                 )
             default:
                 throw ArchiveError(
                     .refusedEntry,
-                    "The archive contains an entry of unsupported type '\(printable(String(decoding: [type], as: UTF8.self)))' "
-                        + "('\(printable(path))').")
+                    "The archive contains an entry of unsupported type '\(ArchiveEntry.printable(String(decoding: [type], as: UTF8.self)))' "
+                        + "('\(ArchiveEntry.printable(path))').")
             }
-            path = try safePath(path)
+            path = try ArchiveEntry.safePath(path)
             entries += 1
             guard entries <= limits.maxEntries else {
                 throw ArchiveError(.limitExceeded, "The archive has more than \(limits.maxEntries) entries.")
@@ -97,7 +85,7 @@ package enum TarReader {
             let dataSize = kind == .directory ? 0 : size
             let body = TarEntryBody(stream: stream, remaining: dataSize)
             if !path.isEmpty {
-                try await visit(Entry(path: path, kind: kind, size: dataSize), body)
+                try await visit(ArchiveEntry(path: path, kind: kind, size: dataSize), body)
             }
             try await stream.skip(body.remaining + (recordBytes(dataSize) - dataSize))
         }
@@ -143,20 +131,6 @@ package enum TarReader {
         let isPOSIX = header[257..<263].elementsEqual(Array("ustar\0".utf8))
         let prefix = isPOSIX ? cString(header[345..<500]) : ""
         return prefix.isEmpty ? name : prefix + "/" + name
-    }
-
-    /// `path` without leading `./`; refuses absolute paths and `..` segments.
-    private static func safePath(_ path: String) throws -> String {
-        guard !path.hasPrefix("/"), !path.contains("\0") else {
-            throw ArchiveError(
-                .refusedEntry, "The archive contains an absolute path ('\(printable(path))'), which is not allowed.")
-        }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
-        guard !segments.contains("..") else {
-            throw ArchiveError(
-                .refusedEntry, "The archive contains a path with '..' ('\(printable(path))'), which is not allowed.")
-        }
-        return segments.joined(separator: "/")
     }
 
     /// The header's checksum must match the sum of its bytes, the checksum field counted as spaces (unsigned, or
@@ -205,15 +179,10 @@ package enum TarReader {
         String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
     }
 
-    /// `text` shortened and stripped of control characters, for error messages.
-    static func printable(_ text: String) -> String {
-        String(
-            String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) }).prefix(200))
-    }
 }
 
 /// The body of the current tar entry; readable only while its visitor runs.
-package final class TarEntryBody<Source: AsyncIteratorProtocol> where Source.Element == ByteBuffer {
+package final class TarEntryBody<Source: AsyncIteratorProtocol>: ArchiveEntryBody where Source.Element == ByteBuffer {
     private let stream: ByteStream<Source>
     /// Bytes of the body not read yet.
     package private(set) var remaining: Int64
@@ -231,16 +200,5 @@ package final class TarEntryBody<Source: AsyncIteratorProtocol> where Source.Ele
         }
         remaining -= Int64(chunk.readableBytes)
         return chunk
-    }
-
-    /// The whole body, refused when it is larger than `maxBytes`.
-    package func collect(maxBytes: Int) async throws -> ByteBuffer {
-        guard remaining <= Int64(maxBytes) else {
-            throw ArchiveError(.limitExceeded, "An entry of the archive is larger than the limit of \(maxBytes) bytes.")
-        }
-        var all = ByteBuffer()
-        all.reserveCapacity(Int(remaining))
-        while var chunk = try await next(upTo: 1 << 20) { all.writeBuffer(&chunk) }
-        return all
     }
 }
