@@ -44,6 +44,13 @@ package final class ByteStream<Source: AsyncIteratorProtocol> where Source.Eleme
         }
     }
 
+    /// The next `count` bytes (fewer at the end of the stream) without consuming them; nil when none is left.
+    package func peek(count: Int) async throws -> ByteBuffer? {
+        while buffered.readableBytes < count, try await fill() {}
+        guard buffered.readableBytes > 0 else { return nil }
+        return buffered.getSlice(at: buffered.readerIndex, length: min(count, buffered.readableBytes))
+    }
+
     /// True when no byte is left.
     package func isAtEnd() async throws -> Bool {
         if buffered.readableBytes > 0 { return false }

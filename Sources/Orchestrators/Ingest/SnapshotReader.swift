@@ -1,0 +1,302 @@
+import Foundation
+import KubinModel
+import NIOCore
+import Synchronization
+
+/// Reads a stored snapshot of any accepted form and reports its lists and logs to a ``SnapshotSink``, streaming:
+/// memory is bounded by one document (`maxDocumentBytes`), one line and a batch of log lines.
+///
+/// gzip: a tar (cluster-info dump directory or support bundle, any leading folder) or one stdout-form file;
+/// zip: the same layouts; json: the stdout form. Refused or broken archives throw ``ArchiveError``.
+package struct SnapshotReader {
+    /// Every bound the reader applies.
+    package struct Limits: Sendable {
+        /// Against decompression bombs.
+        package var expansion = ExpansionLimits()
+        /// Of tar archives.
+        package var tar = TarReader.Limits()
+        /// Of zip archives.
+        package var zip = ZipReader.Limits()
+        /// The largest JSON document (one List file).
+        package var maxDocumentBytes = 256 << 20
+        /// The longest log line kept whole.
+        package var maxLineBytes = 64 << 10
+        /// Log lines handed to the sink at once.
+        package var logBatchSize = 2000
+
+        /// The defaults.
+        package init() {}
+    }
+
+    private let limits: Limits
+    private let referenceMicros: Int64
+
+    /// A reader for a snapshot taken at `referenceMicros` (klog lines carry no year).
+    package init(limits: Limits = Limits(), referenceMicros: Int64) {
+        self.limits = limits
+        self.referenceMicros = referenceMicros
+    }
+
+    /// Reads the archive `source`, of the container `format`, into `sink`.
+    package func read<Sink: SnapshotSink>(
+        _ format: SnapshotFormat, from source: some RandomAccessBytes, into sink: inout Sink
+    ) async throws {
+        let progress = Progress()
+        let source = CountingSource(base: source, progress: progress)
+        switch format {
+        case .zip:
+            try await ZipReader.read(source, limits: limits.zip, expansion: limits.expansion) { entry, body in
+                try await readEntry(entry, body: body, into: &sink)
+                try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.countEntry())
+            }
+        case .gzip:
+            let compressed = RangedChunks(source: source)
+            let stream = ByteStream(Gunzip(compressed, limits: limits.expansion).makeAsyncIterator())
+            guard let head = try await stream.peek(count: 512) else { return }
+            if Self.isTarHeader(head) {
+                try await TarReader.read(stream, limits: limits.tar) { entry, body in
+                    try await readEntry(entry, body: body, into: &sink)
+                    try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.countEntry())
+                }
+            } else {
+                let lines = LineReader(maxLineBytes: limits.maxLineBytes) {
+                    try await stream.readChunk(upTo: 256 * 1024)
+                }
+                try await readStdoutForm(lines, into: &sink, progress: progress)
+            }
+        case .json:
+            var chunks = RangedChunks(source: source).makeAsyncIterator()
+            let lines = LineReader(maxLineBytes: limits.maxLineBytes) { try await chunks.next() }
+            try await readStdoutForm(lines, into: &sink, progress: progress)
+        }
+        try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.entries)
+    }
+
+    /// One file of a tar or zip archive.
+    private func readEntry<Sink: SnapshotSink>(
+        _ entry: ArchiveEntry, body: some ArchiveEntryBody, into sink: inout Sink
+    ) async throws {
+        guard entry.kind == .file else { return }
+        switch DumpFile.classify(entry.path) {
+        case .clusterList(let kind):
+            try await sink.list(
+                try parseList(
+                    try await body.collect(maxBytes: limits.maxDocumentBytes), source: entry.path, namespace: nil,
+                    kind: kind))
+        case .namespacedList(let namespace, let kind):
+            try await sink.list(
+                try parseList(
+                    try await body.collect(maxBytes: limits.maxDocumentBytes), source: entry.path, namespace: namespace,
+                    kind: kind))
+        case .podLogBlocks:
+            let lines = LineReader(body, maxLineBytes: limits.maxLineBytes)
+            var splitter = LogBlockSplitter()
+            var blocks = BlockLogs(reader: self)
+            var events: [LogBlockSplitter.Event] = []
+            while let line = try await lines.next() {
+                events.removeAll(keepingCapacity: true)
+                splitter.feed(line, into: &events)
+                try await blocks.handle(events, into: &sink)
+            }
+            events.removeAll()
+            splitter.finish(into: &events)
+            try await blocks.handle(events, into: &sink)
+        case .containerLog(let namespace, let pod, let container, let isPrevious):
+            let key = LogStreamKey(namespace: namespace, pod: pod, container: container, isPrevious: isPrevious)
+            var log = ContainerLog(key: key, reader: self)
+            let lines = LineReader(body, maxLineBytes: limits.maxLineBytes)
+            while let line = try await lines.next() { try await log.feed(line, into: &sink) }
+            try await log.finish(into: &sink)
+        case .ignored:
+            return
+        }
+    }
+
+    /// The stdout form: JSON documents and log blocks, line by line.
+    private func readStdoutForm<Sink: SnapshotSink>(
+        _ lines: LineReader, into sink: inout Sink, progress: Progress
+    )
+        async throws
+    {
+        var splitter = LogBlockSplitter()
+        var documents = JSONDocumentSplitter(maxDocumentBytes: limits.maxDocumentBytes)
+        var blocks = BlockLogs(reader: self)
+        var events: [LogBlockSplitter.Event] = []
+        while let line = try await lines.next() {
+            events.removeAll(keepingCapacity: true)
+            if documents.isInDocument {
+                events.append(.outside(line))
+            } else {
+                splitter.feed(line, into: &events)
+            }
+            for event in events {
+                guard case .outside(let text) = event else { continue }
+                if let document = try documents.feed(text) {
+                    let count = progress.countEntry()
+                    try await sink.list(
+                        try parseList(document, source: "stdout document \(count)", namespace: nil, kind: nil))
+                    try await sink.progress(bytesRead: progress.bytes, entriesRead: count)
+                }
+            }
+            try await blocks.handle(events, into: &sink)
+        }
+        events.removeAll()
+        splitter.finish(into: &events)
+        try await blocks.handle(events, into: &sink)
+        try documents.finish()
+    }
+
+    /// A List document's indexable items.
+    private func parseList(
+        _ document: ByteBuffer, source: String, namespace: String?, kind: String?
+    ) throws -> ParsedList {
+        let bytes = Array(document.readableBytesView)
+        let list = try JSONList(scanning: bytes)
+        let context = ObjectExtractor.Context(
+            listKind: list.kind, listAPIVersion: list.apiVersion, fileKind: kind, fileNamespace: namespace)
+        var items: [ParsedList.Item] = []
+        var skipped = 0
+        for range in list.items {
+            let raw = Data(bytes[range])
+            guard let extracted = try? ObjectExtractor.extract(raw, context: context) else {
+                skipped += 1
+                continue
+            }
+            items.append(.init(extracted: extracted, raw: ByteBuffer(bytes: bytes[range])))
+        }
+        return ParsedList(source: source, namespace: namespace, items: items, skippedItems: skipped)
+    }
+
+    /// A tar header: its checksum field matches its bytes.
+    static func isTarHeader(_ block: ByteBuffer) -> Bool {
+        let header = Array(block.readableBytesView)
+        guard header.count == 512, !header.allSatisfy({ $0 == 0 }) else { return false }
+        let field = header[148..<156].filter { (UInt8(ascii: "0")...UInt8(ascii: "7")).contains($0) }
+        guard let stored = Int(String(decoding: field, as: UTF8.self), radix: 8) else { return false }
+        let sum = header.enumerated().reduce(0) { $0 + Int((148..<156).contains($1.offset) ? 32 : $1.element) }
+        return stored == sum
+    }
+
+    /// The log of one container, fed line by line: numbered, timestamped, CRI-joined, batched; a log that starts
+    /// with `Request log error:` is a fetch error instead.
+    struct ContainerLog {
+        let key: LogStreamKey
+        let reader: SnapshotReader
+        var assembler: LogLineAssembler
+        var batch: [LogLine] = []
+        var fetchError: String?
+        var isFirstLine = true
+
+        init(key: LogStreamKey, reader: SnapshotReader) {
+            self.key = key
+            self.reader = reader
+            self.assembler = LogLineAssembler(referenceMicros: reader.referenceMicros)
+        }
+
+        mutating func feed<Sink: SnapshotSink>(_ line: ByteBuffer, into sink: inout Sink) async throws {
+            if isFirstLine {
+                isFirstLine = false
+                if line.readableBytesView.starts(with: Array("Request log error:".utf8)) {
+                    fetchError = String(buffer: line)
+                    return
+                }
+            }
+            guard fetchError == nil else { return }
+            assembler.feed(line, into: &batch)
+            if batch.count >= reader.limits.logBatchSize {
+                try await sink.logLines(batch, of: key)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+
+        mutating func finish<Sink: SnapshotSink>(into sink: inout Sink) async throws {
+            if let fetchError {
+                try await sink.logFetchError(fetchError, of: key)
+                return
+            }
+            assembler.finish(into: &batch)
+            if !batch.isEmpty { try await sink.logLines(batch, of: key) }
+        }
+    }
+
+    /// The container logs of START/END blocks, one open at a time.
+    struct BlockLogs {
+        let reader: SnapshotReader
+        var open: ContainerLog?
+
+        mutating func handle<Sink: SnapshotSink>(_ events: [LogBlockSplitter.Event], into sink: inout Sink) async throws
+        {
+            for event in events {
+                switch event {
+                case .start(let block):
+                    let key = LogStreamKey(
+                        namespace: block.namespace, pod: block.pod, container: block.container, isPrevious: false)
+                    open = ContainerLog(key: key, reader: reader)
+                case .line(let line):
+                    try await open?.feed(line, into: &sink)
+                case .end:
+                    try await open?.finish(into: &sink)
+                    open = nil
+                case .outside:
+                    break
+                }
+            }
+        }
+    }
+}
+
+/// How far a read has come: source bytes read and archive entries seen.
+final class Progress: Sendable {
+    private let counters = Mutex((bytes: Int64(0), entries: 0))
+
+    /// Source bytes read so far.
+    var bytes: Int64 { counters.withLock { $0.bytes } }
+    /// Entries (or stdout documents) seen so far.
+    var entries: Int { counters.withLock { $0.entries } }
+
+    func addBytes(_ count: Int) { counters.withLock { $0.bytes += Int64(count) } }
+
+    /// Counts one more entry and returns the new count.
+    func countEntry() -> Int {
+        counters.withLock {
+            $0.entries += 1; return $0.entries
+        }
+    }
+}
+
+/// A source that counts the bytes read from it.
+struct CountingSource<Base: RandomAccessBytes>: RandomAccessBytes {
+    let base: Base
+    let progress: Progress
+
+    var size: Int64 { base.size }
+
+    func read(_ range: Range<Int64>) async throws -> ByteBuffer {
+        let bytes = try await base.read(range)
+        progress.addBytes(bytes.readableBytes)
+        return bytes
+    }
+}
+
+/// The bytes of a source in order, read in ranges of `chunkSize`.
+struct RangedChunks<Source: RandomAccessBytes>: AsyncSequence {
+    typealias Element = ByteBuffer
+    let source: Source
+    var chunkSize: Int64 = 1 << 20
+
+    func makeAsyncIterator() -> Iterator { Iterator(source: source, chunkSize: chunkSize) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        let source: Source
+        let chunkSize: Int64
+        var offset: Int64 = 0
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard offset < source.size else { return nil }
+            let end = Swift.min(source.size, offset + chunkSize)
+            let chunk = try await source.read(offset..<end)
+            offset = end
+            return chunk
+        }
+    }
+}
