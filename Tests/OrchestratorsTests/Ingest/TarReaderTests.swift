@@ -9,16 +9,7 @@ import Testing
 func readTar(
     _ archive: [UInt8], chunkSizes: [Int] = [4096], limits: TarReader.Limits = .init()
 ) async throws -> [(entry: ArchiveEntry, body: [UInt8])] {
-    var chunks: [ByteBuffer] = []
-    var offset = 0
-    var index = 0
-    while offset < archive.count {
-        let size = max(1, chunkSizes[index % chunkSizes.count])
-        chunks.append(ByteBuffer(bytes: archive[offset..<min(offset + size, archive.count)]))
-        offset += size
-        index += 1
-    }
-    let stream = ByteStream(chunks.async.makeAsyncIterator())
+    let stream = ByteStream(chunked(archive, sizes: chunkSizes).async.makeAsyncIterator())
     var result: [(ArchiveEntry, [UInt8])] = []
     try await TarReader.read(stream, limits: limits) { entry, body in
         var bytes: [UInt8] = []
@@ -26,6 +17,18 @@ func readTar(
         result.append((entry, bytes))
     }
     return result
+}
+
+/// `bytes` cut into buffers whose sizes cycle through `sizes`.
+func chunked(_ bytes: [UInt8], sizes: [Int]) -> [ByteBuffer] {
+    var chunks: [ByteBuffer] = []
+    var offset = 0
+    while offset < bytes.count {
+        let size = max(1, sizes[chunks.count % sizes.count])
+        chunks.append(ByteBuffer(bytes: bytes[offset..<min(offset + size, bytes.count)]))
+        offset += size
+    }
+    return chunks
 }
 
 extension Array {

@@ -29,17 +29,10 @@ func readZip(
 func gunzip(
     _ compressed: [UInt8], chunkSizes: [Int] = [1000], limits: ExpansionLimits = .init()
 ) async throws -> [UInt8] {
-    var chunks: [ByteBuffer] = []
-    var offset = 0
-    var index = 0
-    while offset < compressed.count {
-        let size = max(1, chunkSizes[index % chunkSizes.count])
-        chunks.append(ByteBuffer(bytes: compressed[offset..<min(offset + size, compressed.count)]))
-        offset += size
-        index += 1
-    }
     var output: [UInt8] = []
-    for try await chunk in Gunzip(chunks.async, limits: limits, chunkSize: 4096) { output += chunk.readableBytesView }
+    for try await chunk in Gunzip(chunked(compressed, sizes: chunkSizes).async, limits: limits, chunkSize: 4096) {
+        output += chunk.readableBytesView
+    }
     return output
 }
 

@@ -7,9 +7,7 @@ import NIOCore
 /// counted as noise, not guessed at.
 package struct JSONDocumentSplitter {
     private var document = ByteBuffer()
-    private var depth = 0
-    private var isInString = false
-    private var isEscaped = false
+    private var brackets = JSONBrackets()
     private let maxDocumentBytes: Int
     /// Non-blank lines seen outside any document.
     package private(set) var noiseLines = 0
@@ -18,12 +16,12 @@ package struct JSONDocumentSplitter {
     package init(maxDocumentBytes: Int) { self.maxDocumentBytes = maxDocumentBytes }
 
     /// True while a document is open.
-    package var isInDocument: Bool { depth > 0 }
+    package var isInDocument: Bool { brackets.depth > 0 }
 
     /// Adds one line; returns a document when this line completes one.
     package mutating func feed(_ line: ByteBuffer) throws -> ByteBuffer? {
         let bytes = line.readableBytesView
-        if depth == 0 {
+        if brackets.depth == 0 {
             guard let first = bytes.first(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) else {
                 return nil
             }
@@ -37,29 +35,12 @@ package struct JSONDocumentSplitter {
             throw ArchiveError(
                 .limitExceeded, "A JSON document of the dump is larger than the limit of \(maxDocumentBytes) bytes.")
         }
-        for byte in bytes {
-            if isInString {
-                if isEscaped {
-                    isEscaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    isEscaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    isInString = false
-                }
-            } else if byte == UInt8(ascii: "\"") {
-                isInString = true
-            } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
-                depth += 1
-            } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
-                depth -= 1
-            }
-        }
+        for byte in bytes { _ = brackets.feed(byte) }
         var line = line
         document.writeBuffer(&line)
         document.writeInteger(UInt8(ascii: "\n"))
-        if depth <= 0 {
-            depth = 0
-            isInString = false
+        if brackets.depth <= 0 {
+            brackets = JSONBrackets()
             return document
         }
         return nil
@@ -67,7 +48,7 @@ package struct JSONDocumentSplitter {
 
     /// Throws when input ended inside a document.
     package func finish() throws {
-        guard depth == 0 else {
+        guard brackets.depth == 0 else {
             throw ArchiveError(.corrupt, "The dump ends in the middle of a JSON document: it is truncated.")
         }
     }

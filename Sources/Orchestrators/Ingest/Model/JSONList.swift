@@ -114,28 +114,11 @@ package struct JSONList: Sendable {
                 guard index < bytes.count else { throw Self.malformed("a string is not closed") }
                 index += 1
             case UInt8(ascii: "{"), UInt8(ascii: "["):
-                var depth = 0
-                var isInString = false
+                var brackets = JSONBrackets()
                 while index < bytes.count {
-                    let byte = bytes[index]
-                    if isInString {
-                        if byte == UInt8(ascii: "\\") {
-                            index += 1
-                        } else if byte == UInt8(ascii: "\"") {
-                            isInString = false
-                        }
-                    } else if byte == UInt8(ascii: "\"") {
-                        isInString = true
-                    } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
-                        depth += 1
-                    } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
-                        depth -= 1
-                        if depth == 0 {
-                            index += 1
-                            return start..<index
-                        }
-                    }
+                    let isClosed = brackets.feed(bytes[index])
                     index += 1
+                    if isClosed { return start..<index }
                 }
                 throw Self.malformed("an object or array is not closed")
             default:
