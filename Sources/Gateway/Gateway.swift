@@ -25,6 +25,12 @@ package struct Gateway: Sendable {
     let uploads: UploadOrchestrator
     /// Reads and deletes stored snapshots.
     let catalog: SnapshotCatalog
+    /// Indexes stored snapshots (a service).
+    package let ingest: IngestOrchestrator
+    /// Answers the internal API.
+    let queries: QueryOrchestrator
+    /// Caches those answers.
+    let answers: AnswerCache
     /// The instance's logger (requests log through their own, which carries the request id).
     let logger: Logger
 
@@ -56,12 +62,20 @@ package struct Gateway: Sendable {
             switch configuration.storage {
             case .directory(let path): objects = try await LocalObjectStore.open(root: path, threadPool: fileThreads)
             }
+            let analytics: any AnalyticsStore
+            switch configuration.analytics {
+            case .sqlite(let path):
+                let store = try await SQLiteAnalyticsStore.open(path: path, logger: logger)
+                closers.append { try await store.close() }
+                analytics = store
+            }
             let cache: any Cache
             switch configuration.cache {
             case .inProcess(let maxBytes): cache = InProcessCache(capacityBytes: maxBytes)
             }
             let gateway = Gateway(
-                configuration: configuration, metadata: metadata, objects: objects, cache: cache, now: now,
+                configuration: configuration,
+                stores: Stores(metadata: metadata, objects: objects, analytics: analytics, cache: cache), now: now,
                 logger: logger)
             let result = try await body(gateway)
             await close(closers.reversed(), logger: logger)
@@ -72,10 +86,34 @@ package struct Gateway: Sendable {
         }
     }
 
-    private init(
-        configuration: GatewayConfiguration, metadata: any MetadataStore, objects: any ObjectStore, cache: any Cache,
-        now: @escaping @Sendable () -> Date, logger: Logger
+    /// The opened stores.
+    package struct Stores: Sendable {
+        /// Snapshots, jobs and the index.
+        package var metadata: any MetadataStore
+        /// Archives and manifests.
+        package var objects: any ObjectStore
+        /// Log lines and events.
+        package var analytics: any AnalyticsStore
+        /// Cached answers.
+        package var cache: any Cache
+
+        /// Groups the stores.
+        package init(
+            metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore, cache: any Cache
+        ) {
+            self.metadata = metadata
+            self.objects = objects
+            self.analytics = analytics
+            self.cache = cache
+        }
+    }
+
+    /// A gateway over stores opened elsewhere (tests wrap them to inject latency or failures).
+    package init(
+        configuration: GatewayConfiguration, stores: Stores, now: @escaping @Sendable () -> Date = Date.init,
+        logger: Logger
     ) {
+        let (metadata, objects, analytics, cache) = (stores.metadata, stores.objects, stores.analytics, stores.cache)
         self.configuration = configuration
         self.logger = logger
         self.metrics = GatewayMetrics()
@@ -85,11 +123,22 @@ package struct Gateway: Sendable {
         uploadLimits.retryAfterSeconds = Int(
             (configuration.uploads.retryAfter / .seconds(1)).rounded(.up))
         self.uploads = UploadOrchestrator(configuration: uploadLimits, metadata: metadata, objects: objects, now: now)
-        self.catalog = SnapshotCatalog(metadata: metadata, objects: objects)
+        self.answers = AnswerCache(cache: cache, logger: logger)
+        self.catalog = SnapshotCatalog(metadata: metadata, objects: objects, analytics: analytics, answers: answers)
+        self.queries = QueryOrchestrator(
+            metadata: metadata, objects: objects, analytics: analytics,
+            branchTimeout: configuration.query.branchTimeout)
+        var ingestSettings = IngestOrchestrator.Settings()
+        ingestSettings.concurrency = configuration.ingest.concurrency
+        ingestSettings.lease = configuration.ingest.lease
+        self.ingest = IngestOrchestrator(
+            metadata: metadata, objects: objects, analytics: analytics, settings: ingestSettings, logger: logger,
+            now: now)
         self.readiness = ReadinessMonitor(
             dependencies: [
                 .init(name: "metadata", check: metadata.checkHealth),
                 .init(name: "storage", check: objects.checkHealth),
+                .init(name: "analytics", check: analytics.checkHealth),
                 .init(name: "cache", check: cache.checkHealth),
             ],
             interval: configuration.readiness.interval, timeout: configuration.readiness.timeout, logger: logger)
@@ -106,7 +155,9 @@ package struct Gateway: Sendable {
             TelemetryMiddleware(metrics: metrics)
             ProblemMiddleware(routes: routes)
         }
-        SnapshotRoutes(uploads: uploads, catalog: catalog, metrics: metrics, readiness: readiness).register(on: router)
+        SnapshotRoutes(uploads: uploads, catalog: catalog, ingest: ingest, metrics: metrics, readiness: readiness)
+            .register(on: router)
+        InternalRoutes(queries: queries, answers: answers, timeout: configuration.query.timeout).register(on: router)
         OpsRoutes(
             readiness: readiness, metrics: metrics, uploads: uploads, openAPIDocument: Self.openAPIDocument()
         ).register(on: router)
@@ -140,6 +191,7 @@ package struct Gateway: Sendable {
         var group = ServiceGroupConfiguration(
             services: [
                 .init(service: readiness),
+                .init(service: ingest),
                 .init(service: try makeApplication(onServerRunning: onServerRunning)),
                 .init(
                     service: DrainService(

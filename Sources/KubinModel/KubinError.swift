@@ -35,6 +35,8 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
         package static let dependencyUnavailable = Code("dependency-unavailable")
         /// The instance is shutting down and takes no new work.
         package static let shuttingDown = Code("shutting-down")
+        /// The snapshot exists but is not indexed yet (or its indexing failed).
+        package static let snapshotNotReady = Code("snapshot-not-ready")
         /// Anything unexpected; the detail says nothing about internals.
         package static let internalError = Code("internal-error")
     }

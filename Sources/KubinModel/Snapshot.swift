@@ -56,11 +56,16 @@ package struct Snapshot: Sendable, Equatable {
     package var updatedAt: Date
     /// Why ingest failed, in words a person understands; nil unless `status` is `failed`.
     package var failureReason: String?
+    /// How far ingest has come; nil until a worker starts on it.
+    package var progress: IngestProgress?
+    /// What the index holds; nil unless `status` is `ready`.
+    package var counts: SnapshotCounts?
 
     /// Creates a snapshot value.
     package init(
         id: SnapshotID, cluster: ClusterName, status: SnapshotStatus, format: SnapshotFormat, sizeBytes: Int64,
-        sha256: String, createdAt: Date, updatedAt: Date, failureReason: String? = nil
+        sha256: String, createdAt: Date, updatedAt: Date, failureReason: String? = nil,
+        progress: IngestProgress? = nil, counts: SnapshotCounts? = nil
     ) {
         self.id = id
         self.cluster = cluster
@@ -71,6 +76,8 @@ package struct Snapshot: Sendable, Equatable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.failureReason = failureReason
+        self.progress = progress
+        self.counts = counts
     }
 
     /// The object-store key of the original archive.
@@ -78,4 +85,7 @@ package struct Snapshot: Sendable, Equatable {
 
     /// The object-store key of the original archive of the snapshot `id`.
     package static func archiveKey(for id: SnapshotID) -> String { "snapshots/\(id.rawValue)/archive" }
+
+    /// The object-store prefix under which ingest writes the manifests of the snapshot `id`.
+    package static func manifestPrefix(for id: SnapshotID) -> String { "snapshots/\(id.rawValue)/manifests/" }
 }

@@ -88,6 +88,8 @@ import Testing
             "cache.url": "memory:", "cache.maxBytes": "1MiB", "uploads.maxConcurrent": "3", "uploads.maxBytes": "5MB",
             "uploads.retryAfter": "4s", "shutdown.drainDelay": "2s", "shutdown.gracePeriod": "3m",
             "readiness.interval": "500ms", "readiness.timeout": "1s", "log.level": "warning",
+            "analytics.url": "sqlite:/a.db", "ingest.concurrency": "4", "ingest.lease": "90s", "query.timeout": "3s",
+            "query.branchTimeout": "700ms",
         ]
         #expect(Set(samples.keys) == Set(Setting.all.map(\.key)), "a sample for every setting")
         let help = GatewayConfiguration.helpText
@@ -107,6 +109,9 @@ import Testing
         #expect(configuration.metadata == .sqlite(path: "/m.db"))
         #expect(configuration.storage == .directory(path: "/objects"))
         #expect(configuration.readiness.interval == .milliseconds(500))
+        #expect(configuration.analytics == .sqlite(path: "/a.db"))
+        #expect(configuration.ingest.concurrency == 4 && configuration.ingest.lease == .seconds(90))
+        #expect(configuration.query.timeout == .seconds(3) && configuration.query.branchTimeout == .milliseconds(700))
         #expect(configuration.shutdown.gracePeriod == .seconds(180))
         #expect(configuration.uploads.maxBytes == 5_000_000)
     }

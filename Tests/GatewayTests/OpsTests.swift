@@ -12,7 +12,7 @@ import Testing
             try await live.eventually("ready") { try await live.send(.GET, "/readyz").status == 200 }
             let ready = try await live.json(.GET, "/readyz")
             let checks = try #require(ready.object["checks"] as? [String: [String: Any]])
-            #expect(Set(checks.keys) == ["metadata", "storage", "cache"])
+            #expect(Set(checks.keys) == ["metadata", "storage", "analytics", "cache"])
             #expect(checks.values.allSatisfy { $0["status"] as? String == "up" })
 
             try FileManager.default.removeItem(atPath: live.dataDirectory + "/storage/objects")

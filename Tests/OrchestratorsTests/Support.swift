@@ -108,6 +108,39 @@ extension ForwardingMetadataStore {
         try await base.idempotencyRecord(forKey: key)
     }
     func checkHealth() async throws { try await base.checkHealth() }
+    func claimIngestJob(worker: String, now: Date, leaseUntil: Date) async throws -> IngestJob? {
+        try await base.claimIngestJob(worker: worker, now: now, leaseUntil: leaseUntil)
+    }
+    func renewIngestLease(_ id: SnapshotID, worker: String, until: Date, progress: IngestProgress) async throws -> Bool
+    {
+        try await base.renewIngestLease(id, worker: worker, until: until, progress: progress)
+    }
+    func releaseIngestJob(_ id: SnapshotID, worker: String) async throws {
+        try await base.releaseIngestJob(id, worker: worker)
+    }
+    func completeIngest(_ id: SnapshotID, worker: String, counts: SnapshotCounts, at: Date) async throws -> Bool {
+        try await base.completeIngest(id, worker: worker, counts: counts, at: at)
+    }
+    func failIngest(_ id: SnapshotID, worker: String, reason: String, at: Date) async throws -> Bool {
+        try await base.failIngest(id, worker: worker, reason: reason, at: at)
+    }
+    func clearIndex(_ id: SnapshotID) async throws { try await base.clearIndex(id) }
+    func insertIndex(_ batch: IndexBatch, of id: SnapshotID) async throws { try await base.insertIndex(batch, of: id) }
+    func namespaceSummaries(of id: SnapshotID) async throws -> [NamespaceSummary] {
+        try await base.namespaceSummaries(of: id)
+    }
+    func resources(of id: SnapshotID, _ query: ResourceQuery) async throws -> Page<IndexedResource> {
+        try await base.resources(of: id, query)
+    }
+    func resource(of id: SnapshotID, kind: String, namespace: String?, name: String) async throws -> IndexedResource? {
+        try await base.resource(of: id, kind: kind, namespace: namespace, name: name)
+    }
+    func pods(of id: SnapshotID, _ query: PodQuery) async throws -> Page<IndexedPod> {
+        try await base.pods(of: id, query)
+    }
+    func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {
+        try await base.podsWithMostRestarts(of: id, limit: limit)
+    }
 }
 
 /// A metadata store whose inserts fail while its switch is on; everything else goes to the real one.

@@ -14,6 +14,9 @@ package protocol Cache: Sendable {
     /// Removes `key`; removing a missing key is not an error.
     func delete(_ key: String) async throws
 
+    /// Removes every key that starts with `prefix`.
+    func deleteAll(prefix: String) async throws
+
     /// Throws when the cache cannot serve requests; used by `/readyz`.
     func checkHealth() async throws
 }

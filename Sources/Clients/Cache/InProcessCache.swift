@@ -27,6 +27,10 @@ package final class InProcessCache<C: Clock>: Cache where C.Duration == Duration
         state.withLock { $0.delete(key) }
     }
 
+    package func deleteAll(prefix: String) async throws {
+        state.withLock { $0.deleteAll(prefix: prefix) }
+    }
+
     package func checkHealth() async throws {}
 
     /// Bytes the entries take now.

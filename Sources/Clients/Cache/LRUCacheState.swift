@@ -78,6 +78,11 @@ package struct LRUCacheState<Instant: Comparable & Sendable>: Sendable {
         if let slot = index[key] { remove(slot) }
     }
 
+    /// Removes every key starting with `prefix`; O(entries), for rare bulk invalidation.
+    package mutating func deleteAll(prefix: String) {
+        for (key, slot) in index where key.hasPrefix(prefix) { remove(slot) }
+    }
+
     private mutating func moveToFront(_ slot: Int) {
         guard newest != slot, let node = nodes[slot] else { return }
         unlink(slot, node)

@@ -7,7 +7,7 @@ import SQLiteNIO
 ///
 /// Timestamps are stored as integer microseconds since 1970 so that list order and cursors compare exactly.
 package final class SQLiteMetadataStore: MetadataStore {
-    private let database: SQLiteDatabase
+    let database: SQLiteDatabase
 
     /// The schema, oldest first. Append new versions; never edit a released one.
     package static let migrations: [SQLiteDatabase.Migration] = [
@@ -39,7 +39,69 @@ package final class SQLiteMetadataStore: MetadataStore {
                 ) STRICT
                 """,
                 "CREATE INDEX idempotency_keys_by_snapshot ON idempotency_keys (snapshot_id)",
-            ])
+            ]),
+        .init(
+            version: 2, name: "ingest jobs and the snapshot index",
+            statements: [
+                "ALTER TABLE snapshots ADD COLUMN progress_bytes INTEGER",
+                "ALTER TABLE snapshots ADD COLUMN progress_entries INTEGER",
+                "ALTER TABLE snapshots ADD COLUMN counts TEXT",
+                """
+                CREATE TABLE ingest_jobs (
+                    snapshot_id TEXT PRIMARY KEY REFERENCES snapshots (id) ON DELETE CASCADE,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    lease_owner TEXT,
+                    lease_expires_at INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL
+                ) STRICT
+                """,
+                "CREATE INDEX ingest_jobs_by_lease ON ingest_jobs (lease_expires_at, created_at)",
+                // Snapshots uploaded before this version get their job now.
+                """
+                INSERT INTO ingest_jobs (snapshot_id, created_at)
+                SELECT id, created_at FROM snapshots WHERE status IN ('stored', 'processing')
+                """,
+                """
+                CREATE TABLE namespaces (
+                    snapshot_id TEXT NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    PRIMARY KEY (snapshot_id, name)
+                ) STRICT, WITHOUT ROWID
+                """,
+                """
+                CREATE TABLE resources (
+                    snapshot_id TEXT NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL,
+                    namespace TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    api_version TEXT NOT NULL,
+                    uid TEXT,
+                    labels TEXT NOT NULL,
+                    created_at INTEGER,
+                    owners TEXT NOT NULL,
+                    object_key TEXT NOT NULL,
+                    byte_offset INTEGER NOT NULL,
+                    byte_length INTEGER NOT NULL,
+                    PRIMARY KEY (snapshot_id, kind, namespace, name)
+                ) STRICT, WITHOUT ROWID
+                """,
+                "CREATE INDEX resources_by_namespace ON resources (snapshot_id, namespace, kind, name)",
+                """
+                CREATE TABLE pods (
+                    snapshot_id TEXT NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+                    namespace TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    phase TEXT NOT NULL,
+                    node TEXT,
+                    restarts INTEGER NOT NULL,
+                    labels TEXT NOT NULL,
+                    containers TEXT NOT NULL,
+                    orphan INTEGER NOT NULL,
+                    PRIMARY KEY (snapshot_id, namespace, name)
+                ) STRICT, WITHOUT ROWID
+                """,
+                "CREATE INDEX pods_by_restarts ON pods (snapshot_id, restarts DESC, namespace, name)",
+            ]),
     ]
 
     private init(database: SQLiteDatabase) { self.database = database }
@@ -73,6 +135,9 @@ package final class SQLiteMetadataStore: MetadataStore {
                     .integer(Int(Self.micros(snapshot.createdAt))), .integer(Int(Self.micros(snapshot.updatedAt))),
                     snapshot.failureReason.map(SQLiteData.text) ?? .null,
                 ])
+            _ = try await transaction.query(
+                "INSERT INTO ingest_jobs (snapshot_id, created_at) VALUES (?, ?)",
+                [.text(snapshot.id.rawValue), .integer(Int(Self.micros(snapshot.createdAt)))])
             if let record = idempotencyKey {
                 _ = try await transaction.query(
                     "INSERT INTO idempotency_keys (key, sha256, snapshot_id, created_at) VALUES (?, ?, ?, ?)",
@@ -136,10 +201,11 @@ package final class SQLiteMetadataStore: MetadataStore {
         _ = try await database.query("SELECT 1")
     }
 
-    private static let columns =
-        "id, cluster, status, format, size_bytes, sha256, created_at, updated_at, failure_reason"
+    static let columns =
+        "id, cluster, status, format, size_bytes, sha256, created_at, updated_at, failure_reason, progress_bytes, "
+        + "progress_entries, counts"
 
-    private static func decode(_ row: SQLiteRow) throws -> Snapshot {
+    static func decode(_ row: SQLiteRow) throws -> Snapshot {
         guard let id = row.column("id")?.string.flatMap(SnapshotID.init(validating:)),
             let cluster = row.column("cluster")?.string.flatMap(ClusterName.init(validating:)),
             let status = row.column("status")?.string.flatMap(SnapshotStatus.init(rawValue:)),
@@ -150,10 +216,18 @@ package final class SQLiteMetadataStore: MetadataStore {
         return Snapshot(
             id: id, cluster: cluster, status: status, format: format, sizeBytes: Int64(size), sha256: sha256,
             createdAt: date(micros: created), updatedAt: date(micros: updated),
-            failureReason: row.column("failure_reason")?.string)
+            failureReason: row.column("failure_reason")?.string,
+            progress: row.column("progress_bytes")?.integer.map { bytes in
+                IngestProgress(bytesRead: Int64(bytes), entriesRead: row.column("progress_entries")?.integer ?? 0)
+            },
+            counts: try row.column("counts")?.string.map { text in
+                do { return try JSONDecoder().decode(SnapshotCounts.self, from: Data(text.utf8)) } catch {
+                    throw MetadataStoreError.corruptRow("snapshots row has unreadable counts")
+                }
+            })
     }
 
-    private static func micros(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
+    static func micros(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
 
-    private static func date(micros: Int) -> Date { Date(timeIntervalSince1970: Double(micros) / 1_000_000) }
+    static func date(micros: Int) -> Date { Date(timeIntervalSince1970: Double(micros) / 1_000_000) }
 }

@@ -108,6 +108,19 @@ package final class LocalObjectStore: ObjectStore {
         }
     }
 
+    package func deleteAll(under prefix: ObjectKey) async throws {
+        let directory = path(of: prefix)
+        try await uncancellable {
+            do {
+                try FileManager.default.removeItem(atPath: directory.string)
+            } catch let error as CocoaError where error.code == .fileNoSuchFile {
+                return
+            } catch {
+                throw ObjectStoreError.io("removing \(prefix)/ failed: \(error)")
+            }
+        }
+    }
+
     /// Checks on the shared blocking pool, not the store's own, so a queue of uploads' writes and fsyncs cannot make
     /// a healthy store look unready.
     package func checkHealth() async throws {

@@ -1,6 +1,6 @@
 import NIOCore
 
-/// Stores whole objects (snapshot archives, later raw manifests) by key.
+/// Stores whole objects (snapshot archives, the raw manifests written by ingest) by key.
 ///
 /// Implementations: ``LocalObjectStore`` (a directory, the embedded default); an S3-compatible store comes later.
 /// Every implementation makes a `put` atomic: a reader sees the whole new object or the old state, never a part.
@@ -18,6 +18,9 @@ package protocol ObjectStore: Sendable {
 
     /// Removes the object under `key`; removing a missing object is not an error.
     func delete(_ key: ObjectKey) async throws
+
+    /// Removes every object whose key starts with `prefix` followed by `/` (a snapshot's manifests, say).
+    func deleteAll(under prefix: ObjectKey) async throws
 
     /// Throws when the store cannot serve requests; used by `/readyz`.
     func checkHealth() async throws

@@ -6,8 +6,9 @@ import SQLiteNIO
 /// One SQLite file behind one connection, with statements serialised so that transactions are real.
 ///
 /// sqlite-nio runs each call on a thread pool and interleaves calls from different tasks on the same connection, so
-/// every use goes through an ``AsyncLock``. WAL mode, `synchronous=FULL` (a commit survives power loss) and a busy
-/// timeout (sqlite-nio's own busy handler spins) are set on open; schema changes are versioned ``Migration``s.
+/// every use goes through an ``AsyncLock``. WAL mode, `synchronous=FULL` by default (a commit survives power loss)
+/// and a busy timeout (sqlite-nio's own busy handler spins) are set on open; schema changes are versioned
+/// ``Migration``s.
 package final class SQLiteDatabase: Sendable {
     /// One schema change: a version (strictly increasing), a name for logs, and its statements (one per string).
     package struct Migration: Sendable {
@@ -31,15 +32,26 @@ package final class SQLiteDatabase: Sendable {
 
     private init(connection: SQLiteConnection) { self.connection = connection }
 
+    /// How commits reach the disk (SQLite's `synchronous` pragma).
+    package enum Durability: String, Sendable {
+        /// Every commit is synced: it survives power loss.
+        case full = "FULL"
+        /// Commits are synced at checkpoints only (``checkpoint()``): faster bulk writes; the database stays
+        /// consistent after power loss but may lose the newest commits.
+        case normal = "NORMAL"
+    }
+
     /// Opens (creating it and its directory when missing) the database at `path` and applies the `migrations` it lacks.
-    package static func open(path: String, migrations: [Migration], logger: Logger) async throws -> SQLiteDatabase {
+    package static func open(
+        path: String, migrations: [Migration], durability: Durability = .full, logger: Logger
+    ) async throws -> SQLiteDatabase {
         try FileManager.default.createDirectory(
             at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
         let database = SQLiteDatabase(connection: connection)
         do {
             for pragma in [
-                "PRAGMA busy_timeout=5000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                "PRAGMA busy_timeout=5000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=\(durability.rawValue)",
                 "PRAGMA foreign_keys=ON",
             ] {
                 _ = try await connection.query(pragma)
@@ -60,6 +72,16 @@ package final class SQLiteDatabase: Sendable {
     /// Runs one statement with positional `binds` and returns its rows.
     package func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         try await lock.withLock { try await connection.query(sql, binds) }
+    }
+
+    /// Copies the write-ahead log into the database and syncs both: everything committed before is durable after.
+    package func checkpoint() async throws {
+        try await lock.withLock {
+            let rows = try await connection.query("PRAGMA wal_checkpoint(FULL)")
+            guard rows.first?.column("busy")?.integer ?? 0 == 0 else {
+                throw SQLiteDatabaseError("the checkpoint could not complete: the database is busy")
+            }
+        }
     }
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`; any error rolls back and is rethrown.

@@ -27,6 +27,28 @@ package struct GatewayConfiguration: Sendable {
         case directory(path: String)
     }
 
+    /// Where log lines and events live.
+    package enum AnalyticsBackend: Sendable, Equatable {
+        /// A SQLite file.
+        case sqlite(path: String)
+    }
+
+    /// Indexing of stored snapshots.
+    package struct Ingest: Sendable {
+        /// Snapshots indexed at once.
+        package var concurrency = 2
+        /// How long a claim lasts without renewal.
+        package var lease: Duration = .seconds(60)
+    }
+
+    /// Answers of `/internal/api/v1`.
+    package struct Query: Sendable {
+        /// Deadline of one answer.
+        package var timeout: Duration = .seconds(10)
+        /// Deadline of each store query within it.
+        package var branchTimeout: Duration = .seconds(5)
+    }
+
     /// Where cached answers live.
     package enum CacheBackend: Sendable, Equatable {
         /// This process's memory, bounded in bytes.
@@ -67,6 +89,12 @@ package struct GatewayConfiguration: Sendable {
     package var metadata = MetadataBackend.sqlite(path: "./kubin-data/metadata.sqlite")
     /// The object store.
     package var storage = StorageBackend.directory(path: "./kubin-data/storage")
+    /// The analytics store.
+    package var analytics = AnalyticsBackend.sqlite(path: "./kubin-data/analytics.sqlite")
+    /// Indexing.
+    package var ingest = Ingest()
+    /// Internal answers.
+    package var query = Query()
     /// The cache.
     package var cache = CacheBackend.inProcess(maxBytes: 64 << 20)
     /// Upload limits.
@@ -85,6 +113,7 @@ package struct GatewayConfiguration: Sendable {
         self.dataDirectory = dataDirectory
         self.metadata = .sqlite(path: dataDirectory + "/metadata.sqlite")
         self.storage = .directory(path: dataDirectory + "/storage")
+        self.analytics = .sqlite(path: dataDirectory + "/analytics.sqlite")
     }
 
     /// Every setting with its effective value, secrets redacted: what the gateway logs at start.
@@ -108,6 +137,9 @@ extension GatewayConfiguration {
         storage = parser.url("storage.url", default: storage, allowed: "empty (embedded directory) or file:<path>") {
             scheme, path in scheme == "file" && !path.isEmpty ? .directory(path: path) : nil
         }
+        analytics = parser.url(
+            "analytics.url", default: analytics, allowed: "empty (embedded SQLite) or sqlite:<path>"
+        ) { scheme, path in scheme == "sqlite" && !path.isEmpty ? .sqlite(path: path) : nil }
         let cacheBytes = Int(parser.bytes("cache.maxBytes", in: 0...(1 << 40)))
         cache = parser.url("cache.url", default: .inProcess(maxBytes: cacheBytes), allowed: "empty or memory:") {
             scheme, _ in scheme == "memory" ? .inProcess(maxBytes: cacheBytes) : nil
@@ -115,6 +147,10 @@ extension GatewayConfiguration {
         uploads.maxConcurrent = parser.integer("uploads.maxConcurrent", in: 1...100_000)
         uploads.maxBytes = parser.bytes("uploads.maxBytes", in: 1...(1 << 50))
         uploads.retryAfter = parser.duration("uploads.retryAfter", in: .seconds(1)...(.seconds(3600)))
+        ingest.concurrency = parser.integer("ingest.concurrency", in: 0...64)
+        ingest.lease = parser.duration("ingest.lease", in: .seconds(1)...(.seconds(3600)))
+        query.timeout = parser.duration("query.timeout", in: .milliseconds(10)...(.seconds(600)))
+        query.branchTimeout = parser.duration("query.branchTimeout", in: .milliseconds(10)...(.seconds(600)))
         shutdown.drainDelay = parser.duration("shutdown.drainDelay", in: .zero...(.seconds(3600)))
         shutdown.gracePeriod = parser.duration("shutdown.gracePeriod", in: .zero...(.seconds(86400)))
         readiness.interval = parser.duration("readiness.interval", in: .milliseconds(10)...(.seconds(3600)))

@@ -97,6 +97,10 @@ extension Setting {
             summary: "Object store. Empty: the directory <data.dir>/storage. file:<path> names another directory.",
             exposure: .url),
         .init(
+            key: "analytics.url", defaultValue: "",
+            summary: "Analytics store (log lines, events). Empty: SQLite at <data.dir>/analytics.sqlite. sqlite:<path> "
+                + "names another file.", exposure: .url),
+        .init(
             key: "cache.url", defaultValue: "", summary: "Cache. Empty or memory: an in-process cache.",
             exposure: .url),
         .init(
@@ -111,6 +115,22 @@ extension Setting {
         .init(
             key: "uploads.retryAfter", defaultValue: "1s",
             summary: "Retry-After sent with a 429 upload refusal (rounded up to whole seconds).", exposure: .plain),
+        .init(
+            key: "ingest.concurrency", defaultValue: "2",
+            summary: "Snapshots indexed at the same time by this instance, 0 to 64 (0: this instance indexes nothing).",
+            exposure: .plain),
+        .init(
+            key: "ingest.lease", defaultValue: "60s",
+            summary:
+                "How long an indexing claim lasts without renewal; a crashed instance's jobs are retried after it.",
+            exposure: .plain),
+        .init(
+            key: "query.timeout", defaultValue: "10s",
+            summary: "Deadline of one /internal/api/v1 answer.", exposure: .plain),
+        .init(
+            key: "query.branchTimeout", defaultValue: "5s",
+            summary: "Deadline of each store query within an answer; an optional part past it is reported missing.",
+            exposure: .plain),
         .init(
             key: "shutdown.drainDelay", defaultValue: "0s",
             summary: "On SIGTERM, keep accepting connections this long while /readyz answers 503, so load balancers "

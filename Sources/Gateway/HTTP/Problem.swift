@@ -36,6 +36,7 @@ struct Problem: Encodable, Sendable {
         case .expectationFailed: (.expectationFailed, "Expectation failed")
         case .dependencyUnavailable: (.serviceUnavailable, "Dependency unavailable")
         case .shuttingDown: (.serviceUnavailable, "Shutting down")
+        case .snapshotNotReady: (.conflict, "Snapshot not ready")
         default: (.internalServerError, "Internal error")
         }
     }

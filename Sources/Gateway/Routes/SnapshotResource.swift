@@ -21,6 +21,16 @@ struct SnapshotResource: Encodable {
     var updatedAt: Date
     /// Why processing failed; absent otherwise.
     var failureReason: String?
+    /// How far indexing has come: archive bytes and entries read.
+    var progress: Progress?
+    /// What the index holds, once `ready`.
+    var counts: SnapshotCounts?
+
+    /// Indexing progress.
+    struct Progress: Encodable {
+        var bytesRead: Int64
+        var entriesRead: Int
+    }
 
     /// The resource of `snapshot`.
     init(_ snapshot: Snapshot) {
@@ -33,6 +43,8 @@ struct SnapshotResource: Encodable {
         createdAt = snapshot.createdAt
         updatedAt = snapshot.updatedAt
         failureReason = snapshot.failureReason
+        progress = snapshot.progress.map { Progress(bytesRead: $0.bytesRead, entriesRead: $0.entriesRead) }
+        counts = snapshot.counts
     }
 }
 

@@ -11,6 +11,8 @@ struct SnapshotRoutes {
     let uploads: UploadOrchestrator
     /// Reads and deletes snapshots.
     let catalog: SnapshotCatalog
+    /// Learns of new ingest jobs.
+    let ingest: IngestOrchestrator
     /// Counts upload bytes and refusals.
     let metrics: GatewayMetrics
     /// Tells whether the instance is draining (then it takes no new uploads).
@@ -48,6 +50,7 @@ struct SnapshotRoutes {
             metrics.uploadRejected(Self.rejectionReason(error.code))
             throw error
         }
+        if !accepted.isReplay { ingest.jobCreated() }
         var headers: HTTPFields = [.location: "/api/v1/snapshots/\(accepted.snapshot.id)"]
         if accepted.isReplay { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
         return try JSON.response(SnapshotResource(accepted.snapshot), status: .accepted, headers: headers)

@@ -151,7 +151,12 @@ package struct SnapshotReader {
         _ document: ByteBuffer, source: String, namespace: String?, kind: String?
     ) throws -> ParsedList {
         let bytes = Array(document.readableBytesView)
-        let list = try JSONList(scanning: bytes)
+        let list: JSONList
+        do { list = try JSONList(scanning: bytes) } catch var error as ArchiveError {
+            let sentence = error.reason.hasSuffix(".") ? String(error.reason.dropLast()) : error.reason
+            error.reason = sentence + " (in \(source))."
+            throw error
+        }
         let context = ObjectExtractor.Context(
             listKind: list.kind, listAPIVersion: list.apiVersion, fileKind: kind, fileNamespace: namespace)
         var items: [ParsedList.Item] = []

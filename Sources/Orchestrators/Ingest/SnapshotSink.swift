@@ -2,26 +2,6 @@ import Foundation
 import KubinModel
 import NIOCore
 
-/// Which container log a line belongs to.
-package struct LogStreamKey: Sendable, Hashable {
-    /// The pod's namespace.
-    package var namespace: String
-    /// The pod.
-    package var pod: String
-    /// The container.
-    package var container: String
-    /// True for the log of the container's previous run.
-    package var isPrevious: Bool
-
-    /// Creates a key.
-    package init(namespace: String, pod: String, container: String, isPrevious: Bool) {
-        self.namespace = namespace
-        self.pod = pod
-        self.container = container
-        self.isPrevious = isPrevious
-    }
-}
-
 /// One List document of a snapshot, with each indexable item and its original bytes.
 package struct ParsedList: Sendable {
     /// An item: what the index keeps, and the manifest as it was in the archive.

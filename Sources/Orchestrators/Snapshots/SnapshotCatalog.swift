@@ -7,11 +7,17 @@ import NIOCore
 package final class SnapshotCatalog: Sendable {
     private let metadata: any MetadataStore
     private let objects: any ObjectStore
+    private let analytics: any AnalyticsStore
+    private let answers: AnswerCache
 
-    /// Creates the catalog over the given stores.
-    package init(metadata: any MetadataStore, objects: any ObjectStore) {
+    /// Creates the catalog over the given stores; `answers` holds the cached answers dropped on delete.
+    package init(
+        metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore, answers: AnswerCache
+    ) {
         self.metadata = metadata
         self.objects = objects
+        self.analytics = analytics
+        self.answers = answers
     }
 
     /// The snapshot `id`; throws ``KubinError/Code/notFound``.
@@ -27,18 +33,24 @@ package final class SnapshotCatalog: Sendable {
         try await dependency("metadata") { try await metadata.listSnapshots(query) }
     }
 
-    /// Deletes the snapshot `id`: its rows first (so it is gone for every reader at once), then its archive.
-    /// Logs with the request's `logger`. Throws ``KubinError/Code/notFound``.
+    /// Deletes the snapshot `id`: its rows and index first (so it is gone for every reader at once), its cached
+    /// answers, then its archive, manifests, log lines and events. Logs with the request's `logger`.
+    /// Throws ``KubinError/Code/notFound``.
     package func delete(_ id: SnapshotID, logger: Logger) async throws {
         guard try await dependency("metadata", { try await metadata.deleteSnapshot(id) }) else {
             throw KubinError.snapshotNotFound(id.rawValue)
         }
-        let key = ObjectKey(validating: Snapshot.archiveKey(for: id))!
+        await answers.invalidate(id)
+        let folder = ObjectKey(validating: String(Snapshot.manifestPrefix(for: id).dropLast()))!
+        let archive = ObjectKey(validating: Snapshot.archiveKey(for: id))!
         do {
-            try await objects.delete(key)
+            try await objects.delete(archive)
+            try await objects.deleteAll(under: folder)
+            try await analytics.deleteSnapshot(id)
         } catch {
             // The snapshot is already gone for every reader; the orphaned bytes are logged for cleanup.
-            logger.error("snapshot deleted but its archive was not", metadata: ["key": "\(key)", "error": "\(error)"])
+            logger.error(
+                "snapshot deleted but not all of its stored data", metadata: ["key": "\(archive)", "error": "\(error)"])
         }
         logger.info("snapshot deleted", metadata: ["snapshot_id": "\(id)"])
     }

@@ -1,4 +1,5 @@
 import Foundation
+import KubinModel
 import NIOCore
 import TestSupport
 import Testing

@@ -1,14 +1,5 @@
+import KubinModel
 import NIOCore
-
-/// One log line as the index stores it.
-package struct LogLine: Sendable, Equatable {
-    /// 1-based, counted per container log after CRI partial lines are joined.
-    package var number: Int
-    /// The line's text as it appeared (a joined CRI line: the first part's prefix and every part's message).
-    package var text: String
-    /// The recognised timestamp, in microseconds since 1970, or nil.
-    package var timestampMicros: Int64?
-}
 
 /// Turns raw lines of one container's log into ``LogLine``s: numbers them, recognises timestamps, and joins CRI
 /// partial lines (`P`) with the line that completes them (`F`).

@@ -1,0 +1,207 @@
+import Clients
+import Foundation
+import KubinModel
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Turns stored snapshots into browsable ones: `concurrency` workers claim ingest jobs from metadata with a lease,
+/// read each archive with ``SnapshotReader`` into an ``IngestSink``, and mark the snapshot `ready` or `failed`.
+///
+/// A worker renews its lease (and records progress) every third of the lease while it reads; a worker that dies lets
+/// its lease expire and another claims the job, which starts over from a cleared index. On graceful shutdown the
+/// workers stop reading, give their jobs back (so the next instance starts them at once) and return.
+package final class IngestOrchestrator: Service, Sendable {
+    /// How the workers run.
+    package struct Settings: Sendable {
+        /// Jobs read at the same time.
+        package var concurrency = 2
+        /// How long a claim lasts without renewal.
+        package var lease: Duration = .seconds(60)
+        /// How often an idle worker looks for jobs (an upload on this instance wakes it sooner).
+        package var pollInterval: Duration = .seconds(1)
+        /// Attempts before a job that keeps being interrupted is marked failed.
+        package var maxAttempts = 5
+        /// The reader's bounds.
+        package var limits = SnapshotReader.Limits()
+
+        /// The defaults.
+        package init() {}
+    }
+
+    private let metadata: any MetadataStore
+    private let objects: any ObjectStore
+    private let analytics: any AnalyticsStore
+    private let settings: Settings
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+    private let instance = String(UUID().uuidString.lowercased().prefix(8))
+    private let doorbell = Doorbell()
+    private let stopping = Atomic(false)
+
+    /// Creates the orchestrator; `now` is the clock for leases and status times.
+    package init(
+        metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore,
+        settings: Settings = Settings(), logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.metadata = metadata
+        self.objects = objects
+        self.analytics = analytics
+        self.settings = settings
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Runs the workers until graceful shutdown or cancellation.
+    package func run() async throws {
+        guard settings.concurrency > 0 else {
+            // A service that returns would stop the whole group; this one has nothing to do but wait.
+            try? await gracefulShutdown()
+            return
+        }
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<settings.concurrency {
+                    group.addTask { await self.work(as: "\(self.instance)-\(index)") }
+                }
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+            self.doorbell.ring()
+        }
+    }
+
+    /// Wakes idle workers: a job was just created.
+    package func jobCreated() { doorbell.ring() }
+
+    private func work(as worker: String) async {
+        while !Task.isCancelled, !stopping.load(ordering: .relaxed) {
+            let didWork: Bool
+            do {
+                didWork = try await ingestNext(as: worker)
+            } catch {
+                logger.error("ingest worker failed; retrying", metadata: ["worker": "\(worker)", "error": "\(error)"])
+                didWork = false
+            }
+            if !didWork { await doorbell.wait(atMost: settings.pollInterval) }
+        }
+    }
+
+    /// Claims and ingests one job as `worker`. Returns false when no job was waiting.
+    @discardableResult
+    package func ingestNext(as worker: String) async throws -> Bool {
+        guard
+            let job = try await metadata.claimIngestJob(
+                worker: worker, now: now(), leaseUntil: now().addingTimeInterval(settings.lease.seconds))
+        else { return false }
+        let id = job.snapshot.id
+        var logger = logger
+        logger[metadataKey: "snapshot_id"] = "\(id)"
+        logger[metadataKey: "worker"] = "\(worker)"
+        guard job.attempt <= settings.maxAttempts else {
+            try await fail(
+                job, worker: worker, logger: logger,
+                reason: "Indexing was interrupted \(job.attempt - 1) times (an instance stopped or a dependency "
+                    + "failed while it read this snapshot), so it was given up.")
+            return true
+        }
+        logger.info("ingest started", metadata: ["attempt": "\(job.attempt)"])
+        let started = ContinuousClock.now
+        do {
+            let counts = try await ingest(job, worker: worker)
+            guard try await metadata.completeIngest(id, worker: worker, counts: counts, at: now()) else {
+                throw IngestStop.leaseLost
+            }
+            logger.info(
+                "ingest finished",
+                metadata: [
+                    "seconds": "\((ContinuousClock.now - started).seconds)",
+                    "log_lines": "\(counts.logLines)", "events": "\(counts.events)",
+                ])
+        } catch let error as ArchiveError {
+            try await fail(job, worker: worker, logger: logger, reason: error.reason)
+        } catch IngestStop.shuttingDown {
+            logger.info("ingest stopped for shutdown; the job is given back")
+            try await metadata.releaseIngestJob(id, worker: worker)
+        } catch IngestStop.leaseLost {
+            logger.warning("ingest lost its lease; another worker has the job or the snapshot was deleted")
+            if try await metadata.snapshot(id) == nil { try await removeWrites(of: id) }
+        }
+        return true
+    }
+
+    /// Reads the archive into the stores while a second task renews the lease.
+    private func ingest(_ job: IngestJob, worker: String) async throws -> SnapshotCounts {
+        let id = job.snapshot.id
+        try await metadata.clearIndex(id)
+        try await removeWrites(of: id)
+        let archive = ObjectKey(validating: job.snapshot.archiveKey)!
+        let progress = LatestProgress()
+        return try await withThrowingTaskGroup(of: SnapshotCounts?.self) { group in
+            group.addTask {
+                var sink = IngestSink(
+                    snapshot: id, metadata: self.metadata, objects: self.objects, analytics: self.analytics
+                ) { current in
+                    guard !self.stopping.load(ordering: .relaxed) else { throw IngestStop.shuttingDown }
+                    progress.value.withLock { $0 = current }
+                }
+                let reader = SnapshotReader(
+                    limits: self.settings.limits,
+                    referenceMicros: Int64(job.snapshot.createdAt.timeIntervalSince1970 * 1_000_000))
+                try await reader.read(
+                    job.snapshot.format,
+                    from: StoredObjectBytes(objects: self.objects, key: archive, size: job.snapshot.sizeBytes),
+                    into: &sink)
+                return try await sink.finish()
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: self.settings.lease / 3)
+                    let renewed = try await self.metadata.renewIngestLease(
+                        id, worker: worker, until: self.now().addingTimeInterval(self.settings.lease.seconds),
+                        progress: progress.value.withLock { $0 })
+                    guard renewed else { throw IngestStop.leaseLost }
+                }
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let counts = result { return counts }
+            }
+            throw IngestStop.leaseLost  // unreachable: the renewal task only ends by throwing
+        }
+    }
+
+    private func fail(_ job: IngestJob, worker: String, logger: Logger, reason: String) async throws {
+        try await removeWrites(of: job.snapshot.id)
+        if try await metadata.failIngest(job.snapshot.id, worker: worker, reason: reason, at: now()) {
+            logger.warning("ingest failed", metadata: ["reason": "\(reason)"])
+        }
+    }
+
+    /// Removes what ingest wrote outside metadata: log lines and events, manifests.
+    private func removeWrites(of id: SnapshotID) async throws {
+        try await analytics.deleteSnapshot(id)
+        try await objects.deleteAll(under: ObjectKey(validating: String(Snapshot.manifestPrefix(for: id).dropLast()))!)
+    }
+}
+
+/// The newest progress of one ingest, shared by its reading and its lease-renewing task.
+final class LatestProgress: Sendable {
+    let value = Mutex(IngestProgress(bytesRead: 0, entriesRead: 0))
+}
+
+/// Why a worker stopped reading a job early.
+enum IngestStop: Error {
+    /// Graceful shutdown began.
+    case shuttingDown
+    /// The lease expired and another worker took the job, or the snapshot was deleted.
+    case leaseLost
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,161 @@
+import Clients
+import Foundation
+import KubinModel
+import NIOCore
+
+/// Writes what ``SnapshotReader`` finds into the stores: each List's items as one manifest object in storage (one JSON
+/// item per line) with their index rows in metadata, log lines and events in analytics.
+///
+/// Everything it writes is keyed by the snapshot and by the archive's order (the n-th List is manifest object `n`),
+/// so a re-ingest after ``MetadataStore/clearIndex(_:)`` and ``AnalyticsStore/deleteSnapshot(_:)`` writes the same
+/// rows and objects again, never duplicates.
+struct IngestSink: SnapshotSink {
+    let snapshot: SnapshotID
+    let metadata: any MetadataStore
+    let objects: any ObjectStore
+    let analytics: any AnalyticsStore
+    /// Called with progress; throws to stop the ingest (a lost lease, a shutdown).
+    let onProgress: (IngestProgress) async throws -> Void
+
+    private(set) var counts = SnapshotCounts()
+    private var namespaces: Set<String> = []
+    private var listedPods: Set<PodKey> = []
+    private var logContainers: [PodKey: Set<String>] = [:]
+    private var streams: [LogStreamKey: Int] = [:]  // lines stored so far per container log
+    private var listNumber = 0
+
+    init(
+        snapshot: SnapshotID, metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore,
+        onProgress: @escaping (IngestProgress) async throws -> Void
+    ) {
+        self.snapshot = snapshot
+        self.metadata = metadata
+        self.objects = objects
+        self.analytics = analytics
+        self.onProgress = onProgress
+    }
+
+    mutating func list(_ list: ParsedList) async throws {
+        listNumber += 1
+        counts.skippedItems += list.skippedItems
+        if let namespace = list.namespace { namespaces.insert(namespace) }
+        guard !list.items.isEmpty else { return }
+
+        let key = ObjectKey(validating: Snapshot.manifestPrefix(for: snapshot) + "\(listNumber)")!
+        var manifests = ByteBuffer()
+        manifests.reserveCapacity(list.items.reduce(0) { $0 + $1.raw.readableBytes + 1 })
+        var batch = IndexBatch()
+        var events: [EventRecord] = []
+        for item in list.items {
+            let offset = Int64(manifests.writerIndex)
+            var raw = item.raw
+            manifests.writeBuffer(&raw)
+            manifests.writeInteger(UInt8(ascii: "\n"))
+            let record = item.extracted.resource
+            batch.resources.append(
+                IndexedResource(
+                    record: record,
+                    location: ManifestLocation(
+                        objectKey: key.rawValue, offset: offset, length: Int64(item.raw.readableBytes))))
+            if let namespace = record.namespace { namespaces.insert(namespace) }
+            if record.kind == "Namespace" { namespaces.insert(record.name) }
+            if let pod = item.extracted.pod {
+                batch.pods.append(IndexedPod(record: pod, labels: record.labels, isOrphan: false))
+                listedPods.insert(PodKey(namespace: pod.namespace, name: pod.name))
+            }
+            if let event = item.extracted.event { events.append(event) }
+        }
+        _ = try await objects.put(key, body: OneBuffer(manifests))
+        try await metadata.insertIndex(batch, of: snapshot)
+        try await analytics.appendEvents(events, firstSequence: counts.events, snapshot: snapshot)
+        counts.events += events.count
+    }
+
+    mutating func logLines(_ lines: [LogLine], of stream: LogStreamKey) async throws {
+        // A container log seen twice (a dump with a repeated block) continues its numbering.
+        let before = noteStream(stream)
+        var lines = lines
+        if before > 0 {
+            for index in lines.indices { lines[index].number += before }
+        }
+        try await analytics.appendLogLines(lines, of: stream, snapshot: snapshot)
+        streams[stream] = before + lines.count
+        counts.logLines += lines.count
+    }
+
+    mutating func logFetchError(_ message: String, of stream: LogStreamKey) async throws {
+        _ = noteStream(stream)
+        try await analytics.recordLogFetchError(message, of: stream, snapshot: snapshot)
+        counts.logFetchErrors += 1
+    }
+
+    mutating func progress(bytesRead: Int64, entriesRead: Int) async throws {
+        try await onProgress(IngestProgress(bytesRead: bytesRead, entriesRead: entriesRead))
+    }
+
+    /// Writes what is known only at the end (namespaces, pods seen only through their logs) and makes analytics
+    /// durable. Returns the counts for the snapshot.
+    mutating func finish() async throws -> SnapshotCounts {
+        var orphans: [IndexedPod] = []
+        for (pod, containers) in logContainers where !listedPods.contains(pod) {
+            let containers = containers.sorted().map {
+                ContainerRecord(name: $0, role: .main, image: nil, state: "unknown")
+            }
+            orphans.append(
+                IndexedPod(
+                    record: PodRecord(
+                        namespace: pod.namespace, name: pod.name, phase: "Unknown", node: nil, containers: containers),
+                    labels: [:], isOrphan: true))
+        }
+        try await metadata.insertIndex(
+            IndexBatch(namespaces: namespaces.sorted(), pods: orphans.sorted { $0.record.name < $1.record.name }),
+            of: snapshot)
+        try await analytics.flush()
+        counts.logStreams = streams.count
+        return counts
+    }
+
+    /// Records the stream and its pod; returns the lines stored for it so far.
+    private mutating func noteStream(_ stream: LogStreamKey) -> Int {
+        namespaces.insert(stream.namespace)
+        logContainers[PodKey(namespace: stream.namespace, name: stream.pod), default: []].insert(stream.container)
+        if let count = streams[stream] { return count }
+        streams[stream] = 0
+        return 0
+    }
+}
+
+/// An async sequence of one buffer: a body for ``ObjectStore/put(_:body:)`` of bytes already in memory.
+struct OneBuffer: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let buffer: ByteBuffer
+
+    init(_ buffer: ByteBuffer) { self.buffer = buffer }
+
+    func makeAsyncIterator() -> Iterator { Iterator(buffer: buffer) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        var buffer: ByteBuffer?
+
+        mutating func next() async throws -> ByteBuffer? {
+            defer { buffer = nil }
+            return buffer
+        }
+    }
+}
+
+/// A stored object read by ranges: the archive as ``SnapshotReader`` reads it.
+struct StoredObjectBytes: RandomAccessBytes {
+    let objects: any ObjectStore
+    let key: ObjectKey
+    let size: Int64
+
+    func read(_ range: Range<Int64>) async throws -> ByteBuffer {
+        var collected = ByteBuffer()
+        try await objects.read(key, range: range) { chunk in
+            var chunk = chunk
+            collected.writeBuffer(&chunk)
+        }
+        return collected
+    }
+}

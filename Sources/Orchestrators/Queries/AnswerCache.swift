@@ -1,0 +1,122 @@
+import Clients
+import Crypto
+import Foundation
+import KubinModel
+import Logging
+import NIOCore
+
+/// Caches the encoded answers about `ready` snapshots, which never change: cache-aside with no expiry (the cache's
+/// size bound evicts), a strong ETag per answer, `If-None-Match` answered from the cache alone, and concurrent
+/// identical misses coalesced into one computation. Entries of a snapshot are dropped when it is deleted.
+///
+/// A cache failure is never an answer failure: it is logged and the answer is computed.
+package final class AnswerCache: Sendable {
+    /// An encoded answer and its entity tag.
+    package struct Answer: Sendable {
+        /// The body.
+        package var body: ByteBuffer
+        /// The strong ETag, quoted.
+        package var etag: String
+    }
+
+    /// What to send.
+    package enum Outcome: Sendable {
+        /// The client's copy is current (`304`).
+        case notModified(etag: String)
+        /// The answer.
+        case answer(Answer)
+    }
+
+    /// What a computation produced: the body, and whether it may be cached (a partial answer may not).
+    package struct Computed: Sendable {
+        /// The body.
+        package var body: ByteBuffer
+        /// False for answers that must not be reused (partial ones).
+        package var isCacheable: Bool
+
+        /// Creates a computed answer.
+        package init(body: ByteBuffer, isCacheable: Bool) {
+            self.body = body
+            self.isCacheable = isCacheable
+        }
+    }
+
+    private let cache: any Cache
+    private let logger: Logger
+    private let flights = SingleFlight<Answer>()
+
+    /// Creates the answer cache over `cache`.
+    package init(cache: any Cache, logger: Logger) {
+        self.cache = cache
+        self.logger = logger
+    }
+
+    /// The answer for `key` about `snapshot`: from the cache, or from `compute` (once for concurrent identical
+    /// misses). `ifNoneMatch` holds the client's entity tags (`*` matches any).
+    package func answer(
+        snapshot: SnapshotID, key: String, ifNoneMatch: [String], compute: () async throws -> Computed
+    ) async throws -> Outcome {
+        let cacheKey = Self.prefix(snapshot) + key
+        let answer: Answer
+        if let cached = await cached(cacheKey) {
+            answer = cached
+        } else {
+            answer = try await flights.run(cacheKey) {
+                let computed = try await compute()
+                let answer = Answer(body: computed.body, etag: Self.etag(of: computed.body))
+                if computed.isCacheable { await store(answer, under: cacheKey) }
+                return answer
+            }
+        }
+        if ifNoneMatch.contains(where: { $0 == "*" || Self.weakMatch($0, answer.etag) }) {
+            return .notModified(etag: answer.etag)
+        }
+        return .answer(answer)
+    }
+
+    /// Drops every cached answer about `snapshot`.
+    package func invalidate(_ snapshot: SnapshotID) async {
+        do { try await cache.deleteAll(prefix: Self.prefix(snapshot)) } catch {
+            logger.error("dropping a deleted snapshot's cached answers failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func cached(_ key: String) async -> Answer? {
+        do {
+            guard var value = try await cache.get(key), let length = value.readInteger(as: UInt16.self),
+                let etag = value.readString(length: Int(length))
+            else { return nil }
+            return Answer(body: value, etag: etag)
+        } catch {
+            logger.warning("cache read failed; answering from the stores", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    private func store(_ answer: Answer, under key: String) async {
+        var value = ByteBuffer()
+        value.reserveCapacity(2 + answer.etag.utf8.count + answer.body.readableBytes)
+        value.writeInteger(UInt16(answer.etag.utf8.count))
+        value.writeString(answer.etag)
+        var body = answer.body
+        value.writeBuffer(&body)
+        do { try await cache.set(key, value: value, timeToLive: nil) } catch {
+            logger.warning("cache write failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private static func prefix(_ snapshot: SnapshotID) -> String { "answers/\(snapshot.rawValue)/" }
+
+    /// A strong ETag: the first 128 bits of the body's SHA-256, base64url.
+    static func etag(of body: ByteBuffer) -> String {
+        let digest = SHA256.hash(data: body.readableBytesView)
+        let text = Data(digest.prefix(16)).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return "\"\(text)\""
+    }
+
+    /// `If-None-Match` uses weak comparison (RFC 9110 13.1.2): `W/"x"` matches `"x"`.
+    private static func weakMatch(_ candidate: String, _ etag: String) -> Bool {
+        (candidate.hasPrefix("W/") ? String(candidate.dropFirst(2)) : candidate) == etag
+    }
+}
