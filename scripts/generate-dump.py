@@ -32,13 +32,19 @@ def dumps(document, indent):
 
 
 def log_lines(rng, namespace, pod, container, count):
-    """Log lines in six styles; returns (lines, how many of them carry a recognisable timestamp)."""
+    """Log lines in six styles; returns (raw lines, lines after CRI partial lines are joined, how many of those
+    carry a recognisable timestamp)."""
     lines = []
     stamped = 0
+    partials = 0
     for index in range(count):
         second = index % 60
         style = index % 6
-        if style == 0:
+        if style == 0 and index % 12 == 0:  # a CRI line split into a partial (P) and its final part (F)
+            lines.append(f"2022-11-29T20:55:{second:02d}.82649547Z stderr P {container} long request {index} ")
+            lines.append(f"2022-11-29T20:55:{second:02d}.82649548Z stderr F continues and ends")
+            partials += 1
+        elif style == 0:
             lines.append(f"2022-11-29T20:55:{second:02d}.82649547Z stderr F {container} request {index} handled")
         elif style == 1:
             lines.append(f"I1129 20:55:{second:02d}.826495       1 main.go:{40 + index}] {pod} reconciled item {index}")
@@ -53,10 +59,10 @@ def log_lines(rng, namespace, pod, container, count):
         else:
             lines.append(f"plain line {index} of {namespace}/{pod}/{container} {rng.randint(0, 10**6)}")
         stamped += style != 5
-    return lines, stamped
+    return lines, len(lines) - partials, stamped
 
 
-def make_pod(namespace, name, node, containers, init_containers, restarts):
+def make_pod(namespace, name, node, containers, init_containers, restarts, phase="Running"):
     def status(container, ready):
         return {"name": container, "image": f"example/{container}:1.0", "ready": ready, "restartCount": restarts,
                 "state": {"running": {"startedAt": "2022-11-29T20:00:00Z"}},
@@ -67,7 +73,7 @@ def make_pod(namespace, name, node, containers, init_containers, restarts):
                      "creationTimestamp": "2022-11-29T19:00:00Z"},
         "spec": {"nodeName": node, "containers": [{"name": c, "image": f"example/{c}:1.0"} for c in containers],
                  "initContainers": [{"name": c, "image": f"example/{c}:1.0"} for c in init_containers]},
-        "status": {"phase": "Running", "containerStatuses": [status(c, True) for c in containers],
+        "status": {"phase": phase, "containerStatuses": [status(c, True) for c in containers],
                    "initContainerStatuses": [status(c, False) for c in init_containers]},
     }
 
@@ -77,7 +83,7 @@ def generate(args):
     files = {}  # relative path -> text (directory form)
     stdout_parts = []
     summary = {"namespaces": 0, "pods": 0, "containers": 0, "log_lines": 0, "timestamped_lines": 0, "orphan_pods": 0,
-               "log_errors": 0}
+               "log_errors": 0, "resources": 2, "warning_events": 0, "phases": {}, "partial_lines": 0}
     nodes = {"kind": "NodeList", "apiVersion": "v1", "metadata": {},
              "items": [{"metadata": {"name": f"node-{i}"}, "status": {"nodeInfo": {"kubeletVersion": "v1.25.4"}}}
                        for i in range(2)]}
@@ -88,13 +94,19 @@ def generate(args):
         summary["namespaces"] += 1
         indent = 2 if ns_index % 2 else 4
         pods = [make_pod(namespace, f"app{ns_index}-{p}", f"node-{p % 2}", ["main", "sidecar"] if p % 2 else ["main"],
-                         ["init"] if p % 3 == 0 else [], p % 4) for p in range(args.pods_per_namespace)]
+                         ["init"] if p % 3 == 0 else [], p % 4, "Pending" if p % 5 == 4 else "Running")
+                for p in range(args.pods_per_namespace)]
+        for pod in pods:
+            phase = pod["status"]["phase"]
+            summary["phases"][phase] = summary["phases"].get(phase, 0) + 1
         for file_name, kind in LIST_FILES:
             items = pods if kind == "PodList" else []
             if kind == "EventList" and ns_index == 0:
                 items = [{"metadata": {"name": "evt-1", "namespace": namespace}, "type": "Warning",
                           "reason": "BackOff", "message": "Back-off restarting failed container", "count": 3,
                           "involvedObject": {"kind": "Pod", "name": pods[0]["metadata"]["name"]}}] if pods else []
+            summary["resources"] += len(items)
+            summary["warning_events"] += sum(1 for item in items if item.get("type") == "Warning")
             document = {"kind": kind, "apiVersion": "v1", "metadata": {}, "items": items}
             files[f"{namespace}/{file_name}"] = dumps(document, indent)
             stdout_parts.append(dumps(document, indent))
@@ -111,8 +123,9 @@ def generate(args):
                     body = ["Request log error: the server rejected our request for an unknown reason"]
                     summary["log_errors"] += 1
                 else:
-                    body, stamped = log_lines(rng, namespace, name, container, args.lines_per_container)
-                    summary["log_lines"] += len(body)
+                    body, joined, stamped = log_lines(rng, namespace, name, container, args.lines_per_container)
+                    summary["log_lines"] += joined
+                    summary["partial_lines"] += len(body) - joined
                     summary["timestamped_lines"] += stamped
                 start = f"==== START logs for container {container} of pod {namespace}/{name} ===="
                 end = f"==== END logs for container {container} of pod {namespace}/{name} ===="

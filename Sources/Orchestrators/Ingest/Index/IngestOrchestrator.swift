@@ -8,7 +8,7 @@ import Synchronization
 /// Turns stored snapshots into browsable ones: `concurrency` workers claim ingest jobs from metadata with a lease,
 /// read each archive with ``SnapshotReader`` into an ``IngestSink``, and mark the snapshot `ready` or `failed`.
 ///
-/// A worker renews its lease (and records progress) every third of the lease while it reads; a worker that dies lets
+/// A worker renews its lease and records its progress every 2 seconds (or third of the lease) while it reads; a worker that dies lets
 /// its lease expire and another claims the job, which starts over from a cleared index. On graceful shutdown the
 /// workers stop reading, give their jobs back (so the next instance starts them at once) and return.
 package final class IngestOrchestrator: Service, Sendable {
@@ -152,11 +152,18 @@ package final class IngestOrchestrator: Service, Sendable {
                     job.snapshot.format,
                     from: StoredObjectBytes(objects: self.objects, key: archive, size: job.snapshot.sizeBytes),
                     into: &sink)
-                return try await sink.finish()
+                let counts = try await sink.finish()
+                let final = progress.value.withLock { $0 }
+                guard
+                    try await self.metadata.renewIngestLease(
+                        id, worker: worker, until: self.now().addingTimeInterval(self.settings.lease.seconds),
+                        progress: final)
+                else { throw IngestStop.leaseLost }
+                return counts
             }
             group.addTask {
                 while true {
-                    try await Task.sleep(for: self.settings.lease / 3)
+                    try await Task.sleep(for: min(self.settings.lease / 3, .seconds(2)))
                     let renewed = try await self.metadata.renewIngestLease(
                         id, worker: worker, until: self.now().addingTimeInterval(self.settings.lease.seconds),
                         progress: progress.value.withLock { $0 })
