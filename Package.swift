@@ -75,7 +75,12 @@ let package = Package(
         .testTarget(
             name: "ClientsTests",
             dependencies: ["Clients", "TestSupport", .product(name: "NIOPosix", package: "swift-nio")]),
-        .testTarget(name: "OrchestratorsTests", dependencies: ["Orchestrators", "Clients", "TestSupport"]),
+        .testTarget(
+            name: "OrchestratorsTests",
+            dependencies: [
+                "Orchestrators", "Clients", "TestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(
             name: "GatewayTests",
             dependencies: [

@@ -13,6 +13,7 @@ struct Stores {
     let directory: String
     let metadata: SQLiteMetadataStore
     let objects: LocalObjectStore
+    let analytics: SQLiteAnalyticsStore
 
     static func open() async throws -> Stores {
         let directory = NSTemporaryDirectory() + "kubin-orchestrator-" + UUID().uuidString
@@ -21,11 +22,14 @@ struct Stores {
             directory: directory,
             metadata: try await SQLiteMetadataStore.open(
                 path: directory + "/metadata.sqlite", logger: Logger(label: "t")),
-            objects: try await LocalObjectStore.open(root: directory + "/storage", threadPool: .singleton))
+            objects: try await LocalObjectStore.open(root: directory + "/storage", threadPool: .singleton),
+            analytics: try await SQLiteAnalyticsStore.open(
+                path: directory + "/analytics.sqlite", logger: Logger(label: "t")))
     }
 
     func close() async throws {
         try await metadata.close()
+        try await analytics.close()
         try FileManager.default.removeItem(atPath: directory)
     }
 
@@ -182,4 +186,61 @@ final class BlockingMetadataStore: ForwardingMetadataStore {
         try Task.checkCancellation()
         try await base.insertSnapshot(snapshot, idempotencyKey: idempotencyKey)
     }
+}
+
+/// A test double that forwards every analytics call to a real store except the ones it overrides.
+protocol ForwardingAnalyticsStore: AnalyticsStore {
+    var base: any AnalyticsStore { get }
+}
+
+extension ForwardingAnalyticsStore {
+    func appendLogLines(_ lines: [LogLine], of stream: LogStreamKey, snapshot: SnapshotID) async throws {
+        try await base.appendLogLines(lines, of: stream, snapshot: snapshot)
+    }
+    func recordLogFetchError(_ message: String, of stream: LogStreamKey, snapshot: SnapshotID) async throws {
+        try await base.recordLogFetchError(message, of: stream, snapshot: snapshot)
+    }
+    func appendEvents(_ events: [EventRecord], firstSequence: Int, snapshot: SnapshotID) async throws {
+        try await base.appendEvents(events, firstSequence: firstSequence, snapshot: snapshot)
+    }
+    func flush() async throws { try await base.flush() }
+    func deleteSnapshot(_ snapshot: SnapshotID) async throws { try await base.deleteSnapshot(snapshot) }
+    func logLines(of snapshot: SnapshotID, _ query: LogQuery) async throws -> Page<LogEntry> {
+        try await base.logLines(of: snapshot, query)
+    }
+    func events(of snapshot: SnapshotID, _ query: EventQuery) async throws -> Page<EventRecord> {
+        try await base.events(of: snapshot, query)
+    }
+    func podLogStats(of snapshot: SnapshotID, pods: [PodKey]) async throws -> [PodKey: PodLogStats] {
+        try await base.podLogStats(of: snapshot, pods: pods)
+    }
+    func namespaceActivity(of snapshot: SnapshotID) async throws -> [String: NamespaceActivity] {
+        try await base.namespaceActivity(of: snapshot)
+    }
+    func checkHealth() async throws { try await base.checkHealth() }
+}
+
+/// A test double that forwards every object-store call to a real store except the ones it overrides.
+protocol ForwardingObjectStore: ObjectStore {
+    var base: any ObjectStore { get }
+}
+
+extension ForwardingObjectStore {
+    func put(_ key: ObjectKey, body: some AsyncSequence<ByteBuffer, any Error>) async throws -> ObjectInfo {
+        try await base.put(key, body: body)
+    }
+    func info(_ key: ObjectKey) async throws -> ObjectInfo? { try await base.info(key) }
+    func read(_ key: ObjectKey, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void) async throws {
+        try await base.read(key, range: range, into: consume)
+    }
+    func delete(_ key: ObjectKey) async throws { try await base.delete(key) }
+    func deleteAll(under prefix: ObjectKey) async throws { try await base.deleteAll(under: prefix) }
+    func checkHealth() async throws { try await base.checkHealth() }
+}
+
+/// A clock for leases that tests move by hand.
+final class ManualClock: Sendable {
+    private let current = Mutex(Date(timeIntervalSince1970: 1_700_000_000))
+    var now: Date { current.withLock { $0 } }
+    func advance(by seconds: TimeInterval) { current.withLock { $0 += seconds } }
 }

@@ -52,7 +52,8 @@ func generateDump(
     let summary = try python(
         "import subprocess,sys; sys.stdout.write(subprocess.check_output(['python3', '\(script)', '--out', '\(output)', '--form', "
             + "'\(form)', '--archive', '\(archive)', '--seed', '\(seed)', '--namespaces', '\(namespaces)']).decode())")
-    let counts = try JSONSerialization.jsonObject(with: Data(summary)) as? [String: Int] ?? [:]
+    let printed = try JSONSerialization.jsonObject(with: Data(summary)) as? [String: Any] ?? [:]
+    let counts = printed.compactMapValues { $0 as? Int }
     return (Array(try Data(contentsOf: URL(fileURLWithPath: output))), counts)
 }
 

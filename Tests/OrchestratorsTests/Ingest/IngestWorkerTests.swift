@@ -1,0 +1,157 @@
+import Clients
+import Foundation
+import KubinModel
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import Orchestrators
+
+/// Durable ingest: jobs, leases, a worker that dies mid-ingest, idempotent retries.
+@Suite struct IngestWorkerTests {
+    struct SimulatedCrash: Error {}
+
+    /// Analytics that dies (throws) on its `crashAt`-th batch of log lines while `armed`.
+    final class CrashingAnalytics: ForwardingAnalyticsStore {
+        let base: any AnalyticsStore
+        let crashAt: Int
+        let batches = Atomic(0)
+        let armed = Atomic(true)
+
+        init(base: any AnalyticsStore, crashAt: Int) {
+            self.base = base
+            self.crashAt = crashAt
+        }
+
+        func appendLogLines(_ lines: [LogLine], of stream: LogStreamKey, snapshot: SnapshotID) async throws {
+            if armed.load(ordering: .relaxed), batches.add(1, ordering: .relaxed).newValue == crashAt {
+                throw SimulatedCrash()
+            }
+            try await base.appendLogLines(lines, of: stream, snapshot: snapshot)
+        }
+    }
+
+    static func upload(
+        _ bytes: [UInt8], to stores: Stores, now: @escaping @Sendable () -> Date
+    ) async throws -> Snapshot {
+        let uploads = UploadOrchestrator(
+            configuration: .init(), metadata: stores.metadata, objects: stores.objects, now: now)
+        return try await uploads.upload(
+            .init(cluster: ClusterName(validating: "c")!, idempotencyKey: nil, declaredLength: nil),
+            body: TestBody(bytes, chunkSize: 64 * 1024), logger: Logger(label: "t")
+        ).snapshot
+    }
+
+    @Test func aWorkerThatDiesMidIngestIsReplacedAndNothingIsDuplicated() async throws {
+        let stores = try await Stores.open()
+        let clock = ManualClock()
+        let (bytes, summary) = try generateDump(form: "directory", archive: "tar.gz", seed: 5)
+        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.now })
+        var settings = IngestOrchestrator.Settings()
+        settings.lease = .seconds(30)
+        settings.limits.logBatchSize = 7  // many batches, so the crash lands in the middle
+        let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 20)
+        let doomed = IngestOrchestrator(
+            metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
+            logger: Logger(label: "t"), now: { clock.now })
+        await #expect(throws: SimulatedCrash.self) { try await doomed.ingestNext(as: "doomed") }
+
+        // The dead worker left half an index and its lease.
+        #expect(try await stores.metadata.snapshot(snapshot.id)?.status == .processing)
+        let partial = try await stores.analytics.logLines(of: snapshot.id, LogQuery(limit: 5000)).items.count
+        #expect(partial > 0 && partial < summary["log_lines"]!)
+        let rescuer = IngestOrchestrator(
+            metadata: stores.metadata, objects: stores.objects, analytics: stores.analytics, settings: settings,
+            logger: Logger(label: "t"), now: { clock.now })
+        #expect(try await rescuer.ingestNext(as: "rescuer") == false, "the lease still holds")
+
+        clock.advance(by: 31)
+        #expect(try await rescuer.ingestNext(as: "rescuer"))
+        let ready = try #require(try await stores.metadata.snapshot(snapshot.id))
+        #expect(ready.status == .ready)
+        #expect(ready.counts?.logLines == summary["log_lines"])
+        #expect(ready.counts?.pods == summary["pods"]! + summary["orphan_pods"]!)
+        let lines = try await stores.analytics.logLines(of: snapshot.id, LogQuery(limit: 5000)).items
+        #expect(lines.count == summary["log_lines"])
+        let keys = Set(lines.map { "\($0.stream.namespace)/\($0.stream.pod)/\($0.stream.container)/\($0.line.number)" })
+        #expect(keys.count == lines.count, "no line twice")
+        let events = try await stores.analytics.events(of: snapshot.id, EventQuery(limit: 1000)).items
+        #expect(events.count == 1)
+        #expect(
+            try await stores.metadata.completeIngest(snapshot.id, worker: "doomed", counts: .init(), at: clock.now)
+                == false)
+        try await stores.close()
+    }
+
+    @Test func aJobInterruptedTooOftenFailsWithAReason() async throws {
+        let stores = try await Stores.open()
+        let clock = ManualClock()
+        let (bytes, _) = try generateDump(form: "stdout", archive: "tar.gz", seed: 6)
+        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.now })
+        var settings = IngestOrchestrator.Settings()
+        settings.maxAttempts = 2
+        settings.limits.logBatchSize = 7
+        let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 3)
+        let worker = IngestOrchestrator(
+            metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
+            logger: Logger(label: "t"), now: { clock.now })
+        for _ in 1...2 {
+            crashing.batches.store(0, ordering: .relaxed)
+            await #expect(throws: SimulatedCrash.self) { try await worker.ingestNext(as: "w") }
+            clock.advance(by: 61)
+        }
+        #expect(try await worker.ingestNext(as: "w"))
+        let failed = try #require(try await stores.metadata.snapshot(snapshot.id))
+        #expect(failed.status == .failed)
+        #expect(failed.failureReason?.contains("interrupted 2 times") == true)
+        #expect(try await stores.analytics.logLines(of: snapshot.id, LogQuery()).items.isEmpty, "no partial index")
+        #expect(try await stores.metadata.pods(of: snapshot.id, PodQuery()).items.isEmpty)
+        #expect(!stores.storedFiles.contains { $0.contains("manifests") })
+        try await stores.close()
+    }
+
+    @Test func gracefulShutdownGivesTheJobBack() async throws {
+        let stores = try await Stores.open()
+        let clock = ManualClock()
+        let (bytes, _) = try generateDump(form: "directory", archive: "zip", seed: 7)
+        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.now })
+        let reached = Gate()
+        let release = Gate()
+        /// Holds the ingest at its first batch of lines until the test lets it go.
+        final class HeldAnalytics: ForwardingAnalyticsStore {
+            let base: any AnalyticsStore
+            let reached: Gate
+            let release: Gate
+            init(base: any AnalyticsStore, reached: Gate, release: Gate) {
+                self.base = base
+                self.reached = reached
+                self.release = release
+            }
+            func appendLogLines(_ lines: [LogLine], of stream: LogStreamKey, snapshot: SnapshotID) async throws {
+                reached.open()
+                await release.wait()
+                try await base.appendLogLines(lines, of: stream, snapshot: snapshot)
+            }
+        }
+        let worker = IngestOrchestrator(
+            metadata: stores.metadata, objects: stores.objects,
+            analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release),
+            logger: Logger(label: "t"), now: { clock.now })
+        let group = ServiceGroup(services: [worker], logger: Logger(label: "t"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            await reached.wait()
+            await group.triggerGracefulShutdown()
+            release.open()
+            try await tasks.waitForAll()
+        }
+        // Given back: claimable at once, without waiting for the lease.
+        let job = try await stores.metadata.claimIngestJob(
+            worker: "next", now: clock.now, leaseUntil: clock.now + 60)
+        #expect(job?.snapshot.id == snapshot.id)
+        try await stores.close()
+    }
+}

@@ -1,0 +1,210 @@
+import Clients
+import Foundation
+import KubinModel
+import Logging
+import NIOCore
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import Orchestrators
+
+/// Fan-out, deadlines, partial answers, caching, ETags and coalescing, over real embedded stores holding an
+/// ingested dump; wrappers add latency, failures and counters.
+@Suite struct QueryOrchestratorTests {
+    /// Counts calls, and makes the ones named in `slow` take `delay`, the ones in `failing` throw.
+    final class Behaviour: Sendable {
+        let delay: Duration
+        let slow: Set<String>
+        let failing: Set<String>
+        let calls = Mutex<[String: Int]>([:])
+
+        init(delay: Duration = .zero, slow: Set<String> = [], failing: Set<String> = []) {
+            self.delay = delay
+            self.slow = slow
+            self.failing = failing
+        }
+
+        struct InjectedFailure: Error {}
+
+        func call(_ name: String) async throws {
+            calls.withLock { $0[name, default: 0] += 1 }
+            if slow.contains(name) { try await Task.sleep(for: delay) }
+            if failing.contains(name) { throw InjectedFailure() }
+        }
+
+        func count(_ name: String) -> Int { calls.withLock { $0[name] ?? 0 } }
+    }
+
+    final class Metadata: ForwardingMetadataStore {
+        let base: any MetadataStore
+        let behaviour: Behaviour
+        init(_ base: any MetadataStore, _ behaviour: Behaviour) {
+            self.base = base
+            self.behaviour = behaviour
+        }
+        func snapshot(_ id: SnapshotID) async throws -> Snapshot? {
+            try await behaviour.call("metadata.snapshot")
+            return try await base.snapshot(id)
+        }
+        func namespaceSummaries(of id: SnapshotID) async throws -> [NamespaceSummary] {
+            try await behaviour.call("metadata.namespaces")
+            return try await base.namespaceSummaries(of: id)
+        }
+        func pods(of id: SnapshotID, _ query: PodQuery) async throws -> Page<IndexedPod> {
+            try await behaviour.call("metadata.pods")
+            return try await base.pods(of: id, query)
+        }
+    }
+
+    final class Analytics: ForwardingAnalyticsStore {
+        let base: any AnalyticsStore
+        let behaviour: Behaviour
+        init(_ base: any AnalyticsStore, _ behaviour: Behaviour) {
+            self.base = base
+            self.behaviour = behaviour
+        }
+        func namespaceActivity(of snapshot: SnapshotID) async throws -> [String: NamespaceActivity] {
+            try await behaviour.call("analytics.activity")
+            return try await base.namespaceActivity(of: snapshot)
+        }
+        func podLogStats(of snapshot: SnapshotID, pods: [PodKey]) async throws -> [PodKey: PodLogStats] {
+            try await behaviour.call("analytics.podLogStats")
+            return try await base.podLogStats(of: snapshot, pods: pods)
+        }
+    }
+
+    final class Objects: ForwardingObjectStore {
+        let base: any ObjectStore
+        let behaviour: Behaviour
+        init(_ base: any ObjectStore, _ behaviour: Behaviour) {
+            self.base = base
+            self.behaviour = behaviour
+        }
+        func info(_ key: ObjectKey) async throws -> ObjectInfo? {
+            try await behaviour.call("storage.info")
+            return try await base.info(key)
+        }
+    }
+
+    /// Real stores with one ingested dump, and a query orchestrator over wrapped stores.
+    static func withQueries(
+        _ behaviour: Behaviour, branchTimeout: Duration = .seconds(5),
+        _ body: (QueryOrchestrator, SnapshotID, Stores) async throws -> Void
+    ) async throws {
+        let stores = try await Stores.open()
+        do {
+            let (bytes, _) = try generateDump(form: "directory", archive: "tar.gz", seed: 9)
+            let snapshot = try await IngestWorkerTests.upload(bytes, to: stores, now: { Date() })
+            let ingest = IngestOrchestrator(
+                metadata: stores.metadata, objects: stores.objects, analytics: stores.analytics,
+                logger: Logger(label: "t"))
+            #expect(try await ingest.ingestNext(as: "w"))
+            let queries = QueryOrchestrator(
+                metadata: Metadata(stores.metadata, behaviour), objects: Objects(stores.objects, behaviour),
+                analytics: Analytics(stores.analytics, behaviour), branchTimeout: branchTimeout)
+            try await body(queries, snapshot.id, stores)
+            try await stores.close()
+        } catch {
+            try? await stores.close()
+            throw error
+        }
+    }
+
+    static var deadline: ContinuousClock.Instant { .now + .seconds(10) }
+
+    @Test func theOverviewsBranchesRunConcurrently() async throws {
+        let behaviour = Behaviour(
+            delay: .milliseconds(200), slow: ["metadata.namespaces", "analytics.activity", "storage.info"])
+        try await Self.withQueries(behaviour) { queries, id, _ in
+            let started = ContinuousClock.now
+            let overview = try await queries.overview(of: id, deadline: Self.deadline)
+            let elapsed = ContinuousClock.now - started
+            // One after another they would take 600 ms; together, one delay and the rest.
+            #expect(elapsed < .milliseconds(400), "took \(elapsed)")
+            #expect(overview.missing.isEmpty)
+            #expect(overview.archive != nil && overview.logVolume != nil && overview.newestWarnings?.count == 1)
+            #expect(behaviour.count("metadata.namespaces") == 1 && behaviour.count("storage.info") == 1)
+        }
+    }
+
+    @Test func aFailedOrSlowOptionalBranchMakesAPartialAnswer() async throws {
+        let behaviour = Behaviour(delay: .seconds(30), slow: ["storage.info"], failing: ["analytics.activity"])
+        try await Self.withQueries(behaviour, branchTimeout: .milliseconds(300)) { queries, id, _ in
+            let overview = try await queries.overview(of: id, deadline: Self.deadline)
+            #expect(overview.missing.map(\.section) == ["activity", "archive"])
+            #expect(overview.missing[0].reason == "the analytics store failed")
+            #expect(overview.missing[1].reason == "the storage store did not answer in time")
+            #expect(overview.logVolume == nil && overview.archive == nil)
+            #expect(!overview.namespaces.isEmpty, "the required sections are there")
+        }
+    }
+
+    @Test func aFailedRequiredBranchIsA503WhateverTheOthersDo() async throws {
+        let behaviour = Behaviour(delay: .seconds(30), slow: ["storage.info"], failing: ["metadata.namespaces"])
+        try await Self.withQueries(behaviour) { queries, id, _ in
+            let started = ContinuousClock.now
+            await #expect { _ = try await queries.overview(of: id, deadline: Self.deadline) } throws: {
+                ($0 as? KubinError)?.code == .dependencyUnavailable
+            }
+            #expect(ContinuousClock.now - started < .seconds(5), "the slow optional branch is cancelled")
+            await #expect {
+                _ = try await queries.overview(of: SnapshotID.generate(at: Date()), deadline: Self.deadline)
+            } throws: {
+                ($0 as? KubinError)?.code == .notFound
+            }
+        }
+    }
+
+    @Test func concurrentIdenticalMissesReachTheStoreOnceAndETagsNeedNoStore() async throws {
+        let behaviour = Behaviour(delay: .milliseconds(100), slow: ["metadata.pods"])
+        try await Self.withQueries(behaviour) { queries, id, _ in
+            let answers = AnswerCache(cache: InProcessCache(capacityBytes: 1 << 20), logger: Logger(label: "t"))
+            let compute: @Sendable () async throws -> AnswerCache.Computed = {
+                let view = try await queries.pods(of: id, PodQuery(), deadline: Self.deadline)
+                return .init(body: ByteBuffer(string: "\(view.page.items.count)"), isCacheable: true)
+            }
+            let etags = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        guard
+                            case .answer(let answer) = try await answers.answer(
+                                snapshot: id, key: "pods", ifNoneMatch: [], compute: compute)
+                        else { return "" }
+                        return answer.etag
+                    }
+                }
+                return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+            }
+            #expect(behaviour.count("metadata.pods") == 1, "50 identical misses, one store query")
+            #expect(etags.count == 1)
+            let etag = try #require(etags.first)
+            let revalidated = try await answers.answer(
+                snapshot: id, key: "pods", ifNoneMatch: ["W/\(etag)"], compute: compute)
+            guard case .notModified(let same) = revalidated else {
+                Issue.record("expected 304")
+                return
+            }
+            #expect(same == etag)
+            #expect(
+                behaviour.count("metadata.pods") == 1 && behaviour.count("metadata.snapshot") == 1, "no store touched")
+
+            await answers.invalidate(id)
+            _ = try await answers.answer(snapshot: id, key: "pods", ifNoneMatch: [etag], compute: compute)
+            #expect(behaviour.count("metadata.pods") == 2, "dropped on invalidation")
+        }
+    }
+
+    @Test func partialAnswersAreNotCached() async throws {
+        let answers = AnswerCache(cache: InProcessCache(capacityBytes: 1 << 20), logger: Logger(label: "t"))
+        let computed = Atomic(0)
+        let id = SnapshotID.generate(at: Date())
+        for _ in 0..<3 {
+            _ = try await answers.answer(snapshot: id, key: "overview", ifNoneMatch: []) {
+                computed.add(1, ordering: .relaxed)
+                return .init(body: ByteBuffer(string: "partial"), isCacheable: false)
+            }
+        }
+        #expect(computed.load(ordering: .relaxed) == 3)
+    }
+}
