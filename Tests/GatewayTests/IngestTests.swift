@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KubinModel
 import NIOCore
 import TestSupport
 import Testing
@@ -209,6 +210,47 @@ import Testing
                     !live.storedFiles.contains { $0.contains(id) && $0.contains("manifests") },
                     "\(test.name): no manifests left")
             }
+        }
+    }
+
+    @Test func badQueriesGetProblemsNeverA500() async throws {
+        try await withLiveGateway({ $0.ingest.concurrency = 0 }) { live in
+            let stored = try await live.upload(try generatedDump(form: "stdout"))
+            let missing = "01a210bd-04ab-7688-b1e6-ff0dd674448a"
+            let cases: [(path: String, status: Int, type: String, parameter: String?)] = [
+                ("/internal/api/v1/snapshots/\(stored)/pods", 409, "snapshot-not-ready", nil),
+                ("/internal/api/v1/snapshots/\(missing)/overview", 404, "not-found", nil),
+                ("/internal/api/v1/snapshots/NOT-AN-ID/overview", 400, "invalid-parameter", "id"),
+                ("/internal/api/v1/snapshots/\(stored)/pods?limit=0", 400, "invalid-parameter", "limit"),
+                ("/internal/api/v1/snapshots/\(stored)/logs?limit=5001", 400, "invalid-parameter", "limit"),
+                ("/internal/api/v1/snapshots/\(stored)/pods?cursor=garbage", 400, "invalid-parameter", "cursor"),
+                ("/internal/api/v1/snapshots/\(stored)/pods?colour=red", 400, "invalid-parameter", "colour"),
+                ("/internal/api/v1/snapshots/\(stored)/pods?phase=a&phase=b", 400, "invalid-parameter", "phase"),
+                (
+                    "/internal/api/v1/snapshots/\(stored)/pods?labelSelector=a%20in", 400, "invalid-parameter",
+                    "labelSelector"
+                ),
+                ("/internal/api/v1/snapshots/\(stored)/logs?previous=maybe", 400, "invalid-parameter", "previous"),
+                ("/internal/api/v1/snapshots/\(stored)/logs?since=yesterday", 400, "invalid-parameter", "since"),
+                (
+                    "/internal/api/v1/snapshots/\(stored)/logs?since=2024-01-02T00:00:00Z&until=2024-01-01T00:00:00Z",
+                    400,
+                    "invalid-parameter", "until"
+                ),
+                ("/internal/api/v1/snapshots/\(stored)/overview?limit=5", 400, "invalid-parameter", "limit"),
+            ]
+            for test in cases {
+                let answer = try await live.json(.GET, test.path)
+                #expect(answer.status == test.status, "\(test.path)")
+                #expect(answer.headers.first(name: "Content-Type") == "application/problem+json", "\(test.path)")
+                #expect(answer.object["type"] as? String == "https://kubin.dev/problems/\(test.type)", "\(test.path)")
+                #expect(answer.object["parameter"] as? String == test.parameter, "\(test.path)")
+            }
+            // A cursor of one listing is refused by another.
+            let resourcesCursor = IndexCursor(["Pod", "ns", "name"]).token
+            let answer = try await live.json(
+                .GET, "/internal/api/v1/snapshots/\(stored)/pods?cursor=\(resourcesCursor)")
+            #expect(answer.status == 400 && answer.object["parameter"] as? String == "cursor")
         }
     }
 
