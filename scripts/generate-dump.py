@@ -40,24 +40,36 @@ def log_lines(rng, namespace, pod, container, count):
     for index in range(count):
         second = index % 60
         style = index % 6
+        request = f"{rng.getrandbits(64):016x}"
         if style == 0 and index % 12 == 0:  # a CRI line split into a partial (P) and its final part (F)
-            lines.append(f"2022-11-29T20:55:{second:02d}.82649547Z stderr P {container} long request {index} ")
-            lines.append(f"2022-11-29T20:55:{second:02d}.82649548Z stderr F continues and ends")
+            lines.append(f"2022-11-29T20:55:{second:02d}.82649547Z stderr P {container} long request {index} "
+                         f"method=POST path=/api/v1/namespaces/{namespace}/orders/{index} request_id={request} ")
+            lines.append(f"2022-11-29T20:55:{second:02d}.82649548Z stderr F body_bytes=48213 status=201 "
+                         "continues and ends")
             partials += 1
         elif style == 0:
-            lines.append(f"2022-11-29T20:55:{second:02d}.82649547Z stderr F {container} request {index} handled")
+            lines.append(f"2022-11-29T20:55:{second:02d}.82649547Z stderr F {container} request {index} handled "
+                         f"method=GET path=/api/v1/namespaces/{namespace}/orders/{index} status=200 "
+                         f"duration_ms={rng.randint(1, 900)} request_id={request}")
         elif style == 1:
-            lines.append(f"I1129 20:55:{second:02d}.826495       1 main.go:{40 + index}] {pod} reconciled item {index}")
+            lines.append(f"I1129 20:55:{second:02d}.826495       1 main.go:{40 + index}] {pod} reconciled item {index} "
+                         f"controller=\"deployment\" namespace=\"{namespace}\" reconcileID=\"{request}\" "
+                         f"duration=\"{rng.randint(1, 90)}ms\"")
         elif style == 2:
-            lines.append(json.dumps({"ts": f"2022-11-29T20:55:{second:02d}Z", "level": "info", "msg": f"tick {index}"}))
+            lines.append(json.dumps({"ts": f"2022-11-29T20:55:{second:02d}Z", "level": "info", "msg": f"tick {index}",
+                                     "logger": f"{container}.scheduler", "request_id": request,
+                                     "queue_depth": rng.randint(0, 500), "caller": "worker/loop.go:212"}))
         elif style == 3:
-            lines.append(f"time=2022-11-29T20:55:{second:02d}Z level=warn msg=\"slow {index}\"")
+            lines.append(f"time=2022-11-29T20:55:{second:02d}Z level=warn msg=\"slow {index}\" component=db "
+                         f"query_id={request} duration={rng.randint(1, 9)}.{rng.randint(0, 99)}s rows={rng.randint(0, 5000)}")
         elif style == 4:  # a multi-line stack trace: only its first line has a timestamp
-            lines.append(f"2022-11-29T20:55:{second:02d}.000Z panic: item {index} failed")
+            lines.append(f"2022-11-29T20:55:{second:02d}.000Z panic: item {index} failed: runtime error: invalid memory "
+                         "address or nil pointer dereference")
             lines.append("goroutine 1 [running]:")
-            lines.append("\tmain.main()")
+            lines.append(f"\tmain.(*worker).handle(0xc000{request[:6]}, {{0x1a2b3c, 0xc0001b2d40}})")
         else:
-            lines.append(f"plain line {index} of {namespace}/{pod}/{container} {rng.randint(0, 10**6)}")
+            lines.append(f"plain line {index} of {namespace}/{pod}/{container} {rng.randint(0, 10**6)} "
+                         f"cache hits={rng.randint(0, 10**5)} misses={rng.randint(0, 10**3)} evictions=0 size=64MiB")
         stamped += style != 5
     return lines, len(lines) - partials, stamped
 

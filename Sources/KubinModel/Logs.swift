@@ -35,6 +35,20 @@ package struct LogLine: Sendable, Equatable {
     }
 }
 
+/// Consecutive lines of one container log: the unit analytics appends.
+package struct LogBatch: Sendable, Equatable {
+    /// The container log.
+    package var stream: LogStreamKey
+    /// Its next lines, in order.
+    package var lines: [LogLine]
+
+    /// Creates a batch.
+    package init(stream: LogStreamKey, lines: [LogLine]) {
+        self.stream = stream
+        self.lines = lines
+    }
+}
+
 /// A log line with the container log it belongs to: one item of a `logs` answer.
 package struct LogEntry: Sendable, Equatable {
     /// The container log.

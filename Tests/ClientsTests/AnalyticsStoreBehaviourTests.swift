@@ -111,6 +111,39 @@ enum AnalyticsStores {
         }
     }
 
+    /// Long logs span many blocks of the time index, with times out of order and gaps without timestamps; a range
+    /// query returns exactly the lines a scan would.
+    @Test(arguments: AnalyticsStores.all)
+    func timeRangesOverLongLogsMatchAFullScan(_ factory: StoreFactory<any AnalyticsStore>) async throws {
+        try await factory.with { store in
+            let id = SnapshotID.generate(at: Date())
+            var lines: [LogLine] = []
+            for number in 1...3000 {
+                // Mostly rising, with a block that jumps back in time and stretches without timestamps.
+                let micros: Int64? =
+                    (1200...1500).contains(number) ? nil : Int64(number < 2000 ? number : 4000 - number) * 1_000_000
+                lines.append(LogLine(number: number, text: "line \(number)", timestampMicros: micros))
+            }
+            for batch in lines.chunks(ofCount: 700) {
+                try await store.appendLogLines(Array(batch), of: Self.web, snapshot: id)
+            }
+            for (since, until) in [(0, 100), (100, 2500), (1990, 2010), (2500, 2600), (1300, 1400), (0, 100_000)] {
+                let window = try await Self.everyPage(limit: 97) {
+                    try await store.logLines(
+                        of: id,
+                        LogQuery(
+                            sinceMicros: Int64(since) * 1_000_000, untilMicros: Int64(until) * 1_000_000, limit: 97,
+                            after: $0))
+                }
+                let expected = lines.filter {
+                    guard let micros = $0.timestampMicros else { return false }
+                    return micros >= Int64(since) * 1_000_000 && micros < Int64(until) * 1_000_000
+                }
+                #expect(window.map(\.line) == expected, "[\(since), \(until))")
+            }
+        }
+    }
+
     @Test(arguments: AnalyticsStores.all)
     func eventsNewestFirstWithFiltersAndCursors(_ factory: StoreFactory<any AnalyticsStore>) async throws {
         try await factory.with { store in
@@ -161,5 +194,12 @@ enum AnalyticsStores {
             try await Self.fill(store, id)
             #expect(try await store.logLines(of: id, LogQuery(limit: 5000)).items.count == 75)
         }
+    }
+}
+
+extension Array {
+    /// Consecutive slices of at most `count` elements.
+    func chunks(ofCount count: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: self.count, by: count).map { self[$0..<Swift.min($0 + count, self.count)] }
     }
 }

@@ -194,8 +194,8 @@ protocol ForwardingAnalyticsStore: AnalyticsStore {
 }
 
 extension ForwardingAnalyticsStore {
-    func appendLogLines(_ lines: [LogLine], of stream: LogStreamKey, snapshot: SnapshotID) async throws {
-        try await base.appendLogLines(lines, of: stream, snapshot: snapshot)
+    func appendLogLines(_ batches: [LogBatch], snapshot: SnapshotID) async throws {
+        try await base.appendLogLines(batches, snapshot: snapshot)
     }
     func recordLogFetchError(_ message: String, of stream: LogStreamKey, snapshot: SnapshotID) async throws {
         try await base.recordLogFetchError(message, of: stream, snapshot: snapshot)

@@ -8,9 +8,9 @@ import KubinModel
 package protocol AnalyticsStore: Sendable {
     // MARK: Ingest
 
-    /// Appends lines of one container log. A log's lines arrive in order over any number of calls; line numbers are
-    /// unique within a log.
-    func appendLogLines(_ lines: [LogLine], of stream: LogStreamKey, snapshot: SnapshotID) async throws
+    /// Appends lines of any number of container logs in one write. A log's lines arrive in order over any number of
+    /// batches and calls; line numbers are unique within a log.
+    func appendLogLines(_ batches: [LogBatch], snapshot: SnapshotID) async throws
 
     /// Records that a container's log could not be fetched when the snapshot was taken.
     func recordLogFetchError(_ message: String, of stream: LogStreamKey, snapshot: SnapshotID) async throws
@@ -40,6 +40,13 @@ package protocol AnalyticsStore: Sendable {
 
     /// Throws when the store cannot serve requests; used by `/readyz`.
     func checkHealth() async throws
+}
+
+extension AnalyticsStore {
+    /// Appends lines of one container log.
+    package func appendLogLines(_ lines: [LogLine], of stream: LogStreamKey, snapshot: SnapshotID) async throws {
+        try await appendLogLines([LogBatch(stream: stream, lines: lines)], snapshot: snapshot)
+    }
 }
 
 /// A pod's identity within a snapshot.

@@ -5,12 +5,18 @@ import SQLiteNIO
 /// The embedded ``AnalyticsStore``: a SQLite file of its own (by default `<data dir>/analytics.sqlite`).
 ///
 /// Each container log is a `log_streams` row holding its statistics (updated as lines arrive, so the pods table never
-/// scans lines); lines are keyed by (log, line number), which is also the stable order of `logs` answers. Appends are
+/// scans lines); lines are keyed by (log, line number), which is also the stable order of `logs` answers. Time ranges
+/// use a block range index (as ClickHouse's min-max skip indexes do): for every block of up to 256 consecutive lines
+/// of a log, the earliest and latest timestamp. A log's lines are nearly in time order, so a range query reads only
+/// the blocks that overlap it, while ingest writes one index row per block instead of one per line. Appends are
 /// multi-row inserts, one transaction per call. Commits are synced at ``flush()`` only (`synchronous=NORMAL`): ingest
 /// flushes before it marks a snapshot ready, and a crash before that re-ingests the snapshot from its archive.
 /// Text search is SQLite's `LIKE`, which ignores case for ASCII letters only.
 package final class SQLiteAnalyticsStore: AnalyticsStore {
     private let database: SQLiteDatabase
+
+    /// Lines per entry of the time index.
+    static let linesPerBlock = 256
 
     /// SQLite's default bound on `?` parameters in one statement (32766), with room to spare.
     private static let maxBindsPerStatement = 30_000
@@ -44,7 +50,17 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
                     PRIMARY KEY (stream_id, line)
                 ) STRICT, WITHOUT ROWID
                 """,
-                "CREATE INDEX log_lines_by_time ON log_lines (stream_id, ts) WHERE ts IS NOT NULL",
+                // The time index: per block of up to 256 consecutive lines of a log, the range of its timestamps.
+                """
+                CREATE TABLE log_blocks (
+                    stream_id INTEGER NOT NULL,
+                    first_line INTEGER NOT NULL,
+                    last_line INTEGER NOT NULL,
+                    min_ts INTEGER NOT NULL,
+                    max_ts INTEGER NOT NULL,
+                    PRIMARY KEY (stream_id, first_line)
+                ) STRICT, WITHOUT ROWID
+                """,
                 """
                 CREATE TABLE events (
                     snapshot_id TEXT NOT NULL,
@@ -84,37 +100,115 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
 
     // MARK: Ingest
 
-    package func appendLogLines(_ lines: [LogLine], of stream: LogStreamKey, snapshot: SnapshotID) async throws {
-        guard !lines.isEmpty else { return }
-        let stamps = lines.compactMap(\.timestampMicros)
+    package func appendLogLines(_ batches: [LogBatch], snapshot: SnapshotID) async throws {
+        // One row per log for its statistics, however many of its batches this call carries.
+        var streams: [LogStreamKey: (lines: Int, first: Int64?, last: Int64?)] = [:]
+        for batch in batches where !batch.lines.isEmpty {
+            var entry = streams[batch.stream] ?? (0, nil, nil)
+            entry.lines += batch.lines.count
+            for line in batch.lines {
+                guard let stamp = line.timestampMicros else { continue }
+                entry.first = min(entry.first ?? stamp, stamp)
+                entry.last = max(entry.last ?? stamp, stamp)
+            }
+            streams[batch.stream] = entry
+        }
+        guard !streams.isEmpty else { return }
         try await database.transaction { transaction in
-            let streamID = try await Self.upsertStream(
-                stream, snapshot: snapshot, lines: lines.count, first: stamps.min(), last: stamps.max(),
-                in: transaction)
-            for chunk in lines.chunks(of: Self.maxBindsPerStatement / 4) {
+            var ids: [LogStreamKey: Int] = [:]
+            for chunk in Array(streams).chunks(of: Self.maxBindsPerStatement / 8) {
                 var binds: [SQLiteData] = []
-                binds.reserveCapacity(chunk.count * 4)
-                for line in chunk {
+                binds.reserveCapacity(chunk.count * 8)
+                for (stream, figures) in chunk {
                     binds += [
-                        .integer(streamID), .integer(line.number), line.timestampMicros.map(Self.integer) ?? .null,
-                        .text(line.text),
+                        .text(snapshot.rawValue), .text(stream.namespace), .text(stream.pod), .text(stream.container),
+                        .integer(stream.isPrevious ? 1 : 0), .integer(figures.lines),
+                        figures.first.map(Self.integer) ?? .null, figures.last.map(Self.integer) ?? .null,
                     ]
                 }
-                _ = try await transaction.query(
-                    "INSERT INTO log_lines (stream_id, line, ts, text) VALUES "
-                        + Self.placeholders(rows: chunk.count, columns: 4),
+                for row in try await transaction.query(
+                    Self.upsertStreams + Self.placeholders(rows: chunk.count, columns: 8) + Self.upsertStreamsTail,
                     binds)
+                {
+                    guard let id = row.column("id")?.integer, let stream = Self.streamKey(row) else {
+                        throw SQLiteDatabaseError("inserting a log stream returned no id")
+                    }
+                    ids[stream] = id
+                }
+            }
+            var rows: [SQLiteData] = []
+            let rowsPerStatement = Self.maxBindsPerStatement / 4
+            rows.reserveCapacity(4 * min(rowsPerStatement, batches.reduce(0) { $0 + $1.lines.count }))
+            for batch in batches {
+                guard let id = ids[batch.stream] else { continue }
+                for line in batch.lines {
+                    rows += [
+                        .integer(id), .integer(line.number), line.timestampMicros.map(Self.integer) ?? .null,
+                        .text(line.text),
+                    ]
+                    if rows.count == rowsPerStatement * 4 { try await Self.insertLines(&rows, in: transaction) }
+                }
+            }
+            if !rows.isEmpty { try await Self.insertLines(&rows, in: transaction) }
+            var blocks: [SQLiteData] = []
+            for batch in batches {
+                guard let id = ids[batch.stream] else { continue }
+                for block in batch.lines.chunks(of: Self.linesPerBlock) {
+                    let stamps = block.compactMap(\.timestampMicros)
+                    guard let earliest = stamps.min(), let latest = stamps.max() else { continue }
+                    blocks += [
+                        .integer(id), .integer(block.first!.number), .integer(block.last!.number),
+                        Self.integer(earliest), Self.integer(latest),
+                    ]
+                }
+            }
+            for chunk in blocks.chunks(of: Self.maxBindsPerStatement / 5 * 5) {
+                _ = try await transaction.query(
+                    "INSERT INTO log_blocks (stream_id, first_line, last_line, min_ts, max_ts) VALUES "
+                        + Self.placeholders(rows: chunk.count / 5, columns: 5), Array(chunk))
             }
         }
     }
 
+    private static func insertLines(
+        _ binds: inout [SQLiteData], in transaction: SQLiteDatabase.Transaction
+    ) async throws {
+        _ = try await transaction.query(
+            "INSERT INTO log_lines (stream_id, line, ts, text) VALUES "
+                + placeholders(rows: binds.count / 4, columns: 4),
+            binds)
+        binds.removeAll(keepingCapacity: true)
+    }
+
+    private static let upsertStreams =
+        "INSERT INTO log_streams (snapshot_id, namespace, pod, container, previous, lines, first_ts, last_ts) VALUES "
+    private static let upsertStreamsTail = """
+
+        ON CONFLICT (snapshot_id, namespace, pod, container, previous) DO UPDATE SET
+            lines = lines + excluded.lines,
+            first_ts = coalesce(min(first_ts, excluded.first_ts), first_ts, excluded.first_ts),
+            last_ts = coalesce(max(last_ts, excluded.last_ts), last_ts, excluded.last_ts)
+        RETURNING id, namespace, pod, container, previous
+        """
+
+    private static func streamKey(_ row: SQLiteRow) -> LogStreamKey? {
+        guard let namespace = row.column("namespace")?.string, let pod = row.column("pod")?.string,
+            let container = row.column("container")?.string, let previous = row.column("previous")?.integer
+        else { return nil }
+        return LogStreamKey(namespace: namespace, pod: pod, container: container, isPrevious: previous != 0)
+    }
+
     package func recordLogFetchError(_ message: String, of stream: LogStreamKey, snapshot: SnapshotID) async throws {
-        try await database.transaction { transaction in
-            let id = try await Self.upsertStream(
-                stream, snapshot: snapshot, lines: 0, first: nil, last: nil, in: transaction)
-            _ = try await transaction.query(
-                "UPDATE log_streams SET fetch_error = ? WHERE id = ?", [.text(message), .integer(id)])
-        }
+        _ = try await database.query(
+            """
+            INSERT INTO log_streams (snapshot_id, namespace, pod, container, previous, fetch_error)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (snapshot_id, namespace, pod, container, previous) DO UPDATE SET fetch_error = excluded.fetch_error
+            """,
+            [
+                .text(snapshot.rawValue), .text(stream.namespace), .text(stream.pod), .text(stream.container),
+                .integer(stream.isPrevious ? 1 : 0), .text(message),
+            ])
     }
 
     package func appendEvents(_ events: [EventRecord], firstSequence: Int, snapshot: SnapshotID) async throws {
@@ -152,35 +246,11 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
             let id: [SQLiteData] = [.text(snapshot.rawValue)]
             _ = try await transaction.query(
                 "DELETE FROM log_lines WHERE stream_id IN (SELECT id FROM log_streams WHERE snapshot_id = ?)", id)
+            _ = try await transaction.query(
+                "DELETE FROM log_blocks WHERE stream_id IN (SELECT id FROM log_streams WHERE snapshot_id = ?)", id)
             _ = try await transaction.query("DELETE FROM log_streams WHERE snapshot_id = ?", id)
             _ = try await transaction.query("DELETE FROM events WHERE snapshot_id = ?", id)
         }
-    }
-
-    /// Creates the stream's row or adds to its statistics; returns its id.
-    private static func upsertStream(
-        _ stream: LogStreamKey, snapshot: SnapshotID, lines: Int, first: Int64?, last: Int64?,
-        in transaction: SQLiteDatabase.Transaction
-    ) async throws -> Int {
-        let rows = try await transaction.query(
-            """
-            INSERT INTO log_streams (snapshot_id, namespace, pod, container, previous, lines, first_ts, last_ts)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (snapshot_id, namespace, pod, container, previous) DO UPDATE SET
-                lines = lines + excluded.lines,
-                first_ts = coalesce(min(first_ts, excluded.first_ts), first_ts, excluded.first_ts),
-                last_ts = coalesce(max(last_ts, excluded.last_ts), last_ts, excluded.last_ts)
-            RETURNING id
-            """,
-            [
-                .text(snapshot.rawValue), .text(stream.namespace), .text(stream.pod), .text(stream.container),
-                .integer(stream.isPrevious ? 1 : 0), .integer(lines), first.map(integer) ?? .null,
-                last.map(integer) ?? .null,
-            ])
-        guard let id = rows.first?.column("id")?.integer else {
-            throw SQLiteDatabaseError("inserting a log stream returned no id")
-        }
-        return id
     }
 
     // MARK: Queries
@@ -191,6 +261,15 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
         filter.add("s.pod = ?", query.pod.map(SQLiteData.text))
         filter.add("s.container = ?", query.container.map(SQLiteData.text))
         filter.add("s.previous = ?", query.previous.map { .integer($0 ? 1 : 0) })
+        var tables = "log_streams s JOIN log_lines l ON l.stream_id = s.id"
+        if query.sinceMicros != nil || query.untilMicros != nil {
+            tables = """
+                log_streams s JOIN log_blocks b ON b.stream_id = s.id
+                JOIN log_lines l ON l.stream_id = b.stream_id AND l.line BETWEEN b.first_line AND b.last_line
+                """
+            filter.add("b.max_ts >= ?", query.sinceMicros.map(Self.integer))
+            filter.add("b.min_ts < ?", query.untilMicros.map(Self.integer))
+        }
         filter.add("l.ts >= ?", query.sinceMicros.map(Self.integer))
         filter.add("l.ts < ?", query.untilMicros.map(Self.integer))
         filter.add("l.text LIKE ? ESCAPE '\\'", query.text.map { .text("%" + Self.escapeLike($0) + "%") })
@@ -201,7 +280,7 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
         let rows = try await database.query(
             """
             SELECT s.id, s.namespace, s.pod, s.container, s.previous, l.line, l.ts, l.text
-            FROM log_streams s JOIN log_lines l ON l.stream_id = s.id
+            FROM \(tables)
             WHERE \(filter.sql) ORDER BY l.stream_id, l.line LIMIT ?
             """, filter.binds + [.integer(query.limit + 1)])
         let entries = try rows.prefix(query.limit).map { row in

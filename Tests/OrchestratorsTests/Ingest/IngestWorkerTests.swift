@@ -26,11 +26,11 @@ import Testing
             self.crashAt = crashAt
         }
 
-        func appendLogLines(_ lines: [LogLine], of stream: LogStreamKey, snapshot: SnapshotID) async throws {
-            if armed.load(ordering: .relaxed), batches.add(1, ordering: .relaxed).newValue == crashAt {
+        func appendLogLines(_ batches: [LogBatch], snapshot: SnapshotID) async throws {
+            if armed.load(ordering: .relaxed), self.batches.add(1, ordering: .relaxed).newValue == crashAt {
                 throw SimulatedCrash()
             }
-            try await base.appendLogLines(lines, of: stream, snapshot: snapshot)
+            try await base.appendLogLines(batches, snapshot: snapshot)
         }
     }
 
@@ -52,7 +52,8 @@ import Testing
         let snapshot = try await Self.upload(bytes, to: stores, now: { clock.now })
         var settings = IngestOrchestrator.Settings()
         settings.lease = .seconds(30)
-        settings.limits.logBatchSize = 7  // many batches, so the crash lands in the middle
+        settings.limits.logBatchSize = 7  // many writes, so the crash lands in the middle
+        settings.linesPerWrite = 7
         let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 20)
         let doomed = IngestOrchestrator(
             metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
@@ -94,6 +95,7 @@ import Testing
         var settings = IngestOrchestrator.Settings()
         settings.maxAttempts = 2
         settings.limits.logBatchSize = 7
+        settings.linesPerWrite = 7
         let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 3)
         let worker = IngestOrchestrator(
             metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
@@ -130,15 +132,17 @@ import Testing
                 self.reached = reached
                 self.release = release
             }
-            func appendLogLines(_ lines: [LogLine], of stream: LogStreamKey, snapshot: SnapshotID) async throws {
+            func appendLogLines(_ batches: [LogBatch], snapshot: SnapshotID) async throws {
                 reached.open()
                 await release.wait()
-                try await base.appendLogLines(lines, of: stream, snapshot: snapshot)
+                try await base.appendLogLines(batches, snapshot: snapshot)
             }
         }
+        var settings = IngestOrchestrator.Settings()
+        settings.linesPerWrite = 7  // the first write comes while the archive is still being read
         let worker = IngestOrchestrator(
             metadata: stores.metadata, objects: stores.objects,
-            analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release),
+            analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release), settings: settings,
             logger: Logger(label: "t"), now: { clock.now })
         let group = ServiceGroup(services: [worker], logger: Logger(label: "t"))
         try await withThrowingTaskGroup(of: Void.self) { tasks in

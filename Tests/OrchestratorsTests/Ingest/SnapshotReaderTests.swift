@@ -74,8 +74,7 @@ func generateDump(
     @Test func readsAGzippedStdoutDump() async throws {
         let (plain, summary) = try generateDump(form: "stdout", archive: "tar.gz", seed: 12)
         let compressed = try python(
-            "import gzip,sys; sys.stdout.buffer.write(gzip.compress(bytes.fromhex('\(plain.map { String(format: "%02x", $0) }.joined())')))"
-        )
+            "import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))", input: plain)
         try checkGenerated(try await readSnapshot(compressed, .gzip), summary, namespaces: 3)
     }
 

@@ -29,7 +29,11 @@ package struct LogBlockSplitter {
     }
 
     /// The open block, if any.
-    package private(set) var current: Block?
+    package private(set) var current: Block? {
+        didSet { endMarker = current.map(Self.endMarker) ?? [] }
+    }
+    /// The END marker of the open block, made once per block (this is checked against every line).
+    private var endMarker: [UInt8] = []
 
     /// Starts outside any block.
     package init() {}
@@ -47,11 +51,11 @@ package struct LogBlockSplitter {
             events.append(.start(block))
             return
         }
-        guard let open = current else {
+        guard current != nil else {
             events.append(.outside(line))
             return
         }
-        if let markerStart = Self.endMarkerStart(in: bytes, for: open) {
+        if let markerStart = endMarkerStart(in: bytes) {
             if markerStart > bytes.startIndex {
                 events.append(.line(line.getSlice(at: line.readerIndex, length: markerStart - bytes.startIndex)!))
             }
@@ -84,10 +88,16 @@ package struct LogBlockSplitter {
         return Block(namespace: String(namespace), pod: String(pod), container: String(parts[0]))
     }
 
-    /// Where the END marker of `block` begins in `bytes` when the line ends with it.
-    private static func endMarkerStart(in bytes: ByteBufferView, for block: Block) -> ByteBufferView.Index? {
-        let marker = endPrefix + Array("\(block.container) of pod \(block.namespace)/\(block.pod)".utf8) + suffix
-        guard bytes.count >= marker.count, bytes.suffix(marker.count).elementsEqual(marker) else { return nil }
-        return bytes.endIndex - marker.count
+    /// The END marker of `block`.
+    private static func endMarker(_ block: Block) -> [UInt8] {
+        endPrefix + Array("\(block.container) of pod \(block.namespace)/\(block.pod)".utf8) + suffix
+    }
+
+    /// Where the open block's END marker begins in `bytes` when the line ends with it.
+    private func endMarkerStart(in bytes: ByteBufferView) -> ByteBufferView.Index? {
+        guard bytes.count >= endMarker.count, bytes.last == UInt8(ascii: "="),
+            bytes.suffix(endMarker.count).elementsEqual(endMarker)
+        else { return nil }
+        return bytes.endIndex - endMarker.count
     }
 }

@@ -13,24 +13,25 @@ package struct LogLineAssembler {
 
     /// Adds one raw line; appends the completed lines to `output`.
     package mutating func feed(_ line: ByteBuffer, into output: inout [LogLine]) {
-        let bytes = Array(line.readableBytesView)
-        if let cri = LogTimestamp.cri(bytes) {
-            let message = bytes[cri.messageOffset...]
-            if var pending = partial {
-                pending.message += message
-                partial = pending
-            } else {
-                partial = (String(decoding: bytes[..<cri.tagOffset], as: UTF8.self), Array(message), cri.micros)
+        line.withUnsafeReadableBytes { bytes in
+            if let cri = LogTimestamp.cri(raw: bytes) {
+                let message = bytes[cri.messageOffset...]
+                if var pending = partial {
+                    pending.message += message
+                    partial = pending
+                } else {
+                    partial = (String(decoding: bytes[..<cri.tagOffset], as: UTF8.self), Array(message), cri.micros)
+                }
+                if !cri.isPartial { flush(into: &output) }
+                return
             }
-            if !cri.isPartial { flush(into: &output) }
-            return
+            flush(into: &output)
+            number += 1
+            output.append(
+                LogLine(
+                    number: number, text: String(decoding: bytes, as: UTF8.self),
+                    timestampMicros: LogTimestamp.parse(raw: bytes, referenceMicros: referenceMicros)))
         }
-        flush(into: &output)
-        number += 1
-        output.append(
-            LogLine(
-                number: number, text: String(decoding: bytes, as: UTF8.self),
-                timestampMicros: LogTimestamp.parse(bytes, referenceMicros: referenceMicros)))
     }
 
     /// Emits a partial line left open at the end of the log.

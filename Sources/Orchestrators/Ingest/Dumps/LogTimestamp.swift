@@ -8,7 +8,18 @@
 package enum LogTimestamp {
     /// The timestamp of `line`, or nil. `referenceMicros` is the snapshot's time, for klog's missing year.
     package static func parse(_ line: some Collection<UInt8>, referenceMicros: Int64) -> Int64? {
-        let bytes = Array(line.prefix(4096))
+        parse(Array(line.prefix(4096)), referenceMicros: referenceMicros)
+    }
+
+    /// The timestamp of `line`, or nil; only its first 4096 bytes are looked at. No copy when it is that short.
+    package static func parse(_ line: [UInt8], referenceMicros: Int64) -> Int64? {
+        line.withUnsafeBytes { parse(raw: $0, referenceMicros: referenceMicros) }
+    }
+
+    /// The timestamp of the line in `raw`, or nil; only its first 4096 bytes are looked at. Works on the bytes in
+    /// place: this runs on every log line.
+    package static func parse(raw line: UnsafeRawBufferPointer, referenceMicros: Int64) -> Int64? {
+        let bytes = UnsafeRawBufferPointer(rebasing: line.prefix(4096))
         if let (micros, _) = rfc3339(bytes, at: 0) { return micros }
         if let micros = klog(bytes, referenceMicros: referenceMicros) { return micros }
         if bytes.first == UInt8(ascii: "{"), let micros = jsonField(bytes) { return micros }
@@ -30,7 +41,10 @@ package enum LogTimestamp {
     }
 
     /// The CRI prefix of `bytes`, when the line has one.
-    package static func cri(_ bytes: [UInt8]) -> CRIPrefix? {
+    package static func cri(_ bytes: [UInt8]) -> CRIPrefix? { bytes.withUnsafeBytes { cri(raw: $0) } }
+
+    /// The CRI prefix of the line in `bytes`, when it has one.
+    package static func cri(raw bytes: UnsafeRawBufferPointer) -> CRIPrefix? {
         guard let (micros, end) = rfc3339(bytes, at: 0), end < bytes.count, bytes[end] == UInt8(ascii: " ") else {
             return nil
         }
@@ -48,7 +62,7 @@ package enum LogTimestamp {
     }
 
     /// An RFC 3339 date-time starting at `start`: its microseconds and the index after it.
-    static func rfc3339(_ bytes: [UInt8], at start: Int) -> (Int64, Int)? {
+    static func rfc3339(_ bytes: UnsafeRawBufferPointer, at start: Int) -> (Int64, Int)? {
         var index = start
         guard let year = digits(bytes, &index, 4), expect(bytes, &index, "-"), let month = digits(bytes, &index, 2),
             expect(bytes, &index, "-"), let day = digits(bytes, &index, 2), index < bytes.count,
@@ -80,7 +94,7 @@ package enum LogTimestamp {
     }
 
     /// klog: `Lmmdd hh:mm:ss.uuuuuu`, severity `I`, `W`, `E` or `F`.
-    static func klog(_ bytes: [UInt8], referenceMicros: Int64) -> Int64? {
+    static func klog(_ bytes: UnsafeRawBufferPointer, referenceMicros: Int64) -> Int64? {
         guard bytes.count >= 21,
             [UInt8(ascii: "I"), UInt8(ascii: "W"), UInt8(ascii: "E"), UInt8(ascii: "F")]
                 .contains(bytes[0])
@@ -107,10 +121,10 @@ package enum LogTimestamp {
 
     /// `"ts"`, `"time"` or `"timestamp"` of a JSON object line: a number (Unix seconds, or milliseconds when large)
     /// or RFC 3339 text.
-    static func jsonField(_ bytes: [UInt8]) -> Int64? {
-        for key in ["\"ts\"", "\"time\"", "\"timestamp\""] {
-            guard var index = find(Array(key.utf8), in: bytes) else { continue }
-            index += key.utf8.count
+    static func jsonField(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        for key in jsonKeys {
+            guard var index = find(key, in: bytes) else { continue }
+            index += key.count
             while index < bytes.count, bytes[index] == UInt8(ascii: " ") { index += 1 }
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { continue }
             index += 1
@@ -123,8 +137,8 @@ package enum LogTimestamp {
     }
 
     /// logfmt `time=` (at the start or after a space), its value RFC 3339, quoted or not.
-    static func logfmtTime(_ bytes: [UInt8]) -> Int64? {
-        let key = Array("time=".utf8)
+    static func logfmtTime(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        let key = logfmtKey
         var from = 0
         while let found = find(key, in: bytes, from: from) {
             defer { from = found + 1 }
@@ -137,7 +151,7 @@ package enum LogTimestamp {
     }
 
     /// Unix time as a JSON number: seconds (with a fraction) or, above 1e11, milliseconds.
-    private static func epochNumber(_ bytes: [UInt8], at start: Int) -> Int64? {
+    private static func epochNumber(_ bytes: UnsafeRawBufferPointer, at start: Int) -> Int64? {
         var index = start
         var whole: Int64 = 0
         var count = 0
@@ -152,7 +166,7 @@ package enum LogTimestamp {
     }
 
     /// `.123456789` → microseconds (extra digits dropped); advances past it.
-    private static func fraction(_ bytes: [UInt8], _ index: inout Int) -> Int64 {
+    private static func fraction(_ bytes: UnsafeRawBufferPointer, _ index: inout Int) -> Int64 {
         guard index < bytes.count, bytes[index] == UInt8(ascii: ".") || bytes[index] == UInt8(ascii: ",") else {
             return 0
         }
@@ -168,7 +182,7 @@ package enum LogTimestamp {
         return micros
     }
 
-    private static func digits(_ bytes: [UInt8], _ index: inout Int, _ count: Int) -> Int? {
+    private static func digits(_ bytes: UnsafeRawBufferPointer, _ index: inout Int, _ count: Int) -> Int? {
         guard index + count <= bytes.count else { return nil }
         var value = 0
         for offset in 0..<count {
@@ -180,13 +194,16 @@ package enum LogTimestamp {
         return value
     }
 
-    private static func expect(_ bytes: [UInt8], _ index: inout Int, _ character: Character) -> Bool {
+    private static func expect(_ bytes: UnsafeRawBufferPointer, _ index: inout Int, _ character: Character) -> Bool {
         guard index < bytes.count, bytes[index] == character.asciiValue else { return false }
         index += 1
         return true
     }
 
-    private static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int = 0) -> Int? {
+    private static let jsonKeys = ["\"ts\"", "\"time\"", "\"timestamp\""].map { Array($0.utf8) }
+    private static let logfmtKey = Array("time=".utf8)
+
+    private static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, from: Int = 0) -> Int? {
         guard haystack.count >= needle.count, from <= haystack.count - needle.count else { return nil }
         return (from...(haystack.count - needle.count)).first { start in
             haystack[start] == needle[0] && haystack[start..<(start + needle.count)].elementsEqual(needle)

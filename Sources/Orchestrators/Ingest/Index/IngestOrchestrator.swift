@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Clients
 import Foundation
 import KubinModel
@@ -20,6 +21,8 @@ package final class IngestOrchestrator: Service, Sendable {
         package var lease: Duration = .seconds(60)
         /// How often an idle worker looks for jobs (an upload on this instance wakes it sooner).
         package var pollInterval: Duration = .seconds(1)
+        /// Log lines gathered into one analytics write.
+        package var linesPerWrite = 10_000
         /// Attempts before a job that keeps being interrupted is marked failed.
         package var maxAttempts = 5
         /// The reader's bounds.
@@ -130,36 +133,43 @@ package final class IngestOrchestrator: Service, Sendable {
         return true
     }
 
-    /// Reads the archive into the stores while a second task renews the lease.
+    /// Reads the archive into the stores; beside the reader, one task writes its log lines and one renews the lease.
     private func ingest(_ job: IngestJob, worker: String) async throws -> SnapshotCounts {
         let id = job.snapshot.id
         try await metadata.clearIndex(id)
         try await removeWrites(of: id)
         let archive = ObjectKey(validating: job.snapshot.archiveKey)!
         let progress = LatestProgress()
-        return try await withThrowingTaskGroup(of: SnapshotCounts?.self) { group in
+        let logs = AsyncChannel<LogWrite>()
+        let counts = try await withThrowingTaskGroup(of: SnapshotCounts?.self) { group in
             group.addTask {
-                var sink = IngestSink(
-                    snapshot: id, metadata: self.metadata, objects: self.objects, analytics: self.analytics
-                ) { current in
-                    guard !self.stopping.load(ordering: .relaxed) else { throw IngestStop.shuttingDown }
-                    progress.value.withLock { $0 = current }
+                do {
+                    var sink = IngestSink(
+                        snapshot: id, metadata: self.metadata, objects: self.objects, analytics: self.analytics,
+                        logs: logs
+                    ) { current in
+                        guard !self.stopping.load(ordering: .relaxed) else { throw IngestStop.shuttingDown }
+                        progress.value.withLock { $0 = current }
+                    }
+                    let reader = SnapshotReader(
+                        limits: self.settings.limits,
+                        referenceMicros: Int64(job.snapshot.createdAt.timeIntervalSince1970 * 1_000_000))
+                    try await reader.read(
+                        job.snapshot.format,
+                        from: StoredObjectBytes(objects: self.objects, key: archive, size: job.snapshot.sizeBytes),
+                        into: &sink)
+                    logs.finish()
+                    return try await sink.finish()
+                } catch {
+                    logs.finish()
+                    throw error
                 }
-                let reader = SnapshotReader(
-                    limits: self.settings.limits,
-                    referenceMicros: Int64(job.snapshot.createdAt.timeIntervalSince1970 * 1_000_000))
-                try await reader.read(
-                    job.snapshot.format,
-                    from: StoredObjectBytes(objects: self.objects, key: archive, size: job.snapshot.sizeBytes),
-                    into: &sink)
-                let counts = try await sink.finish()
-                let final = progress.value.withLock { $0 }
-                guard
-                    try await self.metadata.renewIngestLease(
-                        id, worker: worker, until: self.now().addingTimeInterval(self.settings.lease.seconds),
-                        progress: final)
-                else { throw IngestStop.leaseLost }
-                return counts
+            }
+            group.addTask {
+                try await LogWriter(
+                    snapshot: id, analytics: self.analytics, logs: logs, linesPerWrite: self.settings.linesPerWrite
+                ).run()
+                return nil
             }
             group.addTask {
                 while true {
@@ -171,11 +181,21 @@ package final class IngestOrchestrator: Service, Sendable {
                 }
             }
             defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let counts = result { return counts }
+            // Done when the reader has counted and the writer has drained (the renewal never ends by itself).
+            var counts: SnapshotCounts?
+            var isDrained = false
+            while counts == nil || !isDrained, let result = try await group.next() {
+                if let result { counts = result } else { isDrained = true }
             }
-            throw IngestStop.leaseLost  // unreachable: the renewal task only ends by throwing
+            guard let counts else { throw IngestStop.leaseLost }  // unreachable: the loop ends with counts
+            return counts
         }
+        try await analytics.flush()
+        let renewed = try await metadata.renewIngestLease(
+            id, worker: worker, until: now().addingTimeInterval(settings.lease.seconds),
+            progress: progress.value.withLock { $0 })
+        guard renewed else { throw IngestStop.leaseLost }
+        return counts
     }
 
     private func fail(_ job: IngestJob, worker: String, logger: Logger, reason: String) async throws {

@@ -1,10 +1,12 @@
+import AsyncAlgorithms
 import Clients
 import Foundation
 import KubinModel
 import NIOCore
 
 /// Writes what ``SnapshotReader`` finds into the stores: each List's items as one manifest object in storage (one JSON
-/// item per line) with their index rows in metadata, log lines and events in analytics.
+/// item per line) with their index rows in metadata, events in analytics, and log lines to `logs`, which a
+/// ``LogWriter`` drains into analytics concurrently (so reading and writing use both cores).
 ///
 /// Everything it writes is keyed by the snapshot and by the archive's order (the n-th List is manifest object `n`),
 /// so a re-ingest after ``MetadataStore/clearIndex(_:)`` and ``AnalyticsStore/deleteSnapshot(_:)`` writes the same
@@ -14,6 +16,8 @@ struct IngestSink: SnapshotSink {
     let metadata: any MetadataStore
     let objects: any ObjectStore
     let analytics: any AnalyticsStore
+    /// Log lines and fetch errors, in order, for the ``LogWriter``.
+    let logs: AsyncChannel<LogWrite>
     /// Called with progress; throws to stop the ingest (a lost lease, a shutdown).
     let onProgress: (IngestProgress) async throws -> Void
 
@@ -26,12 +30,13 @@ struct IngestSink: SnapshotSink {
 
     init(
         snapshot: SnapshotID, metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore,
-        onProgress: @escaping (IngestProgress) async throws -> Void
+        logs: AsyncChannel<LogWrite>, onProgress: @escaping (IngestProgress) async throws -> Void
     ) {
         self.snapshot = snapshot
         self.metadata = metadata
         self.objects = objects
         self.analytics = analytics
+        self.logs = logs
         self.onProgress = onProgress
     }
 
@@ -78,14 +83,16 @@ struct IngestSink: SnapshotSink {
         if before > 0 {
             for index in lines.indices { lines[index].number += before }
         }
-        try await analytics.appendLogLines(lines, of: stream, snapshot: snapshot)
+        await logs.send(.lines(lines, stream))
+        try Task.checkCancellation()  // a send returns without sending when the writer has gone
         streams[stream] = before + lines.count
         counts.logLines += lines.count
     }
 
     mutating func logFetchError(_ message: String, of stream: LogStreamKey) async throws {
         _ = noteStream(stream)
-        try await analytics.recordLogFetchError(message, of: stream, snapshot: snapshot)
+        await logs.send(.fetchError(message, stream))
+        try Task.checkCancellation()
         counts.logFetchErrors += 1
     }
 
@@ -93,8 +100,8 @@ struct IngestSink: SnapshotSink {
         try await onProgress(IngestProgress(bytesRead: bytesRead, entriesRead: entriesRead))
     }
 
-    /// Writes what is known only at the end (namespaces, pods seen only through their logs) and makes analytics
-    /// durable. Returns the counts for the snapshot.
+    /// Writes what is known only at the end: namespaces, and pods seen only through their logs. Returns the counts for
+    /// the snapshot.
     mutating func finish() async throws -> SnapshotCounts {
         var orphans: [IndexedPod] = []
         for (pod, containers) in logContainers where !listedPods.contains(pod) {
@@ -110,7 +117,6 @@ struct IngestSink: SnapshotSink {
         try await metadata.insertIndex(
             IndexBatch(namespaces: namespaces.sorted(), pods: orphans.sorted { $0.record.name < $1.record.name }),
             of: snapshot)
-        try await analytics.flush()
         counts.logStreams = streams.count
         return counts
     }
@@ -122,6 +128,50 @@ struct IngestSink: SnapshotSink {
         if let count = streams[stream] { return count }
         streams[stream] = 0
         return 0
+    }
+}
+
+/// A write for the ``LogWriter``.
+enum LogWrite: Sendable {
+    /// Lines of one container log.
+    case lines([LogLine], LogStreamKey)
+    /// A container log that could not be fetched.
+    case fetchError(String, LogStreamKey)
+}
+
+/// Drains the log writes of one ingest into analytics, in order, while the reader goes on reading. The channel holds
+/// one batch at a time and the writer gathers at most `linesPerWrite` lines (of any number of container logs) into
+/// one write, so memory stays bounded, a slow store slows the reader down, and thousands of short container logs do
+/// not cost a transaction each.
+struct LogWriter {
+    let snapshot: SnapshotID
+    let analytics: any AnalyticsStore
+    let logs: AsyncChannel<LogWrite>
+    let linesPerWrite: Int
+
+    /// Writes until the channel is finished.
+    func run() async throws {
+        var pending: [LogBatch] = []
+        var pendingLines = 0
+        func write() async throws {
+            guard !pending.isEmpty else { return }
+            try await analytics.appendLogLines(pending, snapshot: snapshot)
+            pending.removeAll(keepingCapacity: true)
+            pendingLines = 0
+        }
+        for await entry in logs {
+            switch entry {
+            case .lines(let lines, let stream):
+                pending.append(LogBatch(stream: stream, lines: lines))
+                pendingLines += lines.count
+                if pendingLines >= linesPerWrite { try await write() }
+            case .fetchError(let message, let stream):
+                try await write()
+                try await analytics.recordLogFetchError(message, of: stream, snapshot: snapshot)
+            }
+        }
+        try Task.checkCancellation()  // the channel also ends when the ingest is cancelled: nothing more to write
+        try await write()
     }
 }
 

@@ -105,7 +105,9 @@ package enum ObjectExtractor {
     }
 
     /// An RFC 3339 timestamp as microseconds since 1970.
-    static func micros(_ text: String) -> Int64? { LogTimestamp.rfc3339(Array(text.utf8), at: 0)?.0 }
+    static func micros(_ text: String) -> Int64? {
+        Array(text.utf8).withUnsafeBytes { LogTimestamp.rfc3339($0, at: 0)?.0 }
+    }
 
     private static let decoder = JSONDecoder()
 
