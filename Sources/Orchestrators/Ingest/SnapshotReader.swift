@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import KubinModel
 import NIOCore
@@ -50,19 +51,22 @@ package struct SnapshotReader {
                 try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.countEntry())
             }
         case .gzip:
-            let compressed = RangedChunks(source: source)
-            let stream = ByteStream(Gunzip(compressed, limits: limits.expansion).makeAsyncIterator())
-            guard let head = try await stream.peek(count: 512) else { return }
-            if Self.isTarHeader(head) {
-                try await TarReader.read(stream, limits: limits.tar) { entry, body in
-                    try await readEntry(entry, body: body, into: &sink)
-                    try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.countEntry())
+            // Decompression runs in its own task, a chunk ahead of the parsing: the two use both cores.
+            let decompressed = Gunzip(RangedChunks(source: source), limits: limits.expansion, chunkSize: 256 * 1024)
+            try await withPrefetching(decompressed) { chunks in
+                let stream = ByteStream(chunks)
+                guard let head = try await stream.peek(count: 512) else { return }
+                if Self.isTarHeader(head) {
+                    try await TarReader.read(stream, limits: limits.tar) { entry, body in
+                        try await readEntry(entry, body: body, into: &sink)
+                        try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.countEntry())
+                    }
+                } else {
+                    let lines = LineReader(maxLineBytes: limits.maxLineBytes) {
+                        try await stream.readChunk(upTo: 256 * 1024)
+                    }
+                    try await readStdoutForm(lines, into: &sink, progress: progress)
                 }
-            } else {
-                let lines = LineReader(maxLineBytes: limits.maxLineBytes) {
-                    try await stream.readChunk(upTo: 256 * 1024)
-                }
-                try await readStdoutForm(lines, into: &sink, progress: progress)
             }
         case .json:
             var chunks = RangedChunks(source: source).makeAsyncIterator()
@@ -250,6 +254,30 @@ package struct SnapshotReader {
     }
 }
 
+/// Iterates `base` in a child task that stays one element ahead of `body`, so producing (decompressing) and consuming
+/// (parsing) overlap. An error of `base` reaches `body` at the element where it happened; when `body` returns or
+/// throws, the producer is cancelled.
+func withPrefetching<Base: AsyncSequence & Sendable, Result>(
+    _ base: Base, _ body: (AsyncThrowingChannel<ByteBuffer, any Error>.Iterator) async throws -> Result
+) async throws -> Result where Base.Element == ByteBuffer {
+    let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            do {
+                for try await chunk in base {
+                    await channel.send(chunk)
+                    try Task.checkCancellation()  // the consumer is gone: stop decompressing
+                }
+                channel.finish()
+            } catch {
+                channel.fail(error)
+            }
+        }
+        defer { group.cancelAll() }
+        return try await body(channel.makeAsyncIterator())
+    }
+}
+
 /// How far a read has come: source bytes read and archive entries seen.
 final class Progress: Sendable {
     private let counters = Mutex((bytes: Int64(0), entries: 0))
@@ -284,7 +312,7 @@ struct CountingSource<Base: RandomAccessBytes>: RandomAccessBytes {
 }
 
 /// The bytes of a source in order, read in ranges of `chunkSize`.
-struct RangedChunks<Source: RandomAccessBytes>: AsyncSequence {
+struct RangedChunks<Source: RandomAccessBytes>: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let source: Source
     var chunkSize: Int64 = 1 << 20

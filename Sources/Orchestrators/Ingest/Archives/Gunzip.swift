@@ -122,3 +122,5 @@ package struct Gunzip<Base: AsyncSequence>: AsyncSequence where Base.Element == 
         }
     }
 }
+
+extension Gunzip: Sendable where Base: Sendable {}

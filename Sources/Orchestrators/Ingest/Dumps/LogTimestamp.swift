@@ -95,10 +95,11 @@ package enum LogTimestamp {
 
     /// klog: `Lmmdd hh:mm:ss.uuuuuu`, severity `I`, `W`, `E` or `F`.
     static func klog(_ bytes: UnsafeRawBufferPointer, referenceMicros: Int64) -> Int64? {
-        guard bytes.count >= 21,
-            [UInt8(ascii: "I"), UInt8(ascii: "W"), UInt8(ascii: "E"), UInt8(ascii: "F")]
-                .contains(bytes[0])
-        else { return nil }
+        guard bytes.count >= 21 else { return nil }
+        switch bytes[0] {
+        case UInt8(ascii: "I"), UInt8(ascii: "W"), UInt8(ascii: "E"), UInt8(ascii: "F"): break
+        default: return nil
+        }
         var index = 1
         guard let month = digits(bytes, &index, 2), let day = digits(bytes, &index, 2), expect(bytes, &index, " "),
             let hour = digits(bytes, &index, 2), expect(bytes, &index, ":"), let minute = digits(bytes, &index, 2),
@@ -107,7 +108,7 @@ package enum LogTimestamp {
         let micros = fraction(bytes, &index)
         guard index < bytes.count, bytes[index] == UInt8(ascii: " ") else { return nil }
         let referenceYear = civilYear(ofMicros: referenceMicros)
-        for year in [referenceYear, referenceYear - 1] {
+        for year in stride(from: referenceYear, through: referenceYear - 1, by: -1) {
             guard
                 let seconds = epochSeconds(
                     year: year, month: month, day: day, hour: hour, minute: minute, second: second)
@@ -194,8 +195,9 @@ package enum LogTimestamp {
         return value
     }
 
-    private static func expect(_ bytes: UnsafeRawBufferPointer, _ index: inout Int, _ character: Character) -> Bool {
-        guard index < bytes.count, bytes[index] == character.asciiValue else { return false }
+    private static func expect(_ bytes: UnsafeRawBufferPointer, _ index: inout Int, _ character: Unicode.Scalar) -> Bool
+    {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: character) else { return false }
         index += 1
         return true
     }
