@@ -34,6 +34,23 @@ import Testing
         }
     }
 
+    /// Holds the ingest at its first batch of lines until the test lets it go.
+    final class HeldAnalytics: ForwardingAnalyticsStore {
+        let base: any AnalyticsStore
+        let reached: Gate
+        let release: Gate
+        init(base: any AnalyticsStore, reached: Gate, release: Gate) {
+            self.base = base
+            self.reached = reached
+            self.release = release
+        }
+        func appendLogLines(_ batches: [LogBatch], snapshot: SnapshotID) async throws {
+            reached.open()
+            await release.wait()
+            try await base.appendLogLines(batches, snapshot: snapshot)
+        }
+    }
+
     static func upload(
         _ bytes: [UInt8], to stores: Stores, now: @escaping @Sendable () -> Date
     ) async throws -> Snapshot {
@@ -115,6 +132,39 @@ import Testing
         try await stores.close()
     }
 
+    @Test func progressIsVisibleWhileProcessing() async throws {
+        let stores = try await Stores.open()
+        let (bytes, _) = try generateDump(form: "directory", archive: "tar.gz", seed: 8)
+        let snapshot = try await Self.upload(bytes, to: stores, now: { Date() })
+        let reached = Gate()
+        let release = Gate()
+        var settings = IngestOrchestrator.Settings()
+        settings.lease = .milliseconds(300)  // renewed, with progress, every 100 ms
+        settings.linesPerWrite = 7
+        let worker = IngestOrchestrator(
+            metadata: stores.metadata, objects: stores.objects,
+            analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release), settings: settings,
+            logger: Logger(label: "t"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await worker.ingestNext(as: "w") }
+            await reached.wait()
+            var seen: Snapshot?
+            let deadline = ContinuousClock.now + .seconds(20)
+            while seen?.progress == nil, ContinuousClock.now < deadline {
+                seen = try await stores.metadata.snapshot(snapshot.id)
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(seen?.status == .processing)
+            #expect((seen?.progress?.bytesRead ?? 0) > 0 && (seen?.progress?.entriesRead ?? 0) > 0)
+            #expect((seen?.progress?.bytesRead ?? .max) <= snapshot.sizeBytes)
+            release.open()
+            try await tasks.waitForAll()
+        }
+        let done = try #require(try await stores.metadata.snapshot(snapshot.id))
+        #expect(done.status == .ready && done.progress?.bytesRead == snapshot.sizeBytes)
+        try await stores.close()
+    }
+
     @Test func gracefulShutdownGivesTheJobBack() async throws {
         let stores = try await Stores.open()
         let clock = ManualClock()
@@ -122,22 +172,6 @@ import Testing
         let snapshot = try await Self.upload(bytes, to: stores, now: { clock.now })
         let reached = Gate()
         let release = Gate()
-        /// Holds the ingest at its first batch of lines until the test lets it go.
-        final class HeldAnalytics: ForwardingAnalyticsStore {
-            let base: any AnalyticsStore
-            let reached: Gate
-            let release: Gate
-            init(base: any AnalyticsStore, reached: Gate, release: Gate) {
-                self.base = base
-                self.reached = reached
-                self.release = release
-            }
-            func appendLogLines(_ batches: [LogBatch], snapshot: SnapshotID) async throws {
-                reached.open()
-                await release.wait()
-                try await base.appendLogLines(batches, snapshot: snapshot)
-            }
-        }
         var settings = IngestOrchestrator.Settings()
         settings.linesPerWrite = 7  // the first write comes while the archive is still being read
         let worker = IngestOrchestrator(
