@@ -283,29 +283,12 @@ import Testing
 
 /// `directory` packed as a `.tar.gz` whose entries start with `name/`.
 func tarGz(directory: String, as name: String) throws -> [UInt8] {
-    try runPython(
+    try python(
         "import io,sys,tarfile; b=io.BytesIO(); t=tarfile.open(fileobj=b, mode='w:gz'); t.add('\(directory)', arcname='\(name)'); t.close(); sys.stdout.buffer.write(b.getvalue())"
     )
 }
 
 /// `bytes` gzip-compressed.
 func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
-    try runPython("import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))", input: bytes)
-}
-
-/// Runs a Python script with `input` on its standard input and returns its standard output.
-func runPython(_ script: String, input: [UInt8] = []) throws -> [UInt8] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script]
-    let output = Pipe()
-    let standardInput = Pipe()
-    process.standardOutput = output
-    process.standardInput = standardInput
-    try process.run()
-    standardInput.fileHandleForWriting.write(Data(input))
-    try standardInput.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return Array(data)
+    try python("import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))", input: bytes)
 }

@@ -150,7 +150,7 @@ import Testing
             await reached.wait()
             var seen: Snapshot?
             let deadline = ContinuousClock.now + .seconds(20)
-            while seen?.progress == nil, ContinuousClock.now < deadline {
+            while (seen?.progress?.entriesRead ?? 0) == 0, ContinuousClock.now < deadline {
                 seen = try await stores.metadata.snapshot(snapshot.id)
                 try await Task.sleep(for: .milliseconds(20))
             }
@@ -162,6 +162,34 @@ import Testing
         }
         let done = try #require(try await stores.metadata.snapshot(snapshot.id))
         #expect(done.status == .ready && done.progress?.bytesRead == snapshot.sizeBytes)
+        try await stores.close()
+    }
+
+    @Test func aSnapshotDeletedMidIngestLeavesNothingBehind() async throws {
+        let stores = try await Stores.open()
+        let (bytes, _) = try generateDump(form: "directory", archive: "tar.gz", seed: 10)
+        let snapshot = try await Self.upload(bytes, to: stores, now: { Date() })
+        let reached = Gate()
+        let release = Gate()
+        var settings = IngestOrchestrator.Settings()
+        settings.linesPerWrite = 7
+        let worker = IngestOrchestrator(
+            metadata: stores.metadata, objects: stores.objects,
+            analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release), settings: settings,
+            logger: Logger(label: "t"))
+        try await withThrowingTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask { try await worker.ingestNext(as: "w") }
+            await reached.wait()
+            let deleted = try await stores.metadata.deleteSnapshot(snapshot.id)
+            #expect(deleted)
+            release.open()
+            let didWork = try await tasks.next()
+            #expect(didWork == true, "the worker ends the job quietly")
+        }
+        #expect(try await stores.analytics.logLines(of: snapshot.id, LogQuery()).items.isEmpty)
+        #expect(try await stores.analytics.events(of: snapshot.id, EventQuery()).items.isEmpty)
+        #expect(!stores.storedFiles.contains { $0.contains("manifests") })
+        #expect(try await stores.metadata.pods(of: snapshot.id, PodQuery()).items.isEmpty)
         try await stores.close()
     }
 

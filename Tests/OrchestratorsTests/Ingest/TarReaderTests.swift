@@ -175,21 +175,3 @@ struct AsyncArray<Element>: AsyncSequence {
         }
     }
 }
-
-/// Runs a Python script (with `input` on its standard input) and returns its standard output.
-func python(_ script: String, input: [UInt8] = []) throws -> [UInt8] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script]
-    let output = Pipe()
-    let standardInput = Pipe()
-    process.standardOutput = output
-    process.standardInput = standardInput
-    try process.run()
-    standardInput.fileHandleForWriting.write(Data(input))
-    try standardInput.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw ArchiveError(.corrupt, "python3 failed") }
-    return Array(data)
-}

@@ -129,6 +129,11 @@ package final class IngestOrchestrator: Service, Sendable {
         } catch IngestStop.leaseLost {
             logger.warning("ingest lost its lease; another worker has the job or the snapshot was deleted")
             if try await metadata.snapshot(id) == nil { try await removeWrites(of: id) }
+        } catch {
+            // A snapshot deleted mid-ingest makes the next index write fail; what was written elsewhere goes too.
+            guard try await metadata.snapshot(id) == nil else { throw error }
+            logger.info("snapshot deleted while it was indexed; its partial index is removed")
+            try await removeWrites(of: id)
         }
         return true
     }
