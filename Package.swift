@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .target(name: "KubinModel"),
@@ -36,6 +38,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "_NIOFileSystem", package: "swift-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -69,6 +73,8 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
+                "Clients",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -76,7 +82,9 @@ let package = Package(
         .testTarget(name: "KubinModelTests", dependencies: ["KubinModel"]),
         .testTarget(
             name: "ClientsTests",
-            dependencies: ["Clients", "TestSupport", .product(name: "NIOPosix", package: "swift-nio")]),
+            dependencies: [
+                "Clients", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "OrchestratorsTests",
             dependencies: [

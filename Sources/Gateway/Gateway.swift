@@ -33,6 +33,8 @@ package struct Gateway: Sendable {
     let answers: AnswerCache
     /// The instance's logger (requests log through their own, which carries the request id).
     let logger: Logger
+    /// What the stores need running (connection pools), started before everything else.
+    let storeServices: [any Service]
 
     /// Opens the stores `configuration` names, runs `body`, and closes them whether `body` returns or throws.
     @discardableResult
@@ -52,10 +54,15 @@ package struct Gateway: Sendable {
         ]
         do {
             let metadata: any MetadataStore
+            var storeServices: [any Service] = []
             switch configuration.metadata {
             case .sqlite(let path):
                 let store = try await SQLiteMetadataStore.open(path: path, logger: logger)
                 closers.append { try await store.close() }
+                metadata = store
+            case .postgres(let location):
+                let store = try await PostgresMetadataStore.open(location, logger: logger)
+                storeServices.append(store.client)
                 metadata = store
             }
             let objects: any ObjectStore
@@ -76,7 +83,7 @@ package struct Gateway: Sendable {
             let gateway = Gateway(
                 configuration: configuration,
                 stores: Stores(metadata: metadata, objects: objects, analytics: analytics, cache: cache), now: now,
-                logger: logger)
+                logger: logger, storeServices: storeServices)
             let result = try await body(gateway)
             await close(closers.reversed(), logger: logger)
             return result
@@ -111,8 +118,9 @@ package struct Gateway: Sendable {
     /// A gateway over stores opened elsewhere (tests wrap them to inject latency or failures).
     package init(
         configuration: GatewayConfiguration, stores: Stores, now: @escaping @Sendable () -> Date = Date.init,
-        logger: Logger
+        logger: Logger, storeServices: [any Service] = []
     ) {
+        self.storeServices = storeServices
         let (metadata, objects, analytics, cache) = (stores.metadata, stores.objects, stores.analytics, stores.cache)
         self.configuration = configuration
         self.logger = logger
@@ -189,7 +197,7 @@ package struct Gateway: Sendable {
         signals: [UnixSignal], onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> ServiceGroup {
         var group = ServiceGroupConfiguration(
-            services: [
+            services: storeServices.map { .init(service: $0) } + [
                 .init(service: readiness),
                 .init(service: ingest),
                 .init(service: try makeApplication(onServerRunning: onServerRunning)),

@@ -98,6 +98,35 @@ import Testing
         }
     }
 
+    /// Many workers claiming at once (replicas over one database) never get the same job twice.
+    @Test(arguments: MetadataStores.all)
+    func concurrentClaimsTakeEachJobOnce(_ factory: StoreFactory<any MetadataStore>) async throws {
+        try await factory.with { store in
+            var ids: Set<SnapshotID> = []
+            for index in 0..<30 {
+                let snapshot = makeSnapshot(createdAt: Self.t0 + Double(index))
+                try await store.insertSnapshot(snapshot, idempotencyKey: nil)
+                ids.insert(snapshot.id)
+            }
+            let claimed = try await withThrowingTaskGroup(of: [SnapshotID].self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        var mine: [SnapshotID] = []
+                        while let job = try await store.claimIngestJob(
+                            worker: "w\(worker)", now: Self.t0, leaseUntil: Self.t0 + 600)
+                        {
+                            mine.append(job.snapshot.id)
+                        }
+                        return mine
+                    }
+                }
+                return try await group.reduce(into: [SnapshotID]()) { $0 += $1 }
+            }
+            #expect(claimed.count == 30, "every job claimed once")
+            #expect(Set(claimed) == ids)
+        }
+    }
+
     @Test(arguments: MetadataStores.all)
     func resourcesAreFilteredBySelectorAndPagedInOrder(_ factory: StoreFactory<any MetadataStore>) async throws {
         try await factory.with { store in

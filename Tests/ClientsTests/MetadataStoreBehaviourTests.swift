@@ -1,6 +1,7 @@
 import Foundation
 import KubinModel
 import Logging
+import TestSupport
 import Testing
 
 @testable import Clients
@@ -19,7 +20,18 @@ enum MetadataStores {
         )
     }
 
-    static let all = [sqlite]
+    static let postgres = StoreFactory<any MetadataStore>(name: "PostgreSQL") { body in
+        try await TestServers.withPostgresDatabase { location in
+            let store = try await PostgresMetadataStore.open(location, logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await store.client.run() }
+                defer { group.cancelAll() }
+                try await body(store)
+            }
+        }
+    }
+
+    static let all = [sqlite, postgres]
 }
 
 func makeSnapshot(

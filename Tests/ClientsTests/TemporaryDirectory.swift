@@ -23,19 +23,36 @@ struct TemporaryDirectory: Sendable {
 /// against the embedded and the production implementation.
 struct StoreFactory<Store: Sendable>: Sendable, CustomTestStringConvertible {
     let name: String
-    let open: @Sendable () async throws -> (store: Store, close: @Sendable () async throws -> Void)
+    /// Opens a store on empty state, runs the body with it (with whatever the store needs running beside it), and
+    /// closes it whether the body throws or not.
+    let run: @Sendable ((Store) async throws -> Void) async throws -> Void
 
     var testDescription: String { name }
 
-    /// Opens a store, runs `body` with it, and closes it whether `body` throws or not.
-    func with(_ body: (Store) async throws -> Void) async throws {
-        let (store, close) = try await open()
-        do {
-            try await body(store)
-            try await close()
-        } catch {
-            try? await close()
-            throw error
+    /// A factory from a `run` function.
+    init(name: String, run: @escaping @Sendable ((Store) async throws -> Void) async throws -> Void) {
+        self.name = name
+        self.run = run
+    }
+
+    /// A factory for stores that need nothing running beside them: `open` returns the store and how to close it.
+    init(
+        name: String,
+        open: @escaping @Sendable () async throws -> (store: Store, close: @Sendable () async throws -> Void)
+    ) {
+        self.name = name
+        self.run = { body in
+            let (store, close) = try await open()
+            do {
+                try await body(store)
+                try await close()
+            } catch {
+                try? await close()
+                throw error
+            }
         }
     }
+
+    /// Runs `body` with a store on empty state.
+    func with(_ body: (Store) async throws -> Void) async throws { try await run(body) }
 }

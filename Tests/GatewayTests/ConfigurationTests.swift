@@ -1,3 +1,4 @@
+import Clients
 import Foundation
 import Testing
 
@@ -172,10 +173,25 @@ import Testing
         let secret = Setting(key: "auth.secret", defaultValue: "", summary: "", exposure: .secret)
         #expect(secret.display("hunter2") == "<redacted>")
         // A refused URL is quoted in the error, without its password.
-        let found = await problems(environment: ["KUBIN_METADATA_URL": "postgres://kubin:hunter2@db/kubin"])
+        let found = await problems(environment: ["KUBIN_METADATA_URL": "postgres://kubin:hunter2@db"])  // no database
         #expect(found.map(\.key) == ["metadata.url"])
         #expect(!ConfigurationError(problems: found).description.contains("hunter2"))
-        #expect(ConfigurationError(problems: found).description.contains("postgres://kubin:<redacted>@db/kubin"))
+        #expect(ConfigurationError(problems: found).description.contains("postgres://kubin:<redacted>@db"))
+    }
+
+    @Test func aPostgresURLSelectsPostgres() async throws {
+        let configuration = try await load(environment: [
+            "KUBIN_METADATA_URL": "postgresql://kubin:p%40ss@db.internal:5433/kubin?sslmode=require"
+        ])
+        guard case .postgres(let location) = configuration.metadata else {
+            Issue.record("expected PostgreSQL, got \(configuration.metadata)")
+            return
+        }
+        #expect(location.host == "db.internal" && location.port == 5433 && location.database == "kubin")
+        #expect(location.username == "kubin" && location.password == "p@ss" && location.tls == .require)
+        #expect(!"\(location)".contains("p@ss") && !"\(location)".contains("p%40ss"))
+        #expect(configuration.printableSettings.first { $0.key == "metadata.url" }?.value.contains("p%40ss") == false)
+        #expect(PostgresLocation(url: "postgres://db/kubin?sslmode=sometimes") == nil)
     }
 }
 

@@ -96,13 +96,30 @@ import Testing
         }
     }
 
-    @Test(arguments: [("directory", "tar.gz"), ("directory", "zip"), ("stdout", "tar.gz")])
-    func generatedDumpsAreIndexedExactly(form: String, archive: String) async throws {
+    /// The metadata store a gateway test runs on.
+    enum Metadata: String, CaseIterable, CustomTestStringConvertible {
+        case sqlite, postgres
+        var testDescription: String { rawValue }
+
+        /// Runs `body` with a gateway on this metadata store (a fresh PostgreSQL database for `postgres`).
+        func withGateway(_ body: (LiveGateway) async throws -> Void) async throws {
+            switch self {
+            case .sqlite: try await withLiveGateway({ _ in }, body)
+            case .postgres:
+                try await TestServers.withPostgresDatabase { location in
+                    try await withLiveGateway({ $0.metadata = .postgres(location) }, body)
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [("directory", "tar.gz"), ("directory", "zip"), ("stdout", "tar.gz")], Metadata.allCases)
+    func generatedDumpsAreIndexedExactly(form: (String, String), metadata: Metadata) async throws {
         let (bytes, summary) = try generatedDumpWithSummary([
-            "--form", form, "--archive", archive, "--namespaces", "3", "--pods-per-namespace", "6",
+            "--form", form.0, "--archive", form.1, "--namespaces", "3", "--pods-per-namespace", "6",
             "--lines-per-container", "40", "--prefix", "some/leading/folder",
         ])
-        try await withLiveGateway { live in
+        try await metadata.withGateway { live in
             let id = try await live.upload(bytes)
             let snapshot = try await live.indexed(id)
             #expect(snapshot["status"] as? String == "ready", "\(snapshot["failureReason"] ?? "")")

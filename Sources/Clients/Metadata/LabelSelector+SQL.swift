@@ -1,4 +1,5 @@
 import KubinModel
+import PostgresNIO
 import SQLiteNIO
 
 extension LabelSelector {
@@ -25,4 +26,26 @@ extension LabelSelector {
     }
 
     private static func marks(_ count: Int) -> String { Array(repeating: "?", count: count).joined(separator: ", ") }
+}
+
+extension LabelSelector {
+    /// Appends the selector as PostgreSQL conditions (`AND ...`) on the JSONB column `column`; keys and values are
+    /// bound parameters.
+    func appendPostgresConditions(column: String, to statement: inout PostgresStatement) throws {
+        for requirement in requirements {
+            let key = try statement.bind(requirement.key)
+            let value = "(\(column) ->> \(key))"
+            switch requirement {
+            case .exists: statement.append(" AND \(column) ? \(key)")
+            case .doesNotExist: statement.append(" AND NOT \(column) ? \(key)")
+            case .equals(_, let expected): statement.append(" AND \(value) = \(try statement.bind(expected))")
+            // A missing label is NULL; Kubernetes counts it as "not equal" and "not in".
+            case .notEquals(_, let excluded):
+                statement.append(" AND \(value) IS DISTINCT FROM \(try statement.bind(excluded))")
+            case .isIn(_, let values): statement.append(" AND \(value) = ANY(\(try statement.bind(values)))")
+            case .notIn(_, let values):
+                statement.append(" AND NOT coalesce(\(value) = ANY(\(try statement.bind(values))), false)")
+            }
+        }
+    }
 }

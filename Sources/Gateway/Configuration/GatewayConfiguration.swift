@@ -1,3 +1,4 @@
+import Clients
 import Logging
 
 /// Everything a gateway instance is configured with, validated.
@@ -19,6 +20,8 @@ package struct GatewayConfiguration: Sendable {
     package enum MetadataBackend: Sendable, Equatable {
         /// A SQLite file.
         case sqlite(path: String)
+        /// A PostgreSQL database shared by replicas.
+        case postgres(PostgresLocation)
     }
 
     /// Where archives live.
@@ -131,8 +134,16 @@ extension GatewayConfiguration {
         http.host = parser.host("http.host")
         http.port = parser.integer("http.port", in: 0...65535)
         http.idleTimeout = parser.duration("http.idleTimeout", in: .seconds(1)...(.seconds(86400)))
-        metadata = parser.url("metadata.url", default: metadata, allowed: "empty (embedded SQLite) or sqlite:<path>") {
-            scheme, path in scheme == "sqlite" && !path.isEmpty ? .sqlite(path: path) : nil
+        let metadataURL = parser.peek("metadata.url")
+        metadata = parser.url(
+            "metadata.url", default: metadata,
+            allowed: "empty (embedded SQLite), sqlite:<path> or postgres://user:password@host:port/database?sslmode=..."
+        ) { scheme, path in
+            switch scheme {
+            case "sqlite": path.isEmpty ? nil : .sqlite(path: path)
+            case "postgres", "postgresql": PostgresLocation(url: metadataURL).map(MetadataBackend.postgres)
+            default: nil
+            }
         }
         storage = parser.url("storage.url", default: storage, allowed: "empty (embedded directory) or file:<path>") {
             scheme, path in scheme == "file" && !path.isEmpty ? .directory(path: path) : nil
@@ -247,6 +258,9 @@ private struct SettingsParser {
     }
 
     /// An empty value keeps `defaultValue`; otherwise `build(scheme, rest)` must accept `scheme:rest`.
+    /// The raw text of `key` without recording it (for a backend that needs the whole URL).
+    func peek(_ key: String) -> String { raw[key] ?? Setting.all.first { $0.key == key }?.defaultValue ?? "" }
+
     mutating func url<Backend>(
         _ key: String, default defaultValue: Backend, allowed: String, build: (String, String) -> Backend?
     ) -> Backend {

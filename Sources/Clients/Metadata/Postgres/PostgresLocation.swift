@@ -1,0 +1,74 @@
+import Foundation
+import NIOSSL
+import PostgresNIO
+
+/// Where a PostgreSQL database is, parsed from `postgres://user:password@host:port/database?sslmode=...`.
+///
+/// `sslmode` is `disable`, `prefer` (the default, as libpq's) or `require`. The password never appears in
+/// ``description``.
+package struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
+    /// TLS use.
+    package enum TLSMode: String, Sendable {
+        case disable, prefer, require
+    }
+
+    package var host: String
+    package var port: Int
+    package var username: String
+    package var password: String?
+    package var database: String
+    package var tls: TLSMode
+
+    /// Parses a `postgres://` or `postgresql://` URL; nil when it is not one.
+    package init?(url text: String) {
+        guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme),
+            let host = components.host, !host.isEmpty
+        else { return nil }
+        let database = String(components.path.drop { $0 == "/" })
+        guard !database.isEmpty, !database.contains("/") else { return nil }
+        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        guard let tls = TLSMode(rawValue: mode) else { return nil }
+        self.host = host
+        self.port = components.port ?? 5432
+        self.username = components.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
+        self.password = components.password.flatMap { $0.removingPercentEncoding }
+        self.database = database
+        self.tls = tls
+    }
+
+    package var description: String { "postgres://\(username)@\(host):\(port)/\(database)?sslmode=\(tls.rawValue)" }
+
+    /// The pooled client's configuration.
+    var clientConfiguration: PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database,
+            tls: clientTLS)
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+
+    /// A single connection's configuration (migrations).
+    package func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database,
+            tls: try connectionTLS())
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+
+    private var clientTLS: PostgresClient.Configuration.TLS {
+        switch tls {
+        case .disable: .disable
+        case .prefer: .prefer(.makeClientConfiguration())
+        case .require: .require(.makeClientConfiguration())
+        }
+    }
+
+    private func connectionTLS() throws -> PostgresConnection.Configuration.TLS {
+        switch tls {
+        case .disable: .disable
+        case .prefer: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        case .require: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+    }
+}

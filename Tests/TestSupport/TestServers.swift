@@ -1,0 +1,52 @@
+import Clients
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The real servers the production implementations are tested against. `scripts/test` starts them and names them in
+/// `KUBIN_TEST_*` variables; without those, these tests fail and say so (they never skip silently).
+package enum TestServers {
+    package struct Missing: Error, CustomStringConvertible {
+        package var variable: String
+        package var description: String {
+            "\(variable) is not set: run the tests with scripts/test, which starts the servers and sets it"
+        }
+    }
+
+    /// The PostgreSQL server's maintenance database.
+    package static func postgres() throws -> PostgresLocation {
+        let variable = "KUBIN_TEST_POSTGRES_URL"
+        guard let text = ProcessInfo.processInfo.environment[variable], let location = PostgresLocation(url: text)
+        else { throw Missing(variable: variable) }
+        return location
+    }
+
+    /// Runs `body` with a new, empty database of the test server, dropped afterwards.
+    package static func withPostgresDatabase(_ body: (PostgresLocation) async throws -> Void) async throws {
+        let server = try postgres()
+        let name = "kubin_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        try await administer(server, "CREATE DATABASE \(name)")
+        var location = server
+        location.database = name
+        do {
+            try await body(location)
+        } catch {
+            try? await administer(server, "DROP DATABASE \(name) WITH (FORCE)")
+            throw error
+        }
+        try await administer(server, "DROP DATABASE \(name) WITH (FORCE)")
+    }
+
+    private static func administer(_ server: PostgresLocation, _ sql: String) async throws {
+        let logger = Logger(label: "test-postgres")
+        let connection = try await PostgresConnection.connect(
+            configuration: try server.connectionConfiguration(), id: 1, logger: logger)
+        do {
+            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+}
