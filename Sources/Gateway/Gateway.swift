@@ -79,6 +79,10 @@ package struct Gateway: Sendable {
             let cache: any Cache
             switch configuration.cache {
             case .inProcess(let maxBytes): cache = InProcessCache(capacityBytes: maxBytes)
+            case .redis(let location):
+                let client = try RedisClient(location)
+                closers.append { await client.close() }
+                cache = RedisCache(client: client)
             }
             let gateway = Gateway(
                 configuration: configuration,

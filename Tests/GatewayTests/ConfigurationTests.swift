@@ -193,6 +193,17 @@ import Testing
         #expect(configuration.printableSettings.first { $0.key == "metadata.url" }?.value.contains("p%40ss") == false)
         #expect(PostgresLocation(url: "postgres://db/kubin?sslmode=sometimes") == nil)
     }
+
+    @Test func aRedisURLSelectsRedis() async throws {
+        let configuration = try await load(["--cache-url", "rediss://:hunter2@cache:6380/2"])
+        #expect(configuration.cache == .redis(RedisLocation(url: "rediss://:hunter2@cache:6380/2")!))
+        #expect(
+            configuration.printableSettings.first { $0.key == "cache.url" }?.value
+                == "rediss://:<redacted>@cache:6380/2")
+        let found = await problems(environment: ["KUBIN_CACHE_URL": "redis://:hunter2@cache/notanumber"])
+        #expect(found.map(\.key) == ["cache.url"])
+        #expect(!ConfigurationError(problems: found).description.contains("hunter2"))
+    }
 }
 
 @Suite struct SettingValuesTests {

@@ -8,15 +8,42 @@ import Testing
 @testable import Gateway
 
 /// Upload → ingest → `/internal/api/v1`, over a real socket, on the shared support bundle and on generated dumps.
+/// The backends a gateway test runs on: the embedded defaults, or the production servers implemented so far.
+enum Backends: String, CaseIterable, CustomTestStringConvertible {
+    case embedded, production
+    var testDescription: String { rawValue }
+
+    /// Runs `body` with a gateway on these backends (a fresh PostgreSQL database for `production`).
+    func withGateway(
+        _ configure: @escaping (inout GatewayConfiguration) -> Void = { _ in },
+        _ body: (LiveGateway) async throws -> Void
+    ) async throws {
+        switch self {
+        case .embedded: try await withLiveGateway(configure, body)
+        case .production:
+            let redis = try TestServers.redis()
+            try await TestServers.withPostgresDatabase { location in
+                try await withLiveGateway(
+                    {
+                        $0.metadata = .postgres(location)
+                        $0.cache = .redis(redis)
+                        configure(&$0)
+                    }, body)
+            }
+        }
+    }
+}
+
 @Suite struct IngestTests {
     static let sampleBundle = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
             "shared/samples/support-bundle-sbctl"
         ).path
 
-    @Test func theSupportBundleBecomesBrowsable() async throws {
+    @Test(arguments: Backends.allCases)
+    func theSupportBundleBecomesBrowsable(backends: Backends) async throws {
         let bundle = try tarGz(directory: Self.sampleBundle, as: "support-bundle")
-        try await withLiveGateway { live in
+        try await backends.withGateway { live in
             let id = try await live.upload(bundle)
             let snapshot = try await live.indexed(id)
             #expect(snapshot["status"] as? String == "ready", "\(snapshot["failureReason"] ?? "")")
@@ -96,30 +123,13 @@ import Testing
         }
     }
 
-    /// The metadata store a gateway test runs on.
-    enum Metadata: String, CaseIterable, CustomTestStringConvertible {
-        case sqlite, postgres
-        var testDescription: String { rawValue }
-
-        /// Runs `body` with a gateway on this metadata store (a fresh PostgreSQL database for `postgres`).
-        func withGateway(_ body: (LiveGateway) async throws -> Void) async throws {
-            switch self {
-            case .sqlite: try await withLiveGateway({ _ in }, body)
-            case .postgres:
-                try await TestServers.withPostgresDatabase { location in
-                    try await withLiveGateway({ $0.metadata = .postgres(location) }, body)
-                }
-            }
-        }
-    }
-
-    @Test(arguments: [("directory", "tar.gz"), ("directory", "zip"), ("stdout", "tar.gz")], Metadata.allCases)
-    func generatedDumpsAreIndexedExactly(form: (String, String), metadata: Metadata) async throws {
+    @Test(arguments: [("directory", "tar.gz"), ("directory", "zip"), ("stdout", "tar.gz")], Backends.allCases)
+    func generatedDumpsAreIndexedExactly(form: (String, String), backends: Backends) async throws {
         let (bytes, summary) = try generatedDumpWithSummary([
             "--form", form.0, "--archive", form.1, "--namespaces", "3", "--pods-per-namespace", "6",
             "--lines-per-container", "40", "--prefix", "some/leading/folder",
         ])
-        try await metadata.withGateway { live in
+        try await backends.withGateway { live in
             let id = try await live.upload(bytes)
             let snapshot = try await live.indexed(id)
             #expect(snapshot["status"] as? String == "ready", "\(snapshot["failureReason"] ?? "")")

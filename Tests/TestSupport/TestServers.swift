@@ -21,6 +21,14 @@ package enum TestServers {
         return location
     }
 
+    /// The Redis server (with its password and database).
+    package static func redis() throws -> RedisLocation {
+        let variable = "KUBIN_TEST_REDIS_URL"
+        guard let text = ProcessInfo.processInfo.environment[variable], let location = RedisLocation(url: text)
+        else { throw Missing(variable: variable) }
+        return location
+    }
+
     /// Runs `body` with a new, empty database of the test server, dropped afterwards.
     package static func withPostgresDatabase(_ body: (PostgresLocation) async throws -> Void) async throws {
         let server = try postgres()

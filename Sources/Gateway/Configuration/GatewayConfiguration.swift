@@ -56,6 +56,8 @@ package struct GatewayConfiguration: Sendable {
     package enum CacheBackend: Sendable, Equatable {
         /// This process's memory, bounded in bytes.
         case inProcess(maxBytes: Int)
+        /// A Redis server shared by replicas (its own memory policy bounds it).
+        case redis(RedisLocation)
     }
 
     /// Upload limits.
@@ -152,8 +154,16 @@ extension GatewayConfiguration {
             "analytics.url", default: analytics, allowed: "empty (embedded SQLite) or sqlite:<path>"
         ) { scheme, path in scheme == "sqlite" && !path.isEmpty ? .sqlite(path: path) : nil }
         let cacheBytes = Int(parser.bytes("cache.maxBytes", in: 0...(1 << 40)))
-        cache = parser.url("cache.url", default: .inProcess(maxBytes: cacheBytes), allowed: "empty or memory:") {
-            scheme, _ in scheme == "memory" ? .inProcess(maxBytes: cacheBytes) : nil
+        let cacheURL = parser.peek("cache.url")
+        cache = parser.url(
+            "cache.url", default: .inProcess(maxBytes: cacheBytes),
+            allowed: "empty or memory: (in-process), or redis://[user:password@]host[:port][/db] (rediss:// for TLS)"
+        ) { scheme, _ in
+            switch scheme {
+            case "memory": .inProcess(maxBytes: cacheBytes)
+            case "redis", "rediss": RedisLocation(url: cacheURL).map(CacheBackend.redis)
+            default: nil
+            }
         }
         uploads.maxConcurrent = parser.integer("uploads.maxConcurrent", in: 1...100_000)
         uploads.maxBytes = parser.bytes("uploads.maxBytes", in: 1...(1 << 50))

@@ -90,7 +90,9 @@ extension Setting {
             summary: "Directory of the embedded stores (SQLite metadata, archives).", exposure: .plain),
         .init(
             key: "metadata.url", defaultValue: "",
-            summary: "Metadata store. Empty: SQLite at <data.dir>/metadata.sqlite. sqlite:<path> names another file.",
+            summary: "Metadata store. Empty: SQLite at <data.dir>/metadata.sqlite. sqlite:<path> names another file; "
+                + "postgres://user:password@host:port/database?sslmode=disable|prefer|require shares it between "
+                + "replicas.",
             exposure: .url),
         .init(
             key: "storage.url", defaultValue: "",
@@ -101,7 +103,9 @@ extension Setting {
             summary: "Analytics store (log lines, events). Empty: SQLite at <data.dir>/analytics.sqlite. sqlite:<path> "
                 + "names another file.", exposure: .url),
         .init(
-            key: "cache.url", defaultValue: "", summary: "Cache. Empty or memory: an in-process cache.",
+            key: "cache.url", defaultValue: "",
+            summary: "Cache of answers. Empty or memory: in-process. redis://[user:password@]host[:port][/db] "
+                + "(rediss:// for TLS) shares it between replicas.",
             exposure: .url),
         .init(
             key: "cache.maxBytes", defaultValue: "64MiB",
