@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Clients
 import Foundation
 import Hummingbird
@@ -68,6 +69,24 @@ package struct Gateway: Sendable {
             let objects: any ObjectStore
             switch configuration.storage {
             case .directory(let path): objects = try await LocalObjectStore.open(root: path, threadPool: fileThreads)
+            case .s3(let location):
+                let environment = ProcessInfo.processInfo.environment
+                guard let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"]
+                else {
+                    throw ConfigurationError(problems: [
+                        .init(
+                            key: "storage.url",
+                            message:
+                                "an s3:// store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
+                    ])
+                }
+                let http = HTTPClient(eventLoopGroupProvider: .singleton)
+                closers.append { try await http.shutdown() }
+                objects = S3ObjectStore(
+                    location: location,
+                    credentials: .init(
+                        accessKeyID: key, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]),
+                    http: http, logger: logger)
             }
             let analytics: any AnalyticsStore
             switch configuration.analytics {

@@ -146,7 +146,7 @@ enum Caches {
         await #expect { _ = try await client.send("GET", "k") } throws: {
             ($0 as? RedisError)?.message.contains("no reply") == true
         }
-        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(ContinuousClock.now - started < .seconds(15), "bounded by the timeout, not hanging")
         await client.close()
         try await silent.close()
     }
@@ -161,7 +161,7 @@ enum Caches {
         await #expect(throws: (any Error).self) { _ = try await client.send("PING") }
         let started = ContinuousClock.now
         await #expect(throws: RedisError.self) { _ = try await client.send("PING") }
-        #expect(ContinuousClock.now - started < .milliseconds(50), "within the backoff no connect is tried")
+        #expect(ContinuousClock.now - started < .seconds(1), "within the backoff no connect is tried")
 
         let live = try RedisClient(try TestServers.redis())
         await #expect { _ = try await live.send("NOSUCHCOMMAND") } throws: { error in

@@ -1,6 +1,9 @@
+import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
+import TestSupport
 import Testing
 
 @testable import Clients
@@ -13,7 +16,24 @@ enum ObjectStores {
         return (store, { directory.remove() })
     }
 
-    static let all = [local]
+    /// The S3 test server's bucket, under a prefix of its own per test (a 5 MiB part size, S3's smallest, so the
+    /// larger bodies go through multipart uploads).
+    static let s3 = StoreFactory<any ObjectStore>(name: "S3") { body in
+        var (location, credentials) = try TestServers.s3()
+        location.prefix = "test-\(UUID().uuidString)"
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let store = S3ObjectStore(
+            location: location, credentials: credentials, http: http, partSize: 5 << 20, logger: Logger(label: "s3"))
+        do {
+            try await body(store)
+            try await http.shutdown()
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+
+    static let all = [local, s3]
 }
 
 /// Yields the given chunks, then optionally fails.

@@ -194,6 +194,13 @@ import Testing
         #expect(PostgresLocation(url: "postgres://db/kubin?sslmode=sometimes") == nil)
     }
 
+    @Test func anS3URLSelectsS3() async throws {
+        let configuration = try await load(["--storage-url", "s3://kubin-prod/snapshots?region=eu-west-3"])
+        #expect(configuration.storage == .s3(S3Location(url: "s3://kubin-prod/snapshots?region=eu-west-3")!))
+        let found = await problems(environment: ["KUBIN_STORAGE_URL": "s3://Not_A_Bucket"])
+        #expect(found.map(\.key) == ["storage.url"])
+    }
+
     @Test func aRedisURLSelectsRedis() async throws {
         let configuration = try await load(["--cache-url", "rediss://:hunter2@cache:6380/2"])
         #expect(configuration.cache == .redis(RedisLocation(url: "rediss://:hunter2@cache:6380/2")!))

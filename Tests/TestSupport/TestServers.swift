@@ -29,6 +29,18 @@ package enum TestServers {
         return location
     }
 
+    /// The S3 server's bucket and the key it accepts.
+    package static func s3() throws -> (location: S3Location, credentials: SigV4Signer.Credentials) {
+        let environment = ProcessInfo.processInfo.environment
+        guard let text = environment["KUBIN_TEST_S3_URL"], let location = S3Location(url: text) else {
+            throw Missing(variable: "KUBIN_TEST_S3_URL")
+        }
+        guard let key = environment["KUBIN_TEST_S3_ACCESS_KEY_ID"],
+            let secret = environment["KUBIN_TEST_S3_SECRET_ACCESS_KEY"]
+        else { throw Missing(variable: "KUBIN_TEST_S3_ACCESS_KEY_ID") }
+        return (location, SigV4Signer.Credentials(accessKeyID: key, secretAccessKey: secret))
+    }
+
     /// Runs `body` with a new, empty database of the test server, dropped afterwards.
     package static func withPostgresDatabase(_ body: (PostgresLocation) async throws -> Void) async throws {
         let server = try postgres()

@@ -28,6 +28,9 @@ package struct GatewayConfiguration: Sendable {
     package enum StorageBackend: Sendable, Equatable {
         /// A local directory.
         case directory(path: String)
+        /// An S3-compatible bucket shared by replicas (credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+        /// `AWS_SESSION_TOKEN`).
+        case s3(S3Location)
     }
 
     /// Where log lines and events live.
@@ -147,8 +150,17 @@ extension GatewayConfiguration {
             default: nil
             }
         }
-        storage = parser.url("storage.url", default: storage, allowed: "empty (embedded directory) or file:<path>") {
-            scheme, path in scheme == "file" && !path.isEmpty ? .directory(path: path) : nil
+        let storageURL = parser.peek("storage.url")
+        storage = parser.url(
+            "storage.url", default: storage,
+            allowed:
+                "empty (embedded directory), file:<path> or s3://bucket[/prefix]?endpoint=...&region=...&style=path"
+        ) { scheme, path in
+            switch scheme {
+            case "file": path.isEmpty ? nil : .directory(path: path)
+            case "s3": S3Location(url: storageURL).map(StorageBackend.s3)
+            default: nil
+            }
         }
         analytics = parser.url(
             "analytics.url", default: analytics, allowed: "empty (embedded SQLite) or sqlite:<path>"
