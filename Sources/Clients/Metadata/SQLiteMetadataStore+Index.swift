@@ -10,8 +10,6 @@ extension SQLiteMetadataStore {
     package func insertIndex(_ batch: IndexBatch, of id: SnapshotID) async throws {
         guard !batch.isEmpty else { return }
         let snapshot = SQLiteData.text(id.rawValue)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         try await database.transaction { transaction in
             try await Self.insert(
                 into: "namespaces (snapshot_id, name)", columns: 2, rows: batch.namespaces, in: transaction
@@ -24,9 +22,9 @@ extension SQLiteMetadataStore {
                 return [
                     snapshot, .text(record.kind), .text(record.namespace ?? ""), .text(record.name),
                     .text(record.apiVersion), record.uid.map(SQLiteData.text) ?? .null,
-                    .text(try Self.json(record.labels, encoder)),
+                    .text(try IndexRows.encode(record.labels)),
                     record.createdAtMicros.map { .integer(Int($0)) } ?? .null,
-                    .text(try Self.json(record.owners, encoder)), .text(resource.location.objectKey),
+                    .text(try IndexRows.encode(record.owners)), .text(resource.location.objectKey),
                     .integer(Int(resource.location.offset)), .integer(Int(resource.location.length)),
                 ]
             }
@@ -35,8 +33,8 @@ extension SQLiteMetadataStore {
             ) { pod in
                 [
                     snapshot, .text(pod.record.namespace), .text(pod.record.name), .text(pod.record.phase),
-                    pod.record.node.map(SQLiteData.text) ?? .null, .text(try Self.json(pod.labels, encoder)),
-                    .text(try Self.json(pod.record.containers, encoder)), .integer(pod.isOrphan ? 1 : 0),
+                    pod.record.node.map(SQLiteData.text) ?? .null, .text(try IndexRows.encode(pod.labels)),
+                    .text(try IndexRows.encode(pod.record.containers)), .integer(pod.isOrphan ? 1 : 0),
                     .integer(pod.record.restarts),
                 ]
             }
@@ -91,7 +89,7 @@ extension SQLiteMetadataStore {
             "SELECT \(Self.resourceColumns) FROM resources WHERE \(filter.sql) ORDER BY kind, namespace, name LIMIT ?",
             filter.binds + [.integer(query.limit + 1)])
         let items = try rows.prefix(query.limit).map(Self.decodeResource)
-        return Self.page(items, more: rows.count > query.limit) { last in
+        return IndexRows.page(items, hasMore: rows.count > query.limit) { last in
             [last.record.kind, last.record.namespace ?? "", last.record.name]
         }
     }
@@ -122,7 +120,7 @@ extension SQLiteMetadataStore {
             "SELECT \(Self.podColumns) FROM pods WHERE \(filter.sql) ORDER BY namespace, name LIMIT ?",
             filter.binds + [.integer(query.limit + 1)])
         let items = try rows.prefix(query.limit).map(Self.decodePod)
-        return Self.page(items, more: rows.count > query.limit) { [$0.record.namespace, $0.record.name] }
+        return IndexRows.page(items, hasMore: rows.count > query.limit) { [$0.record.namespace, $0.record.name] }
     }
 
     package func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {
@@ -152,22 +150,6 @@ extension SQLiteMetadataStore {
         }
     }
 
-    private static func page<Item>(_ items: [Item], more: Bool, sortKey: (Item) -> [String]) -> Page<Item> {
-        guard more, let last = items.last else { return Page(items: items, nextCursor: nil) }
-        return Page(items: items, nextCursor: IndexCursor(sortKey(last)).token)
-    }
-
-    private static func json(_ value: some Encodable, _ encoder: JSONEncoder) throws -> String {
-        String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    private static func decodeJSON<Value: Decodable>(_ type: Value.Type, _ text: String?) throws -> Value {
-        guard let text, let value = try? JSONDecoder().decode(type, from: Data(text.utf8)) else {
-            throw MetadataStoreError.corruptRow("an index row has unreadable JSON")
-        }
-        return value
-    }
-
     private static func decodeResource(_ row: SQLiteRow) throws -> IndexedResource {
         guard let kind = row.column("kind")?.string, let namespace = row.column("namespace")?.string,
             let name = row.column("name")?.string, let apiVersion = row.column("api_version")?.string,
@@ -176,9 +158,10 @@ extension SQLiteMetadataStore {
         else { throw MetadataStoreError.corruptRow("resources row is unreadable") }
         let record = ResourceRecord(
             kind: kind, apiVersion: apiVersion, namespace: namespace.isEmpty ? nil : namespace, name: name,
-            uid: row.column("uid")?.string, labels: try decodeJSON([String: String].self, row.column("labels")?.string),
+            uid: row.column("uid")?.string,
+            labels: try IndexRows.decode([String: String].self, row.column("labels")?.string),
             createdAtMicros: row.column("created_at")?.integer.map(Int64.init),
-            owners: try decodeJSON([OwnerReference].self, row.column("owners")?.string))
+            owners: try IndexRows.decode([OwnerReference].self, row.column("owners")?.string))
         return IndexedResource(
             record: record, location: ManifestLocation(objectKey: key, offset: Int64(offset), length: Int64(length)))
     }
@@ -189,9 +172,9 @@ extension SQLiteMetadataStore {
         else { throw MetadataStoreError.corruptRow("pods row is unreadable") }
         let record = PodRecord(
             namespace: namespace, name: name, phase: phase, node: row.column("node")?.string,
-            containers: try decodeJSON([ContainerRecord].self, row.column("containers")?.string))
+            containers: try IndexRows.decode([ContainerRecord].self, row.column("containers")?.string))
         return IndexedPod(
-            record: record, labels: try decodeJSON([String: String].self, row.column("labels")?.string),
+            record: record, labels: try IndexRows.decode([String: String].self, row.column("labels")?.string),
             isOrphan: orphan != 0)
     }
 }

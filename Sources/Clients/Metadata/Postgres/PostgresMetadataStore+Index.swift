@@ -133,8 +133,6 @@ extension PostgresMetadataStore {
 
     package func insertIndex(_ batch: IndexBatch, of id: SnapshotID) async throws {
         guard !batch.isEmpty else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         try await transaction { connection in
             for chunk in batch.namespaces.chunks(of: 10_000) {
                 var statement = PostgresStatement("INSERT INTO namespaces (snapshot_id, name) VALUES ")
@@ -157,10 +155,10 @@ extension PostgresMetadataStore {
                         snapshot, try statement.bind(record.kind), try statement.bind(record.namespace ?? ""),
                         try statement.bind(record.name), try statement.bind(record.apiVersion),
                         try statement.bind(record.uid),
-                        try statement.bind(String(decoding: try encoder.encode(record.labels), as: UTF8.self))
+                        try statement.bind(try IndexRows.encode(record.labels))
                             + "::jsonb",
                         try statement.bind(record.createdAtMicros),
-                        try statement.bind(String(decoding: try encoder.encode(record.owners), as: UTF8.self)),
+                        try statement.bind(try IndexRows.encode(record.owners)),
                         try statement.bind(resource.location.objectKey), try statement.bind(resource.location.offset),
                         try statement.bind(resource.location.length),
                     ]
@@ -189,9 +187,9 @@ extension PostgresMetadataStore {
                         snapshot, try statement.bind(pod.record.namespace), try statement.bind(pod.record.name),
                         try statement.bind(pod.record.phase), try statement.bind(pod.record.node),
                         try statement.bind(pod.record.restarts),
-                        try statement.bind(String(decoding: try encoder.encode(pod.labels), as: UTF8.self))
+                        try statement.bind(try IndexRows.encode(pod.labels))
                             + "::jsonb",
-                        try statement.bind(String(decoding: try encoder.encode(pod.record.containers), as: UTF8.self)),
+                        try statement.bind(try IndexRows.encode(pod.record.containers)),
                         try statement.bind(pod.isOrphan),
                     ]
                     rows.append("(" + values.joined(separator: ", ") + ")")
@@ -261,7 +259,7 @@ extension PostgresMetadataStore {
         statement.append(" ORDER BY kind, namespace, name LIMIT \(try statement.bind(query.limit + 1))")
         let rows = try await rows(statement)
         let items = try rows.prefix(query.limit).map(Self.decodeResource)
-        return Self.page(items, more: rows.count > query.limit) {
+        return IndexRows.page(items, hasMore: rows.count > query.limit) {
             [$0.record.kind, $0.record.namespace ?? "", $0.record.name]
         }
     }
@@ -291,7 +289,7 @@ extension PostgresMetadataStore {
         statement.append(" ORDER BY namespace, name LIMIT \(try statement.bind(query.limit + 1))")
         let rows = try await rows(statement)
         let items = try rows.prefix(query.limit).map(Self.decodePod)
-        return Self.page(items, more: rows.count > query.limit) { [$0.record.namespace, $0.record.name] }
+        return IndexRows.page(items, hasMore: rows.count > query.limit) { [$0.record.namespace, $0.record.name] }
     }
 
     package func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {
@@ -304,26 +302,14 @@ extension PostgresMetadataStore {
 
     // MARK: Decoding
 
-    private static func page<Item>(_ items: [Item], more: Bool, sortKey: (Item) -> [String]) -> Page<Item> {
-        guard more, let last = items.last else { return Page(items: items, nextCursor: nil) }
-        return Page(items: items, nextCursor: IndexCursor(sortKey(last)).token)
-    }
-
-    private static func json<Value: Decodable>(_ type: Value.Type, _ text: String) throws -> Value {
-        guard let value = try? JSONDecoder().decode(type, from: Data(text.utf8)) else {
-            throw MetadataStoreError.corruptRow("an index row has unreadable JSON")
-        }
-        return value
-    }
-
     private static func decodeResource(_ row: PostgresRandomAccessRow) throws -> IndexedResource {
         let namespace: String = try row.value("namespace")
         let record = ResourceRecord(
             kind: try row.value("kind"), apiVersion: try row.value("api_version"),
             namespace: namespace.isEmpty ? nil : namespace, name: try row.value("name"), uid: try row.value("uid"),
-            labels: try json([String: String].self, try row.value("labels")),
+            labels: try IndexRows.decode([String: String].self, try row.value("labels")),
             createdAtMicros: try row.value("created_at"),
-            owners: try json([OwnerReference].self, try row.value("owners")))
+            owners: try IndexRows.decode([OwnerReference].self, try row.value("owners")))
         return IndexedResource(
             record: record,
             location: ManifestLocation(
@@ -334,9 +320,10 @@ extension PostgresMetadataStore {
     private static func decodePod(_ row: PostgresRandomAccessRow) throws -> IndexedPod {
         let record = PodRecord(
             namespace: try row.value("namespace"), name: try row.value("name"), phase: try row.value("phase"),
-            node: try row.value("node"), containers: try json([ContainerRecord].self, try row.value("containers")))
+            node: try row.value("node"),
+            containers: try IndexRows.decode([ContainerRecord].self, try row.value("containers")))
         return IndexedPod(
-            record: record, labels: try json([String: String].self, try row.value("labels")),
+            record: record, labels: try IndexRows.decode([String: String].self, try row.value("labels")),
             isOrphan: try row.value("orphan"))
     }
 }

@@ -1,0 +1,31 @@
+import Foundation
+import KubinModel
+
+/// What both metadata stores do with index rows: page them and read their JSON columns.
+enum IndexRows {
+    /// A page of `items`, fetched with one row more than the page size: `hasMore` says that row came, and the next
+    /// page's cursor is the last item's sort key.
+    static func page<Item>(_ items: [Item], hasMore: Bool, sortKey: (Item) -> [String]) -> Page<Item> {
+        guard hasMore, let last = items.last else { return Page(items: items, nextCursor: nil) }
+        return Page(items: items, nextCursor: IndexCursor(sortKey(last)).token)
+    }
+
+    /// A JSON column's value; a missing or unreadable one is a corrupt row.
+    static func decode<Value: Decodable>(_ type: Value.Type, _ text: String?) throws -> Value {
+        guard let text, let value = try? JSONDecoder().decode(type, from: Data(text.utf8)) else {
+            throw MetadataStoreError.corruptRow("an index row has unreadable JSON")
+        }
+        return value
+    }
+
+    /// `value` as a JSON column (keys sorted, so equal values are equal text).
+    static func encode(_ value: some Encodable) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
+}
