@@ -33,7 +33,25 @@ enum ObjectStores {
         }
     }
 
+    /// The S3 server that does not check signatures, for listing by prefix (see scripts/services).
+    static let openS3 = StoreFactory<any ObjectStore>(name: "S3 (listing)") { body in
+        var location = try TestServers.openS3()
+        location.prefix = "test-\(UUID().uuidString)"
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let store = S3ObjectStore(
+            location: location, credentials: .init(accessKeyID: "open", secretAccessKey: "open"), http: http,
+            logger: Logger(label: "s3"))
+        do {
+            try await body(store)
+            try await http.shutdown()
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+
     static let all = [local, s3]
+    static let listing = [local, openS3]
 }
 
 /// Yields the given chunks, then optionally fails.
@@ -103,6 +121,27 @@ struct EndlessBody: AsyncSequence, Sendable {
 
 @Suite struct ObjectStoreBehaviourTests {
     let key = ObjectKey(validating: "snapshots/0192f1c4-6f2a-7b3e-9c1d-2a4b6c8d0e1f/archive")!
+
+    @Test(arguments: ObjectStores.listing)
+    func deletesEverythingUnderAPrefixAndNothingElse(_ factory: StoreFactory<any ObjectStore>) async throws {
+        try await factory.with { store in
+            for index in 0..<1010 where index < 25 || index >= 1000 || index % 50 == 0 {
+                _ = try await store.put(
+                    ObjectKey(validating: "snapshots/a/manifests/\(index)")!, body: Chunks([ByteBuffer(string: "m")]))
+            }
+            let sibling = ObjectKey(validating: "snapshots/a/manifests-old/1")!
+            let archive = ObjectKey(validating: "snapshots/a/archive")!
+            _ = try await store.put(sibling, body: Chunks([ByteBuffer(string: "s")]))
+            _ = try await store.put(archive, body: Chunks([ByteBuffer(string: "a")]))
+            try await store.deleteAll(under: ObjectKey(validating: "snapshots/a/manifests")!)
+            for index in [0, 24, 500, 1009] {
+                #expect(try await store.info(ObjectKey(validating: "snapshots/a/manifests/\(index)")!) == nil)
+            }
+            #expect(try await store.info(sibling)?.size == 1, "a key that only starts with the prefix's text stays")
+            #expect(try await store.info(archive)?.size == 1)
+            try await store.deleteAll(under: ObjectKey(validating: "snapshots/none")!)  // nothing there: no error
+        }
+    }
 
     @Test(arguments: ObjectStores.all)
     func storesChunkedBodiesExactly(_ factory: StoreFactory<any ObjectStore>) async throws {

@@ -8,7 +8,8 @@ import Testing
 @testable import Gateway
 
 /// Upload → ingest → `/internal/api/v1`, over a real socket, on the shared support bundle and on generated dumps.
-/// The backends a gateway test runs on: the embedded defaults, or the production servers implemented so far.
+/// The backends a gateway test runs on: the embedded defaults, or PostgreSQL, Redis and S3 (analytics stays embedded
+/// until the ClickHouse store exists).
 enum Backends: String, CaseIterable, CustomTestStringConvertible {
     case embedded, production
     var testDescription: String { rawValue }
@@ -22,11 +23,18 @@ enum Backends: String, CaseIterable, CustomTestStringConvertible {
         case .embedded: try await withLiveGateway(configure, body)
         case .production:
             let redis = try TestServers.redis()
+            var s3 = try TestServers.openS3()
+            s3.prefix = "gateway-\(UUID().uuidString)"
+            // The gateway reads S3 credentials from the environment, as in production (the same values for every
+            // test, so setting them from parallel tests is harmless).
+            setenv("AWS_ACCESS_KEY_ID", "open", 1)
+            setenv("AWS_SECRET_ACCESS_KEY", "open", 1)
             try await TestServers.withPostgresDatabase { location in
                 try await withLiveGateway(
                     {
                         $0.metadata = .postgres(location)
                         $0.cache = .redis(redis)
+                        $0.storage = .s3(s3)
                         configure(&$0)
                     }, body)
             }

@@ -41,6 +41,14 @@ package enum TestServers {
         return (location, SigV4Signer.Credentials(accessKeyID: key, secretAccessKey: secret))
     }
 
+    /// The S3 server that does not check signatures (for listing by prefix, which the checking one gets wrong).
+    package static func openS3() throws -> S3Location {
+        guard let text = ProcessInfo.processInfo.environment["KUBIN_TEST_S3_OPEN_URL"],
+            let location = S3Location(url: text)
+        else { throw Missing(variable: "KUBIN_TEST_S3_OPEN_URL") }
+        return location
+    }
+
     /// Runs `body` with a new, empty database of the test server, dropped afterwards.
     package static func withPostgresDatabase(_ body: (PostgresLocation) async throws -> Void) async throws {
         let server = try postgres()

@@ -129,7 +129,8 @@ package final class S3ObjectStore: ObjectStore {
     }
 
     /// Lists with ListObjectsV2 and deletes key by key. (moto, the S3 server of the tests, rejects a correctly signed
-    /// ListObjectsV2 whose `prefix` holds a `/`, boto3's own included, so this is not yet exercised by a test.)
+    /// ListObjectsV2 whose `prefix` holds a `/`, boto3's own included; the tests of listing use a moto that does not
+    /// check signatures.)
     package func deleteAll(under prefix: ObjectKey) async throws {
         var token: String?
         repeat {
