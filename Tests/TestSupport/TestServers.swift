@@ -49,6 +49,14 @@ package enum TestServers {
         return location
     }
 
+    /// The ClickHouse server (its HTTP interface).
+    package static func clickHouse() throws -> ClickHouseLocation {
+        guard let text = ProcessInfo.processInfo.environment["KUBIN_TEST_CLICKHOUSE_URL"],
+            let location = ClickHouseLocation(url: text)
+        else { throw Missing(variable: "KUBIN_TEST_CLICKHOUSE_URL") }
+        return location
+    }
+
     /// Runs `body` with a new, empty database of the test server, dropped afterwards.
     package static func withPostgresDatabase(_ body: (PostgresLocation) async throws -> Void) async throws {
         let server = try postgres()

@@ -1,0 +1,144 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Where a ClickHouse server is: `clickhouse://user[:password]@host:port/database` (the HTTP interface's port);
+/// `clickhouses://` for HTTPS. The password never appears in ``description``.
+package struct ClickHouseLocation: Sendable, Equatable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
+    package var username: String
+    package var password: String?
+    package var database: String
+    package var usesTLS: Bool
+
+    package init?(url text: String) {
+        guard let components = URLComponents(string: text), let scheme = components.scheme,
+            ["clickhouse", "clickhouses"].contains(scheme), let host = components.host, !host.isEmpty
+        else { return nil }
+        let database = String(components.path.drop { $0 == "/" })
+        guard database.isEmpty || database.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { return nil }
+        self.host = host
+        self.port = components.port ?? (scheme == "clickhouses" ? 8443 : 8123)
+        self.username = components.user.flatMap { $0.removingPercentEncoding } ?? "default"
+        self.password = components.password.flatMap { $0.removingPercentEncoding }
+        self.database = database.isEmpty ? "default" : database
+        self.usesTLS = scheme == "clickhouses"
+    }
+
+    package var description: String {
+        "\(usesTLS ? "clickhouses" : "clickhouse")://\(username)@\(host):\(port)/\(database)"
+    }
+}
+
+/// Why a ClickHouse call failed: the server's error code and first line, or the transport's error.
+package struct ClickHouseError: Error, Sendable, CustomStringConvertible {
+    package let message: String
+    package var description: String { "ClickHouse: \(message)" }
+}
+
+/// ClickHouse's HTTP interface: statements in the request body, results as JSONEachRow, every call with
+/// `max_execution_time` and a client timeout.
+///
+/// ClickHouse 18.16 (what Debian ships) has no query parameters, so values reach SQL only as literals made by
+/// ``ClickHouseSQL``; nothing else may put a value into a statement.
+package final class ClickHouseClient: Sendable {
+    private let location: ClickHouseLocation
+    private let http: HTTPClient
+    private let timeout: Duration
+    private let logger: Logger
+
+    package init(location: ClickHouseLocation, http: HTTPClient, timeout: Duration = .seconds(10), logger: Logger) {
+        self.location = location
+        self.http = http
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// Runs a statement that returns nothing (DDL, `ALTER ... DELETE`, `INSERT ... VALUES`).
+    package func execute(_ sql: String) async throws {
+        _ = try await send(ByteBuffer(string: sql))
+    }
+
+    /// Runs a `SELECT` (without a `FORMAT`) and returns its rows as JSON objects.
+    package func rows(_ sql: String) async throws -> [[String: Any]] {
+        let text = try await send(ByteBuffer(string: sql + " FORMAT JSONEachRow"))
+        return try text.split(separator: "\n").map { line in
+            guard let row = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw ClickHouseError(message: "a result row is not a JSON object")
+            }
+            return row
+        }
+    }
+
+    /// Inserts `rows` (JSON objects) into `table` in one JSONEachRow request.
+    package func insert(into table: String, rows: [[String: Any]]) async throws {
+        guard !rows.isEmpty else { return }
+        var body = ByteBuffer(string: "INSERT INTO \(table) FORMAT JSONEachRow\n")
+        for row in rows {
+            body.writeBytes(try JSONSerialization.data(withJSONObject: row))
+            body.writeString("\n")
+        }
+        _ = try await send(body)
+    }
+
+    /// Throws when the server does not answer `SELECT 1`.
+    package func ping() async throws {
+        guard try await send(ByteBuffer(string: "SELECT 1")).trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+        else { throw ClickHouseError(message: "unexpected answer to SELECT 1") }
+    }
+
+    private func send(_ body: ByteBuffer) async throws -> String {
+        let seconds = max(1, Int(timeout / .seconds(1)))
+        let scheme = location.usesTLS ? "https" : "http"
+        var request = HTTPClientRequest(
+            url: "\(scheme)://\(location.host):\(location.port)/?database=\(location.database)"
+                + "&max_execution_time=\(seconds)&output_format_json_quote_64bit_integers=0"
+                + "&date_time_input_format=best_effort")
+        request.method = .POST
+        request.headers.add(name: "X-ClickHouse-User", value: location.username)
+        if let password = location.password { request.headers.add(name: "X-ClickHouse-Key", value: password) }
+        request.body = .bytes(body)
+        let response = try await http.execute(request, timeout: .seconds(Int64(seconds) + 2), logger: logger)
+        let text = String(buffer: try await response.body.collect(upTo: 256 << 20))
+        guard response.status == .ok else {
+            // "Code: 62, e.displayText() = DB::Exception: Syntax error ..." — the first line, never the statement.
+            let first = text.split(separator: "\n").first.map(String.init) ?? "HTTP \(response.status.code)"
+            throw ClickHouseError(message: String(first.prefix(300)))
+        }
+        return text
+    }
+}
+
+/// The one way values enter ClickHouse SQL: quoted literals with every special character escaped.
+package enum ClickHouseSQL {
+    /// `text` as a single-quoted string literal: backslash and quote escaped, control characters as escapes, NUL as
+    /// `\0`; everything else (comment markers, unicode) is inert inside the quotes.
+    package static func literal(_ text: String) -> String {
+        var quoted = "'"
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": quoted += "\\\\"
+            case "'": quoted += "\\'"
+            case "\0": quoted += "\\0"
+            case "\n": quoted += "\\n"
+            case "\r": quoted += "\\r"
+            case "\t": quoted += "\\t"
+            case "\u{08}": quoted += "\\b"
+            case "\u{0C}": quoted += "\\f"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    quoted += String(format: "\\x%02X", scalar.value)
+                } else {
+                    quoted.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return quoted + "'"
+    }
+
+    /// An integer literal.
+    package static func literal(_ value: Int64) -> String { String(value) }
+}
