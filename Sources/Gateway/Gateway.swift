@@ -94,6 +94,11 @@ package struct Gateway: Sendable {
                 let store = try await SQLiteAnalyticsStore.open(path: path, logger: logger)
                 closers.append { try await store.close() }
                 analytics = store
+            case .clickHouse(let location):
+                let http = HTTPClient(eventLoopGroupProvider: .singleton)
+                closers.append { try await http.shutdown() }
+                analytics = try await ClickHouseAnalyticsStore.open(
+                    client: ClickHouseClient(location: location, http: http, logger: logger), logger: logger)
             }
             let cache: any Cache
             switch configuration.cache {

@@ -1,6 +1,8 @@
+import AsyncHTTPClient
 import Foundation
 import KubinModel
 import Logging
+import TestSupport
 import Testing
 
 @testable import Clients
@@ -19,7 +21,21 @@ enum AnalyticsStores {
         )
     }
 
-    static let all = [sqlite]
+    /// ClickHouse: every test writes snapshots of its own (fresh ids), so tests share the server's tables.
+    static let clickHouse = StoreFactory<any AnalyticsStore>(name: "ClickHouse") { body in
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            let client = ClickHouseClient(
+                location: try TestServers.clickHouse(), http: http, logger: Logger(label: "clickhouse"))
+            try await body(try await ClickHouseAnalyticsStore.open(client: client, logger: Logger(label: "clickhouse")))
+            try await http.shutdown()
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+
+    static let all = [sqlite, clickHouse]
 }
 
 @Suite struct AnalyticsStoreBehaviourTests {

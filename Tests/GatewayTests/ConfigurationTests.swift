@@ -194,6 +194,15 @@ import Testing
         #expect(PostgresLocation(url: "postgres://db/kubin?sslmode=sometimes") == nil)
     }
 
+    @Test func aClickHouseURLSelectsClickHouse() async throws {
+        let configuration = try await load(environment: [
+            "KUBIN_ANALYTICS_URL": "clickhouse://app:hunter2@ch:8123/kubin"
+        ])
+        #expect(
+            configuration.analytics == .clickHouse(ClickHouseLocation(url: "clickhouse://app:hunter2@ch:8123/kubin")!))
+        #expect(configuration.printableSettings.first { $0.key == "analytics.url" }?.value.contains("hunter2") == false)
+    }
+
     @Test func anS3URLSelectsS3() async throws {
         let configuration = try await load(["--storage-url", "s3://kubin-prod/snapshots?region=eu-west-3"])
         #expect(configuration.storage == .s3(S3Location(url: "s3://kubin-prod/snapshots?region=eu-west-3")!))

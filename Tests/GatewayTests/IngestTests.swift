@@ -8,8 +8,7 @@ import Testing
 @testable import Gateway
 
 /// Upload → ingest → `/internal/api/v1`, over a real socket, on the shared support bundle and on generated dumps.
-/// The backends a gateway test runs on: the embedded defaults, or PostgreSQL, Redis and S3 (analytics stays embedded
-/// until the ClickHouse store exists).
+/// The backends a gateway test runs on: the embedded defaults, or PostgreSQL, Redis, S3 and ClickHouse.
 enum Backends: String, CaseIterable, CustomTestStringConvertible {
     case embedded, production
     var testDescription: String { rawValue }
@@ -23,6 +22,7 @@ enum Backends: String, CaseIterable, CustomTestStringConvertible {
         case .embedded: try await withLiveGateway(configure, body)
         case .production:
             let redis = try TestServers.redis()
+            let clickHouse = try TestServers.clickHouse()
             var s3 = try TestServers.openS3()
             s3.prefix = "gateway-\(UUID().uuidString)"
             // The gateway reads S3 credentials from the environment, as in production (the same values for every
@@ -35,6 +35,7 @@ enum Backends: String, CaseIterable, CustomTestStringConvertible {
                         $0.metadata = .postgres(location)
                         $0.cache = .redis(redis)
                         $0.storage = .s3(s3)
+                        $0.analytics = .clickHouse(clickHouse)
                         configure(&$0)
                     }, body)
             }

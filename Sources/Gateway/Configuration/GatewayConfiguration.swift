@@ -37,6 +37,8 @@ package struct GatewayConfiguration: Sendable {
     package enum AnalyticsBackend: Sendable, Equatable {
         /// A SQLite file.
         case sqlite(path: String)
+        /// A ClickHouse server shared by replicas (its HTTP interface).
+        case clickHouse(ClickHouseLocation)
     }
 
     /// Indexing of stored snapshots.
@@ -162,9 +164,17 @@ extension GatewayConfiguration {
             default: nil
             }
         }
+        let analyticsURL = parser.peek("analytics.url")
         analytics = parser.url(
-            "analytics.url", default: analytics, allowed: "empty (embedded SQLite) or sqlite:<path>"
-        ) { scheme, path in scheme == "sqlite" && !path.isEmpty ? .sqlite(path: path) : nil }
+            "analytics.url", default: analytics,
+            allowed: "empty (embedded SQLite), sqlite:<path> or clickhouse://user:password@host:port/database"
+        ) { scheme, path in
+            switch scheme {
+            case "sqlite": path.isEmpty ? nil : .sqlite(path: path)
+            case "clickhouse", "clickhouses": ClickHouseLocation(url: analyticsURL).map(AnalyticsBackend.clickHouse)
+            default: nil
+            }
+        }
         let cacheBytes = Int(parser.bytes("cache.maxBytes", in: 0...(1 << 40)))
         let cacheURL = parser.peek("cache.url")
         cache = parser.url(
