@@ -8,6 +8,7 @@ import PostgresNIO
 package enum TestServers {
     package struct Missing: Error, CustomStringConvertible {
         package var variable: String
+        package init(variable: String) { self.variable = variable }
         package var description: String {
             "\(variable) is not set: run the tests with scripts/test, which starts the servers and sets it"
         }
