@@ -127,6 +127,27 @@ enum AnalyticsStores {
         }
     }
 
+    /// Log text comes back exactly, whatever it holds (the ClickHouse store writes JSON by hand for speed).
+    @Test(arguments: AnalyticsStores.all)
+    func logTextIsKeptExactly(_ factory: StoreFactory<any AnalyticsStore>) async throws {
+        try await factory.with { store in
+            let id = SnapshotID.generate(at: Date())
+            let texts = [
+                #"{"msg":"quoted \"value\"","path":"C:\\dir"}"#, "tab\there", "bell\u{07} esc\u{1B}[31m", "cr\rend",
+                "'; DROP TABLE log_lines; --", "é ü 日本 🚀", "back\\slash\\", "\u{7F}del", "/* comment */ -- x",
+            ]
+            try await store.appendLogLines(
+                texts.enumerated().map { LogLine(number: $0.offset + 1, text: $0.element, timestampMicros: nil) },
+                of: Self.web, snapshot: id)
+            let back = try await store.logLines(of: id, LogQuery(limit: 100)).items.map(\.line.text)
+            #expect(back == texts)
+            for text in texts {
+                let found = try await store.logLines(of: id, LogQuery(text: text, limit: 100)).items
+                #expect(found.map(\.line.text).contains(text), "\(text.debugDescription)")
+            }
+        }
+    }
+
     /// Long logs span many blocks of the time index, with times out of order and gaps without timestamps; a range
     /// query returns exactly the lines a scan would.
     @Test(arguments: AnalyticsStores.all)
