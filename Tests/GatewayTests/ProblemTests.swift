@@ -103,3 +103,14 @@ import Testing
         }
     }
 }
+
+@Suite struct JSONEscapingTests {
+    /// Log fields and ClickHouse rows share one escaper: whatever the text, JSON parsers read back the same string.
+    @Test func escapedTextParsesBackToItself() throws {
+        for text in ["plain", "quote \" and \\ backslash", "\n\r\t\u{01}\u{1F}", "é 日本 🚀", "\u{7F}", ""] {
+            let line = "{\"v\":\(JSONLogHandler.quoted(text))}"
+            let parsed = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+            #expect(parsed?["v"] == text, "\(text.debugDescription)")
+        }
+    }
+}

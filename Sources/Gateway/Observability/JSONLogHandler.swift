@@ -1,5 +1,7 @@
+import Clients
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 
 /// A swift-log handler writing one JSON object per line to standard output: `timestamp`, `level`, `message`,
@@ -75,23 +77,10 @@ package struct JSONLogHandler: LogHandler {
         }
     }
 
-    /// `text` as a JSON string literal.
+    /// `text` as a JSON string literal (the escaping the ClickHouse writer uses too).
     static func quoted(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                result +=
-                    "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
+        var buffer = ByteBuffer()
+        JSONText.appendString(text, to: &buffer)
+        return String(buffer: buffer)
     }
 }
