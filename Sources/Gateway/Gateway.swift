@@ -54,6 +54,15 @@ package struct Gateway: Sendable {
             { lock.release() }, { try await fileThreads.shutdownGracefully() },
         ]
         do {
+            // One HTTP connection pool for the stores spoken to over HTTP (S3, ClickHouse), made when one needs it.
+            var http: HTTPClient?
+            func sharedHTTP() -> HTTPClient {
+                if let http { return http }
+                let client = HTTPClient(eventLoopGroupProvider: .singleton)
+                closers.append { try await client.shutdown() }
+                http = client
+                return client
+            }
             let metadata: any MetadataStore
             var storeServices: [any Service] = []
             switch configuration.metadata {
@@ -80,13 +89,11 @@ package struct Gateway: Sendable {
                                 "an s3:// store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
                     ])
                 }
-                let http = HTTPClient(eventLoopGroupProvider: .singleton)
-                closers.append { try await http.shutdown() }
                 objects = S3ObjectStore(
                     location: location,
                     credentials: .init(
                         accessKeyID: key, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]),
-                    http: http, logger: logger)
+                    http: sharedHTTP(), logger: logger)
             }
             let analytics: any AnalyticsStore
             switch configuration.analytics {
@@ -95,10 +102,8 @@ package struct Gateway: Sendable {
                 closers.append { try await store.close() }
                 analytics = store
             case .clickHouse(let location):
-                let http = HTTPClient(eventLoopGroupProvider: .singleton)
-                closers.append { try await http.shutdown() }
                 analytics = try await ClickHouseAnalyticsStore.open(
-                    client: ClickHouseClient(location: location, http: http, logger: logger), logger: logger)
+                    client: ClickHouseClient(location: location, http: sharedHTTP(), logger: logger), logger: logger)
             }
             let cache: any Cache
             switch configuration.cache {

@@ -23,15 +23,10 @@ enum AnalyticsStores {
 
     /// ClickHouse: every test writes snapshots of its own (fresh ids), so tests share the server's tables.
     static let clickHouse = StoreFactory<any AnalyticsStore>(name: "ClickHouse") { body in
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        do {
-            let client = ClickHouseClient(
-                location: try TestServers.clickHouse(), http: http, logger: Logger(label: "clickhouse"))
+        let location = try TestServers.clickHouse()
+        try await HTTPClient.withHTTPClient { http in
+            let client = ClickHouseClient(location: location, http: http, logger: Logger(label: "clickhouse"))
             try await body(try await ClickHouseAnalyticsStore.open(client: client, logger: Logger(label: "clickhouse")))
-            try await http.shutdown()
-        } catch {
-            try? await http.shutdown()
-            throw error
         }
     }
 
@@ -161,7 +156,7 @@ enum AnalyticsStores {
                     (1200...1500).contains(number) ? nil : Int64(number < 2000 ? number : 4000 - number) * 1_000_000
                 lines.append(LogLine(number: number, text: "line \(number)", timestampMicros: micros))
             }
-            for batch in lines.chunks(ofCount: 700) {
+            for batch in lines.chunks(of: 700) {
                 try await store.appendLogLines(Array(batch), of: Self.web, snapshot: id)
             }
             for (since, until) in [(0, 100), (100, 2500), (1990, 2010), (2500, 2600), (1300, 1400), (0, 100_000)] {
@@ -231,12 +226,5 @@ enum AnalyticsStores {
             try await Self.fill(store, id)
             #expect(try await store.logLines(of: id, LogQuery(limit: 5000)).items.count == 75)
         }
-    }
-}
-
-extension Array {
-    /// Consecutive slices of at most `count` elements.
-    func chunks(ofCount count: Int) -> [ArraySlice<Element>] {
-        stride(from: 0, to: self.count, by: count).map { self[$0..<Swift.min($0 + count, self.count)] }
     }
 }

@@ -18,14 +18,9 @@ import Testing
     ]
 
     func withClient(_ body: (ClickHouseClient) async throws -> Void) async throws {
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let client = ClickHouseClient(location: try TestServers.clickHouse(), http: http, logger: Logger(label: "ch"))
-        do {
-            try await body(client)
-            try await http.shutdown()
-        } catch {
-            try? await http.shutdown()
-            throw error
+        let location = try TestServers.clickHouse()
+        try await HTTPClient.withHTTPClient { http in
+            try await body(ClickHouseClient(location: location, http: http, logger: Logger(label: "ch")))
         }
     }
 

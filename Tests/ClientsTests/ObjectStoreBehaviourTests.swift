@@ -19,35 +19,15 @@ enum ObjectStores {
     /// The S3 test server's bucket, under a prefix of its own per test (a 5 MiB part size, S3's smallest, so the
     /// larger bodies go through multipart uploads).
     static let s3 = StoreFactory<any ObjectStore>(name: "S3") { body in
-        var (location, credentials) = try TestServers.s3()
-        location.prefix = "test-\(UUID().uuidString)"
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let store = S3ObjectStore(
-            location: location, credentials: credentials, http: http, partSize: 5 << 20, logger: Logger(label: "s3"))
-        do {
-            try await body(store)
-            try await http.shutdown()
-        } catch {
-            try? await http.shutdown()
-            throw error
-        }
+        let (location, credentials) = try TestServers.s3()
+        try await withS3Store(location, credentials) { store, _ in try await body(store) }
     }
 
     /// The S3 server that does not check signatures, for listing by prefix (see scripts/services).
     static let openS3 = StoreFactory<any ObjectStore>(name: "S3 (listing)") { body in
-        var location = try TestServers.openS3()
-        location.prefix = "test-\(UUID().uuidString)"
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let store = S3ObjectStore(
-            location: location, credentials: .init(accessKeyID: "open", secretAccessKey: "open"), http: http,
-            logger: Logger(label: "s3"))
-        do {
-            try await body(store)
-            try await http.shutdown()
-        } catch {
-            try? await http.shutdown()
-            throw error
-        }
+        try await withS3Store(
+            try TestServers.openS3(), .init(accessKeyID: "open", secretAccessKey: "open")
+        ) { store, _ in try await body(store) }
     }
 
     static let all = [local, s3]
@@ -75,6 +55,20 @@ struct Chunks: AsyncSequence, Sendable {
             if let failure { throw failure }
             return nil
         }
+    }
+}
+
+/// Runs `body` with an S3 store on `location` under a prefix of its own (a 5 MiB part size, S3's smallest).
+func withS3Store(
+    _ location: S3Location, _ credentials: SigV4Signer.Credentials,
+    _ body: (S3ObjectStore, S3Location) async throws -> Void
+) async throws {
+    var location = location
+    location.prefix = "test-\(UUID().uuidString)"
+    try await HTTPClient.withHTTPClient { http in
+        let store = S3ObjectStore(
+            location: location, credentials: credentials, http: http, partSize: 5 << 20, logger: Logger(label: "s3"))
+        try await body(store, location)
     }
 }
 

@@ -16,18 +16,8 @@ import Testing
         secret: String? = nil, _ body: (S3ObjectStore, S3Location) async throws -> Void
     ) async throws {
         var (location, credentials) = try TestServers.s3()
-        location.prefix = "s3test-\(UUID().uuidString)"
         if let secret { credentials.secretAccessKey = secret }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let store = S3ObjectStore(
-            location: location, credentials: credentials, http: http, partSize: 5 << 20, logger: Logger(label: "s3"))
-        do {
-            try await body(store, location)
-            try await http.shutdown()
-        } catch {
-            try? await http.shutdown()
-            throw error
-        }
+        try await withS3Store(location, credentials, body)
     }
 
     /// Multipart uploads in progress under `prefix`, asked of the server with botocore.
