@@ -171,3 +171,51 @@ enum Caches {
         await live.close()
     }
 }
+
+@Suite struct RedisScriptTests {
+    static let counter = RedisScript(
+        """
+        local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        return {value, redis.call('PTTL', KEYS[1])}
+        """)
+
+    @Test func theDigestIsTheOneTheServerComputes() async throws {
+        let client = try RedisClient(try TestServers.redis())
+        let loaded = try await client.send("SCRIPT", "LOAD", Self.counter.source)
+        #expect(loaded == .bulkString(ByteBuffer(string: Self.counter.sha1)))
+        #expect(RedisScript("return 1").sha1 == "e0e1f9fabfc9d4800c877a703b823ac0578ff8db")
+        await client.close()
+    }
+
+    /// After `SCRIPT FLUSH` the server no longer knows the script: the call loads it and runs it once.
+    @Test func runsAtomicallyAndSurvivesAFlushedScriptCache() async throws {
+        let client = try RedisClient(try TestServers.redis())
+        let key = "script-\(UUID().uuidString)"
+        _ = try await client.send("SCRIPT", "FLUSH")
+        let first = try await client.evaluate(Self.counter, keys: [key], arguments: ["5", "60000"])
+        guard case .array(let values?) = first, values.count == 2, case .integer(let ttl) = values[1] else {
+            Issue.record("unexpected reply \(first)")
+            return
+        }
+        #expect(values[0] == .integer(5))
+        #expect(ttl > 0 && ttl <= 60000)
+        // 200 concurrent increments: each script runs alone, so the total is exact and every answer distinct.
+        let answers = try await withThrowingTaskGroup(of: Int64.self) { group in
+            for _ in 0..<200 {
+                group.addTask {
+                    let reply = try await client.evaluate(Self.counter, keys: [key], arguments: ["1", "60000"])
+                    guard case .array(let values?) = reply, case .integer(let value) = values[0] else { return -1 }
+                    return value
+                }
+            }
+            return try await group.reduce(into: Set<Int64>()) { $0.insert($1) }
+        }
+        #expect(answers == Set(6...205))
+        await #expect {
+            _ = try await client.evaluate(RedisScript("return redis.call('NOSUCH')"), keys: [], arguments: [])
+        } throws: { ($0 as? RedisError) != nil }
+        _ = try await client.send("DEL", key)
+        await client.close()
+    }
+}
