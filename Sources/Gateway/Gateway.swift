@@ -108,10 +108,16 @@ package struct Gateway: Sendable {
             let cache: any Cache
             switch configuration.cache {
             case .inProcess(let maxBytes): cache = InProcessCache(capacityBytes: maxBytes)
-            case .redis(let location):
+            case .redis(let location, let localMaxBytes, let localTimeToLive):
                 let client = try RedisClient(location)
                 closers.append { await client.close() }
-                cache = RedisCache(client: client)
+                let redis = RedisCache(client: client)
+                cache =
+                    localTimeToLive > .zero && localMaxBytes > 0
+                    ? TieredCache(
+                        local: InProcessCache(capacityBytes: localMaxBytes), shared: redis,
+                        localTimeToLive: localTimeToLive)
+                    : redis
             }
             let gateway = Gateway(
                 configuration: configuration,

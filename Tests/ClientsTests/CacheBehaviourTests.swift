@@ -26,7 +26,16 @@ enum Caches {
         }
     }
 
-    static let all = [inProcess, redis]
+    /// Redis with the gateway's in-process tier in front: it must behave exactly as Redis alone on one replica.
+    static let tiered = StoreFactory<any Cache>(name: "Redis behind an in-process tier") { body in
+        try await redis.with { shared in
+            try await body(
+                TieredCache(
+                    local: InProcessCache(capacityBytes: 1 << 20), shared: shared, localTimeToLive: .seconds(1)))
+        }
+    }
+
+    static let all = [inProcess, redis, tiered]
 }
 
 @Suite struct CacheBehaviourTests {
@@ -217,5 +226,31 @@ enum Caches {
         } throws: { ($0 as? RedisError) != nil }
         _ = try await client.send("DEL", key)
         await client.close()
+    }
+}
+
+@Suite struct TieredCacheTests {
+    /// Two replicas over one Redis: a copy kept locally by B outlives A's deletion for at most the local time to
+    /// live, and what A writes later reaches B once that copy has expired.
+    @Test func aReplicasLocalCopyIsBoundedByItsTimeToLive() async throws {
+        try await Caches.redis.with { shared in
+            let clock = ManualClock()
+            let a = TieredCache(
+                local: InProcessCache(capacityBytes: 1 << 20, clock: clock), shared: shared,
+                localTimeToLive: .seconds(2))
+            let b = TieredCache(
+                local: InProcessCache(capacityBytes: 1 << 20, clock: clock), shared: shared,
+                localTimeToLive: .seconds(2))
+            try await a.set("answers/s/pods", value: ByteBuffer(string: "v1"), timeToLive: nil)
+            #expect(try await b.get("answers/s/pods") == ByteBuffer(string: "v1"), "read through from Redis")
+            try await a.deleteAll(prefix: "answers/s/")
+            #expect(try await shared.get("answers/s/pods") == nil)
+            #expect(try await a.get("answers/s/pods") == nil, "the deleting replica forgets at once")
+            #expect(try await b.get("answers/s/pods") == ByteBuffer(string: "v1"), "B's copy, within its lifetime")
+            clock.advance(by: .seconds(2))
+            #expect(try await b.get("answers/s/pods") == nil, "expired locally, and gone from Redis")
+            try await a.set("answers/s/pods", value: ByteBuffer(string: "v2"), timeToLive: nil)
+            #expect(try await b.get("answers/s/pods") == ByteBuffer(string: "v2"))
+        }
     }
 }

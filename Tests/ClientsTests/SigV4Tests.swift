@@ -28,10 +28,6 @@ import Testing
 
     /// AWS's SigV4 test suite, case `get-vanilla` (service `service`).
     @Test func matchesTheTestSuitesGetVanilla() throws {
-        let signer = SigV4Signer(
-            credentials: .init(
-                accessKeyID: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-            region: "us-east-1", service: "service")
         // The suite signs without x-amz-content-sha256; the canonical request is checked directly.
         let request = SigV4Signer.Request(
             method: "GET", path: "/",

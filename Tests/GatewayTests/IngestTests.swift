@@ -33,7 +33,7 @@ enum Backends: String, CaseIterable, CustomTestStringConvertible {
                 try await withLiveGateway(
                     {
                         $0.metadata = .postgres(location)
-                        $0.cache = .redis(redis)
+                        $0.cache = .redis(redis, localMaxBytes: 1 << 20, localTimeToLive: .seconds(1))
                         $0.storage = .s3(s3)
                         $0.analytics = .clickHouse(clickHouse)
                         configure(&$0)

@@ -61,8 +61,9 @@ package struct GatewayConfiguration: Sendable {
     package enum CacheBackend: Sendable, Equatable {
         /// This process's memory, bounded in bytes.
         case inProcess(maxBytes: Int)
-        /// A Redis server shared by replicas (its own memory policy bounds it).
-        case redis(RedisLocation)
+        /// A Redis server shared by replicas (its own memory policy bounds it), with an in-process tier of
+        /// `localMaxBytes` in front whose entries live at most `localTimeToLive` (zero: no local tier).
+        case redis(RedisLocation, localMaxBytes: Int, localTimeToLive: Duration)
     }
 
     /// Upload limits.
@@ -177,13 +178,17 @@ extension GatewayConfiguration {
         }
         let cacheBytes = Int(parser.bytes("cache.maxBytes", in: 0...(1 << 40)))
         let cacheURL = parser.peek("cache.url")
+        let localTimeToLive = parser.duration("cache.localTTL", in: .zero...(.seconds(3600)))
         cache = parser.url(
             "cache.url", default: .inProcess(maxBytes: cacheBytes),
             allowed: "empty or memory: (in-process), or redis://[user:password@]host[:port][/db] (rediss:// for TLS)"
         ) { scheme, _ in
             switch scheme {
             case "memory": .inProcess(maxBytes: cacheBytes)
-            case "redis", "rediss": RedisLocation(url: cacheURL).map(CacheBackend.redis)
+            case "redis", "rediss":
+                RedisLocation(url: cacheURL).map {
+                    .redis($0, localMaxBytes: cacheBytes, localTimeToLive: localTimeToLive)
+                }
             default: nil
             }
         }

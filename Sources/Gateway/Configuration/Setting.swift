@@ -109,7 +109,12 @@ extension Setting {
             exposure: .url),
         .init(
             key: "cache.maxBytes", defaultValue: "64MiB",
-            summary: "Bound of the in-process cache (a size such as 512KiB, 64MiB, 1GiB, or bytes).", exposure: .plain),
+            summary: "Bound of the in-process cache, or of the local tier in front of Redis (a size such as 512KiB, "
+                + "64MiB, 1GiB, or bytes).", exposure: .plain),
+        .init(
+            key: "cache.localTTL", defaultValue: "1s",
+            summary: "With Redis: how long a replica keeps an answer in its own memory (0s: never). Another "
+                + "replica's snapshot deletion reaches this one's copies within this time.", exposure: .plain),
         .init(
             key: "uploads.maxConcurrent", defaultValue: "100",
             summary: "Uploads in flight per instance, 1 to 100000; the next one gets 429 at once.", exposure: .plain),
