@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOCore
 import TestSupport
 import Testing
 
@@ -28,11 +29,13 @@ import Testing
         try await withClient { client in
             try await client.ping()
             for text in Self.hostile {
-                // Compared as hex: the server's bytes exactly (a JSON decoder may fold some characters).
-                let rows = try await client.rows("SELECT hex(\(ClickHouseSQL.literal(text))) AS h")
+                // The server's bytes (hex) and the decoded answer are both exactly the text.
+                let literal = ClickHouseSQL.literal(text)
+                let rows = try await client.rows("SELECT hex(\(literal)) AS h, \(literal) AS t")
                 #expect(rows.count == 1, "\(text.debugDescription)")
                 let expected = text.utf8.map { String(format: "%02X", $0) }.joined()
-                #expect(rows.first?["h"] as? String == expected, "\(text.debugDescription)")
+                #expect(rows.first?["h"] == expected, "\(text.debugDescription)")
+                #expect(rows.first.flatMap { $0["t"].map { Array($0.utf8) } } == Array(text.utf8))
             }
         }
     }
@@ -47,14 +50,14 @@ import Testing
             for (index, text) in Self.hostile.enumerated() {
                 let rows = try await client.rows(
                     "SELECT id FROM \(table) WHERE name = \(ClickHouseSQL.literal(text)) ORDER BY id")
-                #expect(rows.compactMap { $0["id"] as? Int } == [index], "\(text.debugDescription)")
+                #expect(rows.compactMap { $0.int("id") } == [index], "\(text.debugDescription)")
                 let found = try await client.rows(
                     "SELECT count() AS n FROM \(table) WHERE positionCaseInsensitiveUTF8(name, "
                         + "\(ClickHouseSQL.literal(text))) > 0")
-                #expect((found.first?["n"] as? Int ?? 0) >= 1, "\(text.debugDescription)")
+                #expect((found.first?.int("n") ?? 0) >= 1, "\(text.debugDescription)")
             }
             let total = try await client.rows("SELECT count() AS n FROM \(table)")
-            #expect(total.first?["n"] as? Int == Self.hostile.count, "no statement was injected")
+            #expect(total.first?.int("n") == Self.hostile.count, "no statement was injected")
             try await client.execute("DROP TABLE \(table)")
         }
     }
@@ -71,5 +74,45 @@ import Testing
         #expect(
             ClickHouseLocation(url: "clickhouse://app:p%40ss@ch:8123/kubin").map { "\($0)" }?.contains("p@ss") == false)
         #expect(ClickHouseLocation(url: "clickhouse://ch/bad-name") == nil)
+    }
+
+    /// A query that fails after its answer has started (ClickHouse then writes its error into the body of a 200):
+    /// an error with the server's message, never rows taken for an answer.
+    @Test func aFailureInsideAStreamedAnswerIsAnError() async throws {
+        try await withClient { client in
+            await #expect {
+                _ = try await client.rows(
+                    "SELECT number, throwIf(number = 200000) AS x FROM system.numbers LIMIT 300000")
+            } throws: { "\($0)".contains("Code: 395") }
+            let many = try await client.rows(
+                "SELECT number AS n, toString(number) AS s FROM system.numbers LIMIT 100000")
+            #expect(many.count == 100_000)
+            #expect(
+                many.enumerated().allSatisfy { $0.element.int("n") == $0.offset && $0.element["s"] == "\($0.offset)" })
+            let nulls = try await client.rows("SELECT CAST(NULL AS Nullable(String)) AS a, '\\\\N' AS b, '' AS c")
+            #expect(nulls.count == 1 && nulls[0]["a"] == nil && nulls[0]["b"] == "\\N" && nulls[0]["c"] == "")
+        }
+    }
+}
+
+@Suite struct TabSeparatedDecoderTests {
+    @Test func decodesEscapesAndNullsWhateverTheChunking() throws {
+        let answer = Array("a\tb\tc\nx\\ty\t\\N\t\\t\\n\\0\\\\\\'\n\t\t\n".utf8)
+        for size in 1...answer.count {
+            var decoder = TabSeparatedDecoder()
+            var rows: [ClickHouseRow] = []
+            for start in stride(from: 0, to: answer.count, by: size) {
+                rows += try decoder.feed(ByteBuffer(bytes: answer[start..<min(answer.count, start + size)]))
+            }
+            try decoder.finish()
+            #expect(rows.count == 2)
+            #expect(rows.first?["a"] == "x\ty" && rows.first?["b"] == nil && rows.first?["c"] == "\t\n\0\\'")
+            #expect(rows.last?["a"] == "" && rows.last?["c"] == "" && rows.last?["d"] == nil)
+        }
+        var truncated = TabSeparatedDecoder()
+        _ = try truncated.feed(ByteBuffer(string: "a\nunfinished"))
+        #expect(throws: ClickHouseError.self) { try truncated.finish() }
+        var wrongWidth = TabSeparatedDecoder()
+        #expect(throws: ClickHouseError.self) { _ = try wrongWidth.feed(ByteBuffer(string: "a\tb\n1\n")) }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KubinModel
 import Logging
+import PostgresNIO
 import TestSupport
 import Testing
 
@@ -199,5 +200,32 @@ func makeSnapshot(
         let tables = try await database.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'a'")
         #expect(tables.isEmpty, "the migration's transaction rolled back")
         try await database.close()
+    }
+}
+
+@Suite struct PostgresMetadataStoreTests {
+    /// Every pooled statement is bounded by the URL's `statement_timeout`: the server cancels a longer one, and the
+    /// pool stays usable.
+    @Test func aStatementRunningPastItsTimeoutIsCancelled() async throws {
+        try await TestServers.withPostgresDatabase { location in
+            var bounded = location
+            bounded.statementTimeoutMilliseconds = 200
+            let store = try await PostgresMetadataStore.open(bounded, logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await store.client.run() }
+                defer { group.cancelAll() }
+                let started = ContinuousClock.now
+                await #expect {
+                    for try await _ in try await store.client.query("SELECT pg_sleep(30)") {}
+                } throws: { error in
+                    (error as? PSQLError)?.serverInfo?[.sqlState] == "57014"  // query_canceled
+                }
+                #expect(ContinuousClock.now - started < .seconds(20), "cancelled by the timeout, not finished")
+                try await store.checkHealth()
+            }
+        }
+        #expect(PostgresLocation(url: "postgres://u@h/db?statement_timeout=2500")?.statementTimeoutMilliseconds == 2500)
+        #expect(PostgresLocation(url: "postgres://u@h/db")?.statementTimeoutMilliseconds == 10_000)
+        #expect(PostgresLocation(url: "postgres://u@h/db?statement_timeout=soon") == nil)
     }
 }

@@ -23,10 +23,11 @@ enum ObjectStores {
         try await withS3Store(location, credentials) { store, _ in try await body(store) }
     }
 
-    /// The S3 server that does not check signatures, for listing by prefix (see scripts/services).
+    /// The S3 server that does not check signatures, for listing by prefix (see scripts/services); listed 7 keys a
+    /// page, so that continuation tokens are followed.
     static let openS3 = StoreFactory<any ObjectStore>(name: "S3 (listing)") { body in
         try await withS3Store(
-            try TestServers.openS3(), .init(accessKeyID: "open", secretAccessKey: "open")
+            try TestServers.openS3(), .init(accessKeyID: "open", secretAccessKey: "open"), listPageSize: 7
         ) { store, _ in try await body(store) }
     }
 
@@ -60,14 +61,16 @@ struct Chunks: AsyncSequence, Sendable {
 
 /// Runs `body` with an S3 store on `location` under a prefix of its own (a 5 MiB part size, S3's smallest).
 func withS3Store(
-    _ location: S3Location, _ credentials: SigV4Signer.Credentials,
+    _ location: S3Location, _ credentials: SigV4Signer.Credentials, listPageSize: Int = 1000,
+    configuration: HTTPClient.Configuration = HTTPClient.Configuration(),
     _ body: (S3ObjectStore, S3Location) async throws -> Void
 ) async throws {
     var location = location
     location.prefix = "test-\(UUID().uuidString)"
-    try await HTTPClient.withHTTPClient { http in
+    try await HTTPClient.withHTTPClient(configuration: configuration) { http in
         let store = S3ObjectStore(
-            location: location, credentials: credentials, http: http, partSize: 5 << 20, logger: Logger(label: "s3"))
+            location: location, credentials: credentials, http: http, partSize: 5 << 20, listPageSize: listPageSize,
+            logger: Logger(label: "s3"))
         try await body(store, location)
     }
 }

@@ -73,6 +73,36 @@ import Testing
         }
     }
 
+    /// Virtual-hosted style, as on AWS: the bucket is in the host name (`kubin.s3.us-east-1.amazonaws.com`), which
+    /// is signed. The name cannot resolve here, so the HTTP client goes through a `CONNECT` proxy that tunnels to the
+    /// signature-checking server, which then sees the Host header exactly as AWS would.
+    @Test func virtualHostedStyleRequestsAreSignedForTheBucketsHostName() async throws {
+        let (server, credentials) = try TestServers.s3()
+        let location = try #require(
+            S3Location(url: "s3://\(server.bucket)?endpoint=http://s3.us-east-1.amazonaws.com&style=virtual"))
+        #expect(!location.usesPathStyle)
+        let tunnel = try ConnectProxy(to: server.endpoint.port!)
+        let proxy = HTTPClient.Configuration.Proxy.server(host: "127.0.0.1", port: tunnel.port)
+        try await withS3Store(location, credentials, configuration: HTTPClient.Configuration(proxy: proxy)) {
+            store, _ in
+            let key = ObjectKey(validating: "snapshots/virtual/archive")!
+            let bytes = randomBytes(6 << 20, seed: 21)  // a multipart upload: two parts
+            #expect(try await store.put(key, body: Chunks(chunked(bytes, maxChunk: 1 << 20))).size == 6 << 20)
+            #expect(try await readAll(store, key, range: 100..<200) == Array(bytes[100..<200]))
+            try await store.checkHealth()
+            try await store.delete(key)
+            #expect(try await store.info(key) == nil)
+        }
+        // The same requests with a wrong secret are refused: the server checked the signatures above.
+        var wrong = credentials
+        wrong.secretAccessKey = "not-the-secret"
+        try await withS3Store(location, wrong, configuration: HTTPClient.Configuration(proxy: proxy)) { store, _ in
+            await #expect(throws: ObjectStoreError.self) { try await store.checkHealth() }
+        }
+        let hosts = Set(tunnel.stop())
+        #expect(hosts == ["\(server.bucket).s3.us-east-1.amazonaws.com:80"], "the bucket was in the host name")
+    }
+
     @Test func s3URLs() {
         let aws = S3Location(url: "s3://my-bucket/kubin/prod?region=eu-west-3")
         #expect(aws?.endpoint.absoluteString == "https://s3.eu-west-3.amazonaws.com" && aws?.usesPathStyle == false)

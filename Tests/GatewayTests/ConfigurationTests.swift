@@ -86,7 +86,8 @@ import Testing
         let samples: [String: String] = [
             "config.file": "", "http.host": "10.0.0.1", "http.port": "1234", "http.idleTimeout": "9s",
             "data.dir": "/data", "metadata.url": "sqlite:/m.db", "storage.url": "file:///objects",
-            "cache.url": "memory:", "cache.maxBytes": "1MiB", "cache.localTTL": "250ms", "uploads.maxConcurrent": "3", "uploads.maxBytes": "5MB",
+            "cache.url": "memory:", "cache.maxBytes": "1MiB", "cache.localTTL": "250ms", "uploads.maxConcurrent": "3",
+            "uploads.maxBytes": "5MB",
             "uploads.retryAfter": "4s", "shutdown.drainDelay": "2s", "shutdown.gracePeriod": "3m",
             "readiness.interval": "500ms", "readiness.timeout": "1s", "log.level": "warning",
             "analytics.url": "sqlite:/a.db", "ingest.concurrency": "4", "ingest.lease": "90s", "query.timeout": "3s",

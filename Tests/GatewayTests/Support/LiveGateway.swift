@@ -65,6 +65,23 @@ struct LiveGateway: Sendable {
 
     /// Files under the storage directory (objects and staging), relative to it.
     var storedFiles: [String] { regularFiles(under: dataDirectory + "/storage") }
+
+    /// What the gateway's object store holds: the storage directory's files, or the keys under the S3 store's prefix
+    /// (listed with boto3; the tests' S3 stores use the server without signature checks).
+    func storedObjects() throws -> [String] {
+        guard case .s3(let location) = gateway.configuration.storage else { return storedFiles }
+        let output = try python(
+            """
+            import boto3
+            s3 = boto3.client('s3', endpoint_url='\(location.endpoint.absoluteString)', region_name='\(location.region)',
+                aws_access_key_id='open', aws_secret_access_key='open')
+            for page in s3.get_paginator('list_objects_v2').paginate(Bucket='\(location.bucket)',
+                    Prefix='\(location.prefix)/'):
+                for item in page.get('Contents', []):
+                    print(item['Key'])
+            """)
+        return String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
 }
 
 struct TimedOut: Error, CustomStringConvertible {

@@ -132,7 +132,7 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
             let pending = try await client.rows(
                 "SELECT count() AS n FROM system.mutations WHERE database = currentDatabase() AND is_done = 0 "
                     + "AND table IN ('log_lines', 'log_streams', 'events')")
-            if (pending.first?["n"] as? Int ?? 0) == 0 { return }
+            if (pending.first?.int("n") ?? 0) == 0 { return }
             guard ContinuousClock.now < deadline else {
                 throw ClickHouseError(message: "deleting a snapshot's rows did not finish within 60 s")
             }
@@ -154,7 +154,7 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
             "SELECT stream, namespace, pod, container, previous FROM log_streams "
                 + "WHERE \(filters.joined(separator: " AND ")) GROUP BY stream, namespace, pod, container, previous")
         {
-            guard let number = row["stream"] as? Int, let key = Self.streamKey(row) else { continue }
+            guard let number = row.int("stream"), let key = Self.streamKey(row) else { continue }
             keys[number] = key
         }
         guard !keys.isEmpty else { return Page(items: [], nextCursor: nil) }
@@ -174,16 +174,16 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
             "SELECT stream, line, ts, text FROM log_lines WHERE \(conditions.joined(separator: " AND ")) "
                 + "ORDER BY stream, line LIMIT \(query.limit + 1)")
         let entries: [LogEntry] = try rows.prefix(query.limit).map { row in
-            guard let number = row["stream"] as? Int, let key = keys[number], let line = row["line"] as? Int,
-                let text = row["text"] as? String
+            guard let number = row.int("stream"), let key = keys[number], let line = row.int("line"),
+                let text = row["text"]
             else { throw ClickHouseError(message: "a log line row is unreadable") }
             return LogEntry(
-                stream: key, line: LogLine(number: line, text: text, timestampMicros: Self.int64(row["ts"])))
+                stream: key, line: LogLine(number: line, text: text, timestampMicros: row.int64("ts")))
         }
         guard rows.count > query.limit, let last = rows.prefix(query.limit).last else {
             return Page(items: entries, nextCursor: nil)
         }
-        return Page(items: entries, nextCursor: IndexCursor(["\(last["stream"] ?? 0)", "\(last["line"] ?? 0)"]).token)
+        return Page(items: entries, nextCursor: IndexCursor([last["stream"] ?? "0", last["line"] ?? "0"]).token)
     }
 
     package func events(of snapshot: SnapshotID, _ query: EventQuery) async throws -> Page<EventRecord> {
@@ -200,20 +200,19 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
             "SELECT * FROM events WHERE \(conditions.joined(separator: " AND ")) ORDER BY sort_ts DESC, seq DESC "
                 + "LIMIT \(query.limit + 1)")
         let events: [EventRecord] = try rows.prefix(query.limit).map { row in
-            guard let namespace = row["namespace"] as? String, let name = row["name"] as? String,
-                let type = row["type"] as? String, let reason = row["reason"] as? String,
-                let message = row["message"] as? String, let count = row["count"] as? Int,
-                let kind = row["involved_kind"] as? String, let involved = row["involved_name"] as? String
+            guard let namespace = row["namespace"], let name = row["name"], let type = row["type"],
+                let reason = row["reason"], let message = row["message"], let count = row.int("count"),
+                let kind = row["involved_kind"], let involved = row["involved_name"]
             else { throw ClickHouseError(message: "an event row is unreadable") }
             return EventRecord(
                 namespace: namespace, name: name, type: type, reason: reason, message: message, count: count,
-                firstMicros: Self.int64(row["first_ts"]), lastMicros: Self.int64(row["last_ts"]), involvedKind: kind,
-                involvedName: involved, involvedNamespace: row["involved_namespace"] as? String)
+                firstMicros: row.int64("first_ts"), lastMicros: row.int64("last_ts"), involvedKind: kind,
+                involvedName: involved, involvedNamespace: row["involved_namespace"])
         }
         guard rows.count > query.limit, let last = rows.prefix(query.limit).last else {
             return Page(items: events, nextCursor: nil)
         }
-        return Page(items: events, nextCursor: IndexCursor(["\(last["sort_ts"] ?? 0)", "\(last["seq"] ?? 0)"]).token)
+        return Page(items: events, nextCursor: IndexCursor([last["sort_ts"] ?? "0", last["seq"] ?? "0"]).token)
     }
 
     package func podLogStats(of snapshot: SnapshotID, pods: [PodKey]) async throws -> [PodKey: PodLogStats] {
@@ -232,10 +231,10 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
             guard let key = Self.streamKey(row) else { continue }
             let pod = PodKey(namespace: key.namespace, name: key.pod)
             var entry = stats[pod, default: PodLogStats()]
-            entry.lines += row["lines"] as? Int ?? 0
-            if let first = Self.int64(row["first_ts"]) { entry.firstMicros = min(entry.firstMicros ?? first, first) }
-            if let last = Self.int64(row["last_ts"]) { entry.lastMicros = max(entry.lastMicros ?? last, last) }
-            if let error = row["fetch_error"] as? String {
+            entry.lines += row.int("lines") ?? 0
+            if let first = row.int64("first_ts") { entry.firstMicros = min(entry.firstMicros ?? first, first) }
+            if let last = row.int64("last_ts") { entry.lastMicros = max(entry.lastMicros ?? last, last) }
+            if let error = row["fetch_error"] {
                 entry.fetchErrors[key.isPrevious ? "\(key.container) (previous)" : key.container] = error
             }
             stats[pod] = entry
@@ -249,15 +248,15 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
         for row in try await client.rows(
             "SELECT namespace, sum(lines) AS n FROM log_streams WHERE snapshot_id = \(id) GROUP BY namespace")
         {
-            guard let namespace = row["namespace"] as? String else { continue }
-            activity[namespace, default: NamespaceActivity()].logLines = row["n"] as? Int ?? 0
+            guard let namespace = row["namespace"] else { continue }
+            activity[namespace, default: NamespaceActivity()].logLines = row.int("n") ?? 0
         }
         for row in try await client.rows(
             "SELECT namespace, count() AS n FROM events WHERE snapshot_id = \(id) AND type = 'Warning' "
                 + "GROUP BY namespace")
         {
-            guard let namespace = row["namespace"] as? String else { continue }
-            activity[namespace, default: NamespaceActivity()].warningEvents = row["n"] as? Int ?? 0
+            guard let namespace = row["namespace"] else { continue }
+            activity[namespace, default: NamespaceActivity()].warningEvents = row.int("n") ?? 0
         }
         return activity
     }
@@ -275,7 +274,7 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
                     + "WHERE snapshot_id = \(ClickHouseSQL.literal(snapshot.rawValue)) "
                     + "GROUP BY stream, namespace, pod, container, previous")
             {
-                if let number = row["stream"] as? Int, let key = Self.streamKey(row) { known[key] = number }
+                if let number = row.int("stream"), let key = Self.streamKey(row) { known[key] = number }
             }
             streams.withLock { $0[snapshot] = $0[snapshot] ?? known }
         }
@@ -299,14 +298,10 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
         ]
     }
 
-    private static func streamKey(_ row: [String: Any]) -> LogStreamKey? {
-        guard let namespace = row["namespace"] as? String, let pod = row["pod"] as? String,
-            let container = row["container"] as? String, let previous = row["previous"] as? Int
+    private static func streamKey(_ row: ClickHouseRow) -> LogStreamKey? {
+        guard let namespace = row["namespace"], let pod = row["pod"], let container = row["container"],
+            let previous = row.int("previous")
         else { return nil }
         return LogStreamKey(namespace: namespace, pod: pod, container: container, isPrevious: previous != 0)
-    }
-
-    private static func int64(_ value: Any?) -> Int64? {
-        (value as? NSNumber).map { $0.int64Value }
     }
 }

@@ -4,8 +4,9 @@ import PostgresNIO
 
 /// Where a PostgreSQL database is, parsed from `postgres://user:password@host:port/database?sslmode=...`.
 ///
-/// `sslmode` is `disable`, `prefer` (the default, as libpq's) or `require`. The password never appears in
-/// ``description``.
+/// `sslmode` is `disable`, `prefer` (the default, as libpq's) or `require`. `statement_timeout` (milliseconds, default
+/// 10000) bounds every statement of the pooled connections on the server, which cancels a statement that runs longer
+/// (migrations, on a connection of their own, are not bounded). The password never appears in ``description``.
 package struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     /// TLS use.
     package enum TLSMode: String, Sendable {
@@ -18,6 +19,8 @@ package struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     package var password: String?
     package var database: String
     package var tls: TLSMode
+    /// The server-side bound of every pooled statement, in milliseconds (0: none).
+    package var statementTimeoutMilliseconds = 10_000
 
     /// Parses a `postgres://` or `postgresql://` URL; nil when it is not one.
     package init?(url text: String) {
@@ -28,6 +31,10 @@ package struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         guard !database.isEmpty, !database.contains("/") else { return nil }
         let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         guard let tls = TLSMode(rawValue: mode) else { return nil }
+        if let text = components.queryItems?.first(where: { $0.name == "statement_timeout" })?.value {
+            guard let milliseconds = Int(text), milliseconds >= 0 else { return nil }
+            self.statementTimeoutMilliseconds = milliseconds
+        }
         self.host = host
         self.port = components.port ?? 5432
         self.username = components.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
@@ -44,6 +51,9 @@ package struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
             host: host, port: port, username: username, password: password, database: database,
             tls: clientTLS)
         configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", String(statementTimeoutMilliseconds))
+        ]
         return configuration
     }
 

@@ -16,18 +16,21 @@ package final class S3ObjectStore: ObjectStore {
     private let signer: SigV4Signer
     private let http: HTTPClient
     private let partSize: Int
+    private let listPageSize: Int
     private let timeout: TimeAmount
     private let logger: Logger
 
-    /// A store for the bucket at `location`, signing with `credentials`. `partSize` is at least 5 MiB (S3's minimum).
+    /// A store for the bucket at `location`, signing with `credentials`. `partSize` is at least 5 MiB (S3's minimum);
+    /// listings ask for `listPageSize` keys a page (S3 answers at most 1000).
     package init(
         location: S3Location, credentials: SigV4Signer.Credentials, http: HTTPClient, partSize: Int = 8 << 20,
-        timeout: Duration = .seconds(30), logger: Logger
+        listPageSize: Int = 1000, timeout: Duration = .seconds(30), logger: Logger
     ) {
         self.location = location
         self.signer = SigV4Signer(credentials: credentials, region: location.region)
         self.http = http
         self.partSize = max(partSize, 5 << 20)
+        self.listPageSize = min(max(listPageSize, 1), 1000)
         self.timeout = .nanoseconds(Int64(timeout / .nanoseconds(1)))
         self.logger = logger
     }
@@ -134,7 +137,7 @@ package final class S3ObjectStore: ObjectStore {
     package func deleteAll(under prefix: ObjectKey) async throws {
         var token: String?
         repeat {
-            var query = [("list-type", "2"), ("prefix", objectName(prefix) + "/")]
+            var query = [("list-type", "2"), ("max-keys", String(listPageSize)), ("prefix", objectName(prefix) + "/")]
             if let token { query.append(("continuation-token", token)) }
             let listing = try await send("GET", key: nil, query: query, expect: [200])
             for name in XMLText.all("Key", in: listing.body) {
