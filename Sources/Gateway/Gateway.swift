@@ -36,6 +36,8 @@ package struct Gateway: Sendable {
     let logger: Logger
     /// What the stores need running (connection pools), started before everything else.
     let storeServices: [any Service]
+    /// Who may call.
+    package let access: Access
 
     /// Opens the stores `configuration` names, runs `body`, and closes them whether `body` returns or throws.
     @discardableResult
@@ -63,18 +65,9 @@ package struct Gateway: Sendable {
                 http = client
                 return client
             }
-            let metadata: any MetadataStore
             var storeServices: [any Service] = []
-            switch configuration.metadata {
-            case .sqlite(let path):
-                let store = try await SQLiteMetadataStore.open(path: path, logger: logger)
-                closers.append { try await store.close() }
-                metadata = store
-            case .postgres(let location):
-                let store = try await PostgresMetadataStore.open(location, logger: logger)
-                storeServices.append(store.client)
-                metadata = store
-            }
+            let metadata = try await openMetadata(
+                configuration.metadata, logger: logger, closers: &closers, services: &storeServices)
             let objects: any ObjectStore
             switch configuration.storage {
             case .directory(let path): objects = try await LocalObjectStore.open(root: path, threadPool: fileThreads)
@@ -119,16 +112,36 @@ package struct Gateway: Sendable {
                         localTimeToLive: localTimeToLive)
                     : redis
             }
+            let access = try await Access.open(
+                configuration, metadata: metadata, logger: logger, closers: &closers, now: now)
             let gateway = Gateway(
                 configuration: configuration,
-                stores: Stores(metadata: metadata, objects: objects, analytics: analytics, cache: cache), now: now,
-                logger: logger, storeServices: storeServices)
+                stores: Stores(metadata: metadata, objects: objects, analytics: analytics, cache: cache),
+                access: access, now: now, logger: logger, storeServices: storeServices)
             let result = try await body(gateway)
             await close(closers.reversed(), logger: logger)
             return result
         } catch {
             await close(closers.reversed(), logger: logger)
             throw error
+        }
+    }
+
+    /// Opens the metadata store `backend` names; what must close it goes to `closers`, what must run (a connection
+    /// pool) to `services`.
+    static func openMetadata(
+        _ backend: GatewayConfiguration.MetadataBackend, logger: Logger,
+        closers: inout [@Sendable () async throws -> Void], services: inout [any Service]
+    ) async throws -> any MetadataStore {
+        switch backend {
+        case .sqlite(let path):
+            let store = try await SQLiteMetadataStore.open(path: path, logger: logger)
+            closers.append { try await store.close() }
+            return store
+        case .postgres(let location):
+            let store = try await PostgresMetadataStore.open(location, logger: logger)
+            services.append(store.client)
+            return store
         }
     }
 
@@ -156,10 +169,11 @@ package struct Gateway: Sendable {
 
     /// A gateway over stores opened elsewhere (tests wrap them to inject latency or failures).
     package init(
-        configuration: GatewayConfiguration, stores: Stores, now: @escaping @Sendable () -> Date = Date.init,
-        logger: Logger, storeServices: [any Service] = []
+        configuration: GatewayConfiguration, stores: Stores, access: Access,
+        now: @escaping @Sendable () -> Date = Date.init, logger: Logger, storeServices: [any Service] = []
     ) {
         self.storeServices = storeServices
+        self.access = access
         let (metadata, objects, analytics, cache) = (stores.metadata, stores.objects, stores.analytics, stores.cache)
         self.configuration = configuration
         self.logger = logger
@@ -201,6 +215,7 @@ package struct Gateway: Sendable {
             RequestIDMiddleware()
             TelemetryMiddleware(metrics: metrics)
             ProblemMiddleware(routes: routes)
+            AuthMiddleware(authenticator: access.authenticator, metrics: metrics)
         }
         SnapshotRoutes(uploads: uploads, catalog: catalog, ingest: ingest, metrics: metrics, readiness: readiness)
             .register(on: router)
@@ -236,15 +251,16 @@ package struct Gateway: Sendable {
         signals: [UnixSignal], onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> ServiceGroup {
         var group = ServiceGroupConfiguration(
-            services: storeServices.map { .init(service: $0) } + [
-                .init(service: readiness),
-                .init(service: ingest),
-                .init(service: try makeApplication(onServerRunning: onServerRunning)),
-                .init(
-                    service: DrainService(
-                        readiness: readiness, delay: configuration.shutdown.drainDelay,
-                        gracePeriod: configuration.shutdown.gracePeriod, logger: logger)),
-            ],
+            services: storeServices.map { .init(service: $0) } + (access.refresher.map { [.init(service: $0)] } ?? [])
+                + [
+                    .init(service: readiness),
+                    .init(service: ingest),
+                    .init(service: try makeApplication(onServerRunning: onServerRunning)),
+                    .init(
+                        service: DrainService(
+                            readiness: readiness, delay: configuration.shutdown.drainDelay,
+                            gracePeriod: configuration.shutdown.gracePeriod, logger: logger)),
+                ],
             gracefulShutdownSignals: signals, logger: logger)
         group.maximumGracefulShutdownDuration = configuration.shutdown.drainDelay + configuration.shutdown.gracePeriod
         group.maximumCancellationDuration = .seconds(10)

@@ -37,6 +37,12 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
         package static let shuttingDown = Code("shutting-down")
         /// The snapshot exists but is not indexed yet (or its indexing failed).
         package static let snapshotNotReady = Code("snapshot-not-ready")
+        /// No valid identity: the credentials are missing, malformed, expired, revoked or not trusted.
+        package static let unauthenticated = Code("unauthenticated")
+        /// The identity is valid but lacks the scope the route needs.
+        package static let forbidden = Code("forbidden")
+        /// The caller sent more requests than its rate limit allows.
+        package static let rateLimited = Code("rate-limited")
         /// Anything unexpected; the detail says nothing about internals.
         package static let internalError = Code("internal-error")
     }
@@ -47,6 +53,8 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
     package var detail: String
     /// The parameter at fault, for ``Code/invalidParameter``.
     package var parameter: String?
+    /// A finer machine-readable reason within the code (for ``Code/unauthenticated``: `expired`, `bad-signature`, ...).
+    package var reason: String?
     /// How long the client should wait before retrying, for ``Code/tooManyUploads`` and ``Code/shuttingDown``.
     package var retryAfterSeconds: Int?
     /// The cause, for logs only.
@@ -54,12 +62,13 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
 
     /// Creates an error.
     package init(
-        _ code: Code, _ detail: String, parameter: String? = nil, retryAfterSeconds: Int? = nil,
-        underlying: (any Error)? = nil
+        _ code: Code, _ detail: String, parameter: String? = nil, reason: String? = nil,
+        retryAfterSeconds: Int? = nil, underlying: (any Error)? = nil
     ) {
         self.code = code
         self.detail = detail
         self.parameter = parameter
+        self.reason = reason
         self.retryAfterSeconds = retryAfterSeconds
         self.underlying = underlying
     }

@@ -42,6 +42,8 @@ package struct Snapshot: Sendable, Equatable {
     package var id: SnapshotID
     /// The cluster the snapshot was taken from.
     package var cluster: ClusterName
+    /// The tenant of whoever uploaded it: only callers of that tenant see it.
+    package var tenant: TenantID
     /// Where the snapshot is in its life.
     package var status: SnapshotStatus
     /// The archive's container format.
@@ -65,10 +67,11 @@ package struct Snapshot: Sendable, Equatable {
     package init(
         id: SnapshotID, cluster: ClusterName, status: SnapshotStatus, format: SnapshotFormat, sizeBytes: Int64,
         sha256: String, createdAt: Date, updatedAt: Date, failureReason: String? = nil,
-        progress: IngestProgress? = nil, counts: SnapshotCounts? = nil
+        progress: IngestProgress? = nil, counts: SnapshotCounts? = nil, tenant: TenantID = .legacy
     ) {
         self.id = id
         self.cluster = cluster
+        self.tenant = tenant
         self.status = status
         self.format = format
         self.sizeBytes = sizeBytes

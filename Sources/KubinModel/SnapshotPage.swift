@@ -45,6 +45,8 @@ package struct SnapshotQuery: Sendable, Equatable {
     /// The page size when the client names none.
     package static let defaultLimit = 50
 
+    /// Only snapshots of this tenant (nil: every tenant's, for operators' tools).
+    package var tenant: TenantID?
     /// Only snapshots of this cluster.
     package var cluster: ClusterName?
     /// Only snapshots in this status.
@@ -56,9 +58,10 @@ package struct SnapshotQuery: Sendable, Equatable {
 
     /// Creates a query.
     package init(
-        cluster: ClusterName? = nil, status: SnapshotStatus? = nil, limit: Int = Self.defaultLimit,
-        after: SnapshotCursor? = nil
+        tenant: TenantID? = nil, cluster: ClusterName? = nil, status: SnapshotStatus? = nil,
+        limit: Int = Self.defaultLimit, after: SnapshotCursor? = nil
     ) {
+        self.tenant = tenant
         self.cluster = cluster
         self.status = status
         self.limit = limit

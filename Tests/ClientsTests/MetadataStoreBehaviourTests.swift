@@ -105,6 +105,65 @@ func makeSnapshot(
     }
 
     @Test(arguments: MetadataStores.all)
+    func listsOnlyTheAskedTenantsSnapshots(_ factory: StoreFactory<any MetadataStore>) async throws {
+        try await factory.with { store in
+            let base = Date(timeIntervalSince1970: 1_700_000_000)
+            var snapshots: [Snapshot] = []
+            for (index, tenant) in ["acme", "globex", "acme", "default"].enumerated() {
+                var snapshot = makeSnapshot(createdAt: base + Double(index))
+                snapshot.tenant = TenantID(validating: tenant)!
+                try await store.insertSnapshot(snapshot, idempotencyKey: nil)
+                snapshots.append(snapshot)
+            }
+            #expect(try await store.snapshot(snapshots[1].id)?.tenant.rawValue == "globex")
+            let acme = try await store.listSnapshots(SnapshotQuery(tenant: TenantID(validating: "acme")))
+            #expect(acme.items.map(\.id) == [snapshots[2].id, snapshots[0].id])
+            let page = try await store.listSnapshots(SnapshotQuery(tenant: TenantID(validating: "acme"), limit: 1))
+            let next = try await store.listSnapshots(
+                SnapshotQuery(
+                    tenant: TenantID(validating: "acme"), limit: 1,
+                    after: page.nextCursor.flatMap(SnapshotCursor.init(token:))))
+            #expect(next.items.map(\.id) == [snapshots[0].id] && next.nextCursor == nil)
+            #expect(try await store.listSnapshots(SnapshotQuery(tenant: TenantID(validating: "initech"))).items.isEmpty)
+            #expect(try await store.listSnapshots(SnapshotQuery()).items.count == 4, "no tenant: every tenant's")
+        }
+    }
+
+    @Test(arguments: MetadataStores.all)
+    func apiKeysAreStoredListedByTenantAndRevokedOnce(_ factory: StoreFactory<any MetadataStore>) async throws {
+        try await factory.with { store in
+            let acme = TenantID(validating: "acme")!
+            let created = Date(timeIntervalSince1970: 1_700_000_000.5)
+            let keys = [
+                APIKey(
+                    id: "00000000000000a1", tenant: acme, scopes: [.snapshotsRead], name: "ci reader",
+                    secretSHA256: String(repeating: "1", count: 64), createdAt: created),
+                APIKey(
+                    id: "00000000000000b2", tenant: TenantID(validating: "globex")!,
+                    scopes: [.snapshotsRead, .snapshotsWrite], name: "",
+                    secretSHA256: String(repeating: "2", count: 64),
+                    createdAt: created + 1),
+                APIKey(
+                    id: "00000000000000c3", tenant: acme, scopes: [.snapshotsWrite], name: "uploader ✓",
+                    secretSHA256: String(repeating: "3", count: 64), createdAt: created + 2),
+            ]
+            for key in keys { try await store.insertAPIKey(key) }
+            await #expect(throws: (any Error).self) { try await store.insertAPIKey(keys[0]) }
+            #expect(try await store.apiKey(id: keys[1].id) == keys[1])
+            #expect(try await store.apiKey(id: "ffffffffffffffff") == nil)
+            #expect(try await store.listAPIKeys(tenant: acme) == [keys[0], keys[2]])
+            #expect(try await store.listAPIKeys(tenant: nil).map(\.id) == keys.map(\.id))
+
+            let revokedAt = created + 10
+            #expect(try await store.revokeAPIKey(id: keys[0].id, at: revokedAt))
+            #expect(try await !store.revokeAPIKey(id: keys[0].id, at: revokedAt + 1), "already revoked")
+            #expect(try await !store.revokeAPIKey(id: "ffffffffffffffff", at: revokedAt))
+            #expect(try await store.apiKey(id: keys[0].id)?.revokedAt == revokedAt)
+            #expect(try await store.apiKey(id: keys[2].id)?.revokedAt == nil)
+        }
+    }
+
+    @Test(arguments: MetadataStores.all)
     func idempotencyKeysAreUniqueAndGoWithTheirSnapshot(_ factory: StoreFactory<any MetadataStore>) async throws {
         try await factory.with { store in
             let first = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000))

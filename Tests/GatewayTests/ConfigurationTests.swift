@@ -5,6 +5,8 @@ import Testing
 @testable import Gateway
 
 @Suite struct ConfigurationTests {
+    static let secret = "0123456789abcdef0123456789abcdef"
+
     func load(_ arguments: [String] = [], environment: [String: String] = [:]) async throws -> GatewayConfiguration {
         guard
             case .run(let configuration) = try await GatewayConfiguration.load(
@@ -61,6 +63,7 @@ import Testing
             ["--config-file", yaml, "--http-port", "3000"],
             environment: [
                 "KUBIN_HTTP_PORT": "2000", "KUBIN_UPLOADS_MAX_CONCURRENT": "8", "KUBIN_DATA_DIR": "/srv/kubin",
+                "KUBIN_AUTH_HS256_SECRET": Self.secret,
             ])
         #expect(configuration.http.port == 3000)  // command line
         #expect(configuration.uploads.maxConcurrent == 8)  // environment over file
@@ -91,7 +94,10 @@ import Testing
             "uploads.retryAfter": "4s", "shutdown.drainDelay": "2s", "shutdown.gracePeriod": "3m",
             "readiness.interval": "500ms", "readiness.timeout": "1s", "log.level": "warning",
             "analytics.url": "sqlite:/a.db", "ingest.concurrency": "4", "ingest.lease": "90s", "query.timeout": "3s",
-            "query.branchTimeout": "700ms",
+            "query.branchTimeout": "700ms", "auth.jwks": "/etc/kubin/jwks.json", "auth.hs256.secret": Self.secret,
+            "auth.issuer": "https://id.example", "auth.audience": "kubin", "auth.tenantClaim": "org",
+            "auth.leeway": "30s", "auth.jwksCaFile": "/etc/kubin/ca.pem", "auth.jwksRefresh": "10m",
+            "auth.jwksMinRefresh": "1m",
         ]
         #expect(Set(samples.keys) == Set(Setting.all.map(\.key)), "a sample for every setting")
         let help = GatewayConfiguration.helpText
@@ -100,9 +106,12 @@ import Testing
                 help.contains(setting.environmentVariable) && help.contains(setting.flag) && help.contains(setting.key))
             #expect(help.contains("default: \(setting.defaultValue.isEmpty ? "(empty)" : setting.defaultValue)"))
             let value = samples[setting.key]!
-            let viaEnvironment = try await load(environment: [setting.environmentVariable: value])
+            // An identity provider, so that hosts other than loopback are allowed.
+            let provider = ["KUBIN_AUTH_HS256_SECRET": Self.secret]
+            let viaEnvironment = try await load(
+                environment: provider.merging([setting.environmentVariable: value]) { $1 })
             #expect(viaEnvironment.rawValues[setting.key] == value, "\(setting.environmentVariable)")
-            let viaFlag = try await load([setting.flag, value])
+            let viaFlag = try await load([setting.flag, value], environment: provider)
             #expect(viaFlag.rawValues[setting.key] == value, "\(setting.flag)")
         }
         let configuration = try await load(
@@ -136,7 +145,8 @@ import Testing
 
     @Test func theHostMustBeAnAddressOrAName() async throws {
         for good in ["0.0.0.0", "::1", "::", "kubin-gateway.default.svc", "localhost"] {
-            #expect(try await load(environment: ["KUBIN_HTTP_HOST": good]).http.host == good)
+            let environment = ["KUBIN_HTTP_HOST": good, "KUBIN_AUTH_HS256_SECRET": Self.secret]
+            #expect(try await load(environment: environment).http.host == good)
         }
         for bad in ["", "not a host", "-bad.example", "a..b", "http://x", String(repeating: "a", count: 64)] {
             #expect(await problems(environment: ["KUBIN_HTTP_HOST": bad]).map(\.key) == ["http.host"], "\(bad)")

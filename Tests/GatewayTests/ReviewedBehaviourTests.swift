@@ -14,7 +14,7 @@ import Testing
             let body = jsonBody(3000)
             let (interim, final) = try await RawClient.converse(port: live.port) { conversation in
                 try await conversation.send(
-                    "POST /api/v1/snapshots?cluster=expect HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                    "POST /api/v1/snapshots?cluster=expect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live.token)\r\nExpect: 100-continue\r\n"
                         + "Content-Length: \(body.count)\r\n\r\n")
                 let interim = try await conversation.read(through: "\r\n\r\n")
                 try await conversation.send(body)
@@ -27,7 +27,8 @@ import Testing
             // A refused upload gets its answer instead of 100 Continue, and its body is never needed.
             let refused = try await RawClient.converse(port: live.port) { conversation in
                 try await conversation.send(
-                    "POST /api/v1/snapshots HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+                    "POST /api/v1/snapshots HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live.token)\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"
+                )
                 return try await conversation.read(through: "\r\n\r\n")
             }
             #expect(refused.hasPrefix("HTTP/1.1 400 Bad Request"))

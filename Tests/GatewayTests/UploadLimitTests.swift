@@ -77,9 +77,11 @@ import Testing
     func aClientThatDisappearsMidUploadLeavesNothing(abort: Bool) async throws {
         try await withLiveGateway { live in
             let head = Array(
-                "POST /api/v1/snapshots?cluster=gone HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n".utf8)
+                "POST /api/v1/snapshots?cluster=gone HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live.token)\r\nContent-Length: 5000000\r\n\r\n"
+                    .utf8)
             let chunkedHead = Array(
-                "POST /api/v1/snapshots?cluster=gone HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+                "POST /api/v1/snapshots?cluster=gone HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live.token)\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    .utf8)
             let part = jsonBody(300_000)
             try await RawClient.sendThenClose(port: live.port, [head, part], abort: abort)
             try await RawClient.sendThenClose(

@@ -63,6 +63,18 @@ final class GatewayProcess: Sendable {
         return port
     }
 
+    /// The development token printed once the gateway listens.
+    func developmentToken() async throws -> String {
+        var token: String?
+        try await poll("the development token") {
+            token = standardError.split(separator: "\n").first { $0.contains("export KUBIN_TOKEN=") }
+                .map { String($0.split(separator: "=", maxSplits: 1)[1]) }
+            return token != nil || !process.isRunning
+        }
+        guard let token else { throw Failure("no development token was printed: \(standardError)") }
+        return token
+    }
+
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
     /// Waits for the process to end and returns its exit status.

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Gateway
 import NIOCore
+import NIOHTTP1
 import TestSupport
 import Testing
 
@@ -34,6 +35,48 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory), "nothing was created")
     }
 
+    @Test func withoutAnIdentityProviderOnlyLoopbackIsServed() async throws {
+        let directory = NSTemporaryDirectory() + "kubin-open-" + UUID().uuidString
+        let gateway = try GatewayProcess(["--data-dir", directory, "--http-host", "0.0.0.0"])
+        #expect(try await gateway.exitStatus() == 2)
+        let message = gateway.standardError
+        #expect(message.contains("http.host") && message.contains("KUBIN_AUTH_JWKS"), "\(message)")
+        #expect(message.contains("KUBIN_AUTH_HS256_SECRET"))
+        #expect(!FileManager.default.fileExists(atPath: directory), "nothing was created")
+    }
+
+    @Test func theTokenToolSignsWithTheKeyTheGatewayTrusts() async throws {
+        let directory = NSTemporaryDirectory() + "kubin-token-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let gateway = try GatewayProcess(["--data-dir", directory, "--http-port", "0"])
+        let port = try await gateway.port()
+        #expect(try await gateway.developmentToken().split(separator: ".").count == 3)
+        let tool = try GatewayProcess([
+            "token", "--tenant", "acme", "--scopes", "snapshots:read", "--ttl", "10m", "--data-dir", directory,
+        ])
+        #expect(try await tool.exitStatus() == 0, "\(tool.standardError)")
+        let token = tool.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await HTTPClient.withHTTPClient { client in
+            for (method, expected) in [(HTTPMethod.GET, 200), (.POST, 403)] {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/snapshots?cluster=c")
+                request.method = method
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
+                let response = try await client.execute(request, timeout: .seconds(10))
+                #expect(response.status.code == expected)
+            }
+        }
+        gateway.signal(SIGTERM)
+        #expect(try await gateway.exitStatus() == 0)
+
+        let withProvider = try GatewayProcess(
+            ["token", "--data-dir", directory], environment: ["KUBIN_AUTH_HS256_SECRET": TestTokens.secret])
+        #expect(try await withProvider.exitStatus() == 1)
+        #expect(withProvider.standardError.contains("development mode"))
+        let badScope = try GatewayProcess(["token", "--scopes", "everything", "--data-dir", directory])
+        #expect(try await badScope.exitStatus() == 2)
+        #expect(badScope.standardError.contains("--scopes"))
+    }
+
     @Test func sigtermLetsAnUploadFinishThenExitsZero() async throws {
         let directory = NSTemporaryDirectory() + "kubin-sigterm-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -47,12 +90,14 @@ import Testing
             "--shutdown-grace-period", "30s", "--readiness-interval", "50ms",
         ])
         let port = try await gateway.port()
+        let token = try await gateway.developmentToken()
         let bytes = Array(String(repeating: "{\"kind\":\"List\"}\n", count: 20_000).utf8)
         let release = Gate()
         try await withThrowingTaskGroup(of: (Int, Data).self) { group in
             group.addTask {
                 var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/snapshots?cluster=shutdown")
                 request.method = .POST
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
                 request.body = .stream(GatedBody(bytes, gate: release), length: .known(Int64(bytes.count)))
                 let response = try await client.execute(request, timeout: .seconds(60))
                 let body = try await response.body.collect(upTo: 1 << 20)
@@ -83,9 +128,10 @@ import Testing
             let restarted = try GatewayProcess(["--data-dir", directory, "--http-port", "0"])
             let newPort = try await restarted.port()
             let id = try #require(snapshot["id"] as? String)
-            let download = try await client.execute(
-                HTTPClientRequest(url: "http://127.0.0.1:\(newPort)/api/v1/snapshots/\(id)/archive"),
-                timeout: .seconds(30))
+            var archive = HTTPClientRequest(url: "http://127.0.0.1:\(newPort)/api/v1/snapshots/\(id)/archive")
+            // The development key stays in the data directory: a token of the first run still works.
+            archive.headers.add(name: "Authorization", value: "Bearer \(token)")
+            let download = try await client.execute(archive, timeout: .seconds(30))
             #expect(download.status.code == 200)
             #expect(Array(try await download.body.collect(upTo: 8 << 20).readableBytesView) == bytes)
             restarted.signal(SIGINT)
@@ -103,12 +149,14 @@ import Testing
     private func deadlineScenario(directory: String, client: HTTPClient) async throws {
         let gateway = try GatewayProcess(["--data-dir", directory, "--http-port", "0", "--shutdown-grace-period", "1s"])
         let port = try await gateway.port()
+        let token = try await gateway.developmentToken()
         let release = Gate()
         defer { release.open() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/snapshots?cluster=late")
                 request.method = .POST
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
                 request.body = .stream(
                     GatedBody(Array(repeating: UInt8(ascii: "{"), count: 100_000), gate: release),
                     length: .known(Int64(100_000)))

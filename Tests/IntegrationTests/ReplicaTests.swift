@@ -25,6 +25,8 @@ import Testing
             "KUBIN_STORAGE_URL":
                 "s3://\(s3.bucket)/\(prefix)?endpoint=\(s3.endpoint.absoluteString)&region=\(s3.region)",
             "AWS_ACCESS_KEY_ID": "open", "AWS_SECRET_ACCESS_KEY": "open", "KUBIN_INGEST_LEASE": lease,
+            // Replicas trust one identity provider (development keys are per data directory).
+            "KUBIN_AUTH_HS256_SECRET": TestTokens.secret,
         ]
     }
 
@@ -34,6 +36,9 @@ import Testing
         async throws -> (status: Int, headers: HTTPHeaders, object: [String: Any])
     {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        if !headers.contains(where: { $0.0 == "Authorization" }) {
+            request.headers.add(name: "Authorization", value: "Bearer \(TestTokens.hs256())")
+        }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         let response = try await client.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 64 << 20)
@@ -44,6 +49,7 @@ import Testing
     static func upload(_ client: HTTPClient, _ port: Int, _ bytes: [UInt8]) async throws -> String {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/snapshots?cluster=replicas")
         request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(TestTokens.hs256())")
         request.body = .bytes(ByteBuffer(bytes: bytes))
         let response = try await client.execute(request, timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 1 << 20)
@@ -86,9 +92,9 @@ import Testing
                 let pods = try await Self.json(client, ports[2], "/internal/api/v1/snapshots/\(id)/pods?limit=1000")
                 #expect(pods.status == 200)
                 #expect((pods.object["items"] as? [Any])?.count == summary["pods"]! + summary["orphan_pods"]!)
-                let download = try await client.execute(
-                    HTTPClientRequest(url: "http://127.0.0.1:\(ports[2])/api/v1/snapshots/\(id)/archive"),
-                    timeout: .seconds(30))
+                var archive = HTTPClientRequest(url: "http://127.0.0.1:\(ports[2])/api/v1/snapshots/\(id)/archive")
+                archive.headers.add(name: "Authorization", value: "Bearer \(TestTokens.hs256())")
+                let download = try await client.execute(archive, timeout: .seconds(30))
                 #expect(Array(try await download.body.collect(upTo: 64 << 20).readableBytesView) == bytes)
 
                 // B computes the overview and caches it in Redis; with the snapshot's row gone from PostgreSQL, C
@@ -101,6 +107,41 @@ import Testing
                 #expect(fromCache.headers.first(name: "ETag") == first.headers.first(name: "ETag"))
                 let uncached = try await Self.json(client, ports[2], "/internal/api/v1/snapshots/\(id)/events?limit=3")
                 #expect(uncached.status == 404)
+            }
+            for replica in replicas { replica.signal(SIGTERM) }
+            for replica in replicas { #expect(try await replica.exitStatus() == 0) }
+        }
+    }
+
+    @Test func anAPIKeyRevokedWithTheToolIsRefusedByEveryReplicaAtOnce() async throws {
+        try await TestServers.withPostgresDatabase { database in
+            let prefix = "keys-\(UUID().uuidString)"
+            let environment = try Self.environment(database: database, prefix: prefix)
+            let replicas = try (0..<3).map { _ in
+                try GatewayProcess([], environment: try Self.environment(database: database, prefix: prefix))
+            }
+            var ports: [Int] = []
+            for replica in replicas { ports.append(try await replica.port()) }
+            let create = try GatewayProcess(
+                ["keys", "create", "--tenant", "default", "--scopes", "snapshots:read", "--name", "replica test"],
+                environment: environment)
+            #expect(try await create.exitStatus() == 0, "\(create.standardError)")
+            let key = try #require(create.standardOutput.split(separator: "\n").first.map(String.init))
+            #expect(
+                create.logLines.contains { $0["audit"] as? String == "api-key-created" } == false, "logs go to stderr")
+            #expect(create.standardError.contains("api-key-created"))
+            let bearer = [("Authorization", "Bearer \(key)")]
+            try await HTTPClient.withHTTPClient { client in
+                for port in ports {
+                    #expect(try await Self.json(client, port, "/api/v1/snapshots", headers: bearer).status == 200)
+                }
+                let revoke = try GatewayProcess(
+                    ["keys", "revoke", String(key.dropFirst(6).prefix(16))], environment: environment)
+                #expect(try await revoke.exitStatus() == 0, "\(revoke.standardError)")
+                for port in ports {
+                    let answer = try await Self.json(client, port, "/api/v1/snapshots", headers: bearer)
+                    #expect(answer.status == 401 && answer.object["reason"] as? String == "revoked-api-key")
+                }
             }
             for replica in replicas { replica.signal(SIGTERM) }
             for replica in replicas { #expect(try await replica.exitStatus() == 0) }

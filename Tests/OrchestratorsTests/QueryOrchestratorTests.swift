@@ -118,7 +118,7 @@ import Testing
             delay: .milliseconds(200), slow: ["metadata.namespaces", "analytics.activity", "storage.info"])
         try await Self.withQueries(behaviour) { queries, id, _ in
             let started = ContinuousClock.now
-            let overview = try await queries.overview(of: id, deadline: Self.deadline)
+            let overview = try await queries.overview(of: id, tenant: .legacy, deadline: Self.deadline)
             let elapsed = ContinuousClock.now - started
             // One after another they would take 600 ms; together, one delay and the rest.
             #expect(elapsed < .milliseconds(400), "took \(elapsed)")
@@ -126,7 +126,8 @@ import Testing
             #expect(overview.archive != nil && overview.logVolume != nil && overview.newestWarnings?.count == 1)
             #expect(behaviour.count("metadata.namespaces") == 1 && behaviour.count("storage.info") == 1)
             await #expect {
-                _ = try await queries.overview(of: SnapshotID.generate(at: Date()), deadline: Self.deadline)
+                _ = try await queries.overview(
+                    of: SnapshotID.generate(at: Date()), tenant: .legacy, deadline: Self.deadline)
             } throws: {
                 ($0 as? KubinError)?.code == .notFound
             }
@@ -136,7 +137,7 @@ import Testing
     @Test func aFailedOrSlowOptionalBranchMakesAPartialAnswer() async throws {
         let behaviour = Behaviour(delay: .seconds(30), slow: ["storage.info"], failing: ["analytics.activity"])
         try await Self.withQueries(behaviour, branchTimeout: .milliseconds(300)) { queries, id, _ in
-            let overview = try await queries.overview(of: id, deadline: Self.deadline)
+            let overview = try await queries.overview(of: id, tenant: .legacy, deadline: Self.deadline)
             #expect(overview.missing.map(\.section) == ["activity", "archive"])
             #expect(overview.missing[0].reason == "the analytics store failed")
             #expect(overview.missing[1].reason == "the storage store did not answer in time")
@@ -149,7 +150,7 @@ import Testing
         let behaviour = Behaviour(delay: .seconds(30), slow: ["storage.info"], failing: ["metadata.namespaces"])
         try await Self.withQueries(behaviour) { queries, id, _ in
             let started = ContinuousClock.now
-            await #expect { _ = try await queries.overview(of: id, deadline: Self.deadline) } throws: {
+            await #expect { _ = try await queries.overview(of: id, tenant: .legacy, deadline: Self.deadline) } throws: {
                 ($0 as? KubinError)?.code == .dependencyUnavailable
             }
             #expect(ContinuousClock.now - started < .seconds(5), "the slow optional branch is cancelled")
@@ -161,7 +162,7 @@ import Testing
         try await Self.withQueries(behaviour) { queries, id, _ in
             let answers = AnswerCache(cache: InProcessCache(capacityBytes: 1 << 20), logger: Logger(label: "t"))
             let compute: @Sendable () async throws -> AnswerCache.Computed = {
-                let view = try await queries.pods(of: id, PodQuery(), deadline: Self.deadline)
+                let view = try await queries.pods(of: id, tenant: .legacy, PodQuery(), deadline: Self.deadline)
                 return .init(body: ByteBuffer(string: "\(view.page.items.count)"), isCacheable: true)
             }
             let etags = try await withThrowingTaskGroup(of: String.self) { group in
@@ -169,7 +170,7 @@ import Testing
                     group.addTask {
                         guard
                             case .answer(let answer) = try await answers.answer(
-                                snapshot: id, key: "pods", ifNoneMatch: [], compute: compute)
+                                snapshot: id, tenant: .legacy, key: "pods", ifNoneMatch: [], compute: compute)
                         else { return "" }
                         return answer.etag
                     }
@@ -180,7 +181,7 @@ import Testing
             #expect(etags.count == 1)
             let etag = try #require(etags.first)
             let revalidated = try await answers.answer(
-                snapshot: id, key: "pods", ifNoneMatch: ["W/\(etag)"], compute: compute)
+                snapshot: id, tenant: .legacy, key: "pods", ifNoneMatch: ["W/\(etag)"], compute: compute)
             guard case .notModified(let same) = revalidated else {
                 Issue.record("expected 304")
                 return
@@ -190,7 +191,8 @@ import Testing
                 behaviour.count("metadata.pods") == 1 && behaviour.count("metadata.snapshot") == 1, "no store touched")
 
             await answers.invalidate(id)
-            _ = try await answers.answer(snapshot: id, key: "pods", ifNoneMatch: [etag], compute: compute)
+            _ = try await answers.answer(
+                snapshot: id, tenant: .legacy, key: "pods", ifNoneMatch: [etag], compute: compute)
             #expect(behaviour.count("metadata.pods") == 2, "dropped on invalidation")
         }
     }
@@ -200,7 +202,7 @@ import Testing
         let computed = Atomic(0)
         let id = SnapshotID.generate(at: Date())
         for _ in 0..<3 {
-            _ = try await answers.answer(snapshot: id, key: "overview", ifNoneMatch: []) {
+            _ = try await answers.answer(snapshot: id, tenant: .legacy, key: "overview", ifNoneMatch: []) {
                 computed.add(1, ordering: .relaxed)
                 return .init(body: ByteBuffer(string: "partial"), isCacheable: false)
             }

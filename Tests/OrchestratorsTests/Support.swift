@@ -145,6 +145,10 @@ extension ForwardingMetadataStore {
     func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {
         try await base.podsWithMostRestarts(of: id, limit: limit)
     }
+    func insertAPIKey(_ key: APIKey) async throws { try await base.insertAPIKey(key) }
+    func apiKey(id: String) async throws -> APIKey? { try await base.apiKey(id: id) }
+    func listAPIKeys(tenant: TenantID?) async throws -> [APIKey] { try await base.listAPIKeys(tenant: tenant) }
+    func revokeAPIKey(id: String, at: Date) async throws -> Bool { try await base.revokeAPIKey(id: id, at: at) }
 }
 
 /// A metadata store whose inserts fail while its switch is on; everything else goes to the real one.

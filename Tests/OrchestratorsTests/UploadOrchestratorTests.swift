@@ -34,7 +34,9 @@ import Testing
     }
 
     func request(_ key: String? = nil, declared: Int? = nil, cluster: String = "prod") -> UploadOrchestrator.Request {
-        .init(cluster: ClusterName(validating: cluster)!, idempotencyKey: key, declaredLength: declared.map(Int64.init))
+        .init(
+            tenant: .legacy, cluster: ClusterName(validating: cluster)!, idempotencyKey: key,
+            declaredLength: declared.map(Int64.init))
     }
 
     @Test func storesTheBytesAndRecordsTheSnapshot() async throws {

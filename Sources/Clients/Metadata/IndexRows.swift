@@ -29,3 +29,11 @@ enum IndexRows {
         return encoder
     }()
 }
+
+/// How both metadata stores keep API keys' scopes and columns.
+enum APIKeyRows {
+    static let columns = "id, tenant, scopes, name, secret_sha256, created_at, revoked_at"
+
+    /// Scopes as sorted, space-separated names.
+    static func scopes(_ scopes: Set<Scope>) -> String { scopes.map(\.rawValue).sorted().joined(separator: " ") }
+}

@@ -26,6 +26,20 @@ package protocol MetadataStore: Sendable {
     /// Throws when the store cannot serve requests; used by `/readyz`.
     func checkHealth() async throws
 
+    // MARK: API keys
+
+    /// Stores a new API key (its id is unique: a clash throws).
+    func insertAPIKey(_ key: APIKey) async throws
+
+    /// The API key `id` (revoked ones included), or nil.
+    func apiKey(id: String) async throws -> APIKey?
+
+    /// Every API key of `tenant` (of all tenants when nil), oldest first.
+    func listAPIKeys(tenant: TenantID?) async throws -> [APIKey]
+
+    /// Marks the key `id` revoked at `at`; false when there is no such key or it was already revoked.
+    func revokeAPIKey(id: String, at: Date) async throws -> Bool
+
     // MARK: Ingest jobs
 
     /// Claims the oldest job whose lease is free or expired at `now`: leases it to `worker` until `leaseUntil`,

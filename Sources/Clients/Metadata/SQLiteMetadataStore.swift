@@ -102,6 +102,24 @@ package final class SQLiteMetadataStore: MetadataStore {
                 """,
                 "CREATE INDEX pods_by_restarts ON pods (snapshot_id, restarts DESC, namespace, name)",
             ]),
+        .init(
+            version: 3, name: "tenants and API keys",
+            statements: [
+                // Snapshots stored before tenants existed belong to the tenant `default`.
+                "ALTER TABLE snapshots ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'",
+                "CREATE INDEX snapshots_by_tenant ON snapshots (tenant, created_at DESC, id DESC)",
+                """
+                CREATE TABLE api_keys (
+                    id TEXT PRIMARY KEY,
+                    tenant TEXT NOT NULL,
+                    scopes TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    secret_sha256 TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    revoked_at INTEGER
+                ) STRICT
+                """,
+            ]),
     ]
 
     private init(database: SQLiteDatabase) { self.database = database }
@@ -125,12 +143,13 @@ package final class SQLiteMetadataStore: MetadataStore {
             }
             _ = try await transaction.query(
                 """
-                INSERT INTO snapshots (id, cluster, status, format, size_bytes, sha256, created_at, updated_at,
-                                       failure_reason)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO snapshots (id, tenant, cluster, status, format, size_bytes, sha256, created_at,
+                                       updated_at, failure_reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
-                    .text(snapshot.id.rawValue), .text(snapshot.cluster.rawValue), .text(snapshot.status.rawValue),
+                    .text(snapshot.id.rawValue), .text(snapshot.tenant.rawValue), .text(snapshot.cluster.rawValue),
+                    .text(snapshot.status.rawValue),
                     .text(snapshot.format.rawValue), .integer(Int(snapshot.sizeBytes)), .text(snapshot.sha256),
                     .integer(Int(Self.micros(snapshot.createdAt))), .integer(Int(Self.micros(snapshot.updatedAt))),
                     snapshot.failureReason.map(SQLiteData.text) ?? .null,
@@ -157,6 +176,10 @@ package final class SQLiteMetadataStore: MetadataStore {
     package func listSnapshots(_ query: SnapshotQuery) async throws -> Page<Snapshot> {
         var conditions: [String] = []
         var binds: [SQLiteData] = []
+        if let tenant = query.tenant {
+            conditions.append("tenant = ?")
+            binds.append(.text(tenant.rawValue))
+        }
         if let cluster = query.cluster {
             conditions.append("cluster = ?")
             binds.append(.text(cluster.rawValue))
@@ -201,12 +224,64 @@ package final class SQLiteMetadataStore: MetadataStore {
         _ = try await database.query("SELECT 1")
     }
 
+    // MARK: API keys
+
+    package func insertAPIKey(_ key: APIKey) async throws {
+        _ = try await database.query(
+            """
+            INSERT INTO api_keys (id, tenant, scopes, name, secret_sha256, created_at, revoked_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(key.id), .text(key.tenant.rawValue), .text(APIKeyRows.scopes(key.scopes)), .text(key.name),
+                .text(key.secretSHA256), .integer(Int(Self.micros(key.createdAt))),
+                key.revokedAt.map { .integer(Int(Self.micros($0))) } ?? .null,
+            ])
+    }
+
+    package func apiKey(id: String) async throws -> APIKey? {
+        try await database.query("SELECT \(APIKeyRows.columns) FROM api_keys WHERE id = ?", [.text(id)])
+            .first.map(Self.decodeAPIKey)
+    }
+
+    package func listAPIKeys(tenant: TenantID?) async throws -> [APIKey] {
+        let rows =
+            if let tenant {
+                try await database.query(
+                    "SELECT \(APIKeyRows.columns) FROM api_keys WHERE tenant = ? ORDER BY created_at, id",
+                    [.text(tenant.rawValue)])
+            } else {
+                try await database.query("SELECT \(APIKeyRows.columns) FROM api_keys ORDER BY created_at, id")
+            }
+        return try rows.map(Self.decodeAPIKey)
+    }
+
+    package func revokeAPIKey(id: String, at: Date) async throws -> Bool {
+        try await !database.query(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
+            [.integer(Int(Self.micros(at))), .text(id)]
+        ).isEmpty
+    }
+
+    private static func decodeAPIKey(_ row: SQLiteRow) throws -> APIKey {
+        guard let id = row.column("id")?.string,
+            let tenant = row.column("tenant")?.string.flatMap(TenantID.init(validating:)),
+            let scopes = row.column("scopes")?.string, let name = row.column("name")?.string,
+            let hash = row.column("secret_sha256")?.string, let created = row.column("created_at")?.integer
+        else { throw MetadataStoreError.corruptRow("api_keys row is unreadable") }
+        return APIKey(
+            id: id, tenant: tenant, scopes: Scope.parse(scopes.split(separator: " ")), name: name,
+            secretSHA256: hash, createdAt: date(micros: created),
+            revokedAt: row.column("revoked_at")?.integer.map { date(micros: $0) })
+    }
+
     static let columns =
-        "id, cluster, status, format, size_bytes, sha256, created_at, updated_at, failure_reason, progress_bytes, "
+        "id, tenant, cluster, status, format, size_bytes, sha256, created_at, updated_at, failure_reason, progress_bytes, "
         + "progress_entries, counts"
 
     static func decode(_ row: SQLiteRow) throws -> Snapshot {
         guard let id = row.column("id")?.string.flatMap(SnapshotID.init(validating:)),
+            let tenant = row.column("tenant")?.string.flatMap(TenantID.init(validating:)),
             let cluster = row.column("cluster")?.string.flatMap(ClusterName.init(validating:)),
             let status = row.column("status")?.string.flatMap(SnapshotStatus.init(rawValue:)),
             let format = row.column("format")?.string.flatMap(SnapshotFormat.init(rawValue:)),
@@ -224,7 +299,7 @@ package final class SQLiteMetadataStore: MetadataStore {
                 do { return try JSONDecoder().decode(SnapshotCounts.self, from: Data(text.utf8)) } catch {
                     throw MetadataStoreError.corruptRow("snapshots row has unreadable counts")
                 }
-            })
+            }, tenant: tenant)
     }
 
     static func micros(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }

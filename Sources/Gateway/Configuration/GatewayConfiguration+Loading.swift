@@ -8,6 +8,8 @@ extension GatewayConfiguration {
         case run(GatewayConfiguration)
         /// Print ``helpText`` and exit.
         case help
+        /// Run a tool (tokens, API keys) with this configuration.
+        case command(Command, GatewayConfiguration)
     }
 
     /// Reads the configuration from `arguments` (program name first), `environment` and the file they name.
@@ -18,6 +20,16 @@ extension GatewayConfiguration {
         -> Invocation
     {
         if arguments.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) { return .help }
+        if let (command, settings) = try Command.parse(arguments) {
+            return .command(command, try await configuration(arguments: settings, environment: environment))
+        }
+        return .run(try await configuration(arguments: arguments, environment: environment))
+    }
+
+    /// The configuration of `arguments` (settings flags only) and `environment`.
+    private static func configuration(
+        arguments: [String], environment: [String: String]
+    ) async throws(ConfigurationError) -> GatewayConfiguration {
         try checkFlags(Array(arguments.dropFirst()))
         var providers: [any ConfigProvider] = [
             CommandLineArgumentsProvider(arguments: arguments),
@@ -39,14 +51,14 @@ extension GatewayConfiguration {
             }
         }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
-        return .run(try GatewayConfiguration(raw: raw))
+        return try GatewayConfiguration(raw: raw)
     }
 
     /// Every key with its environment variable, flag, default and meaning.
     package static var helpText: String {
         var lines = [
             "kubin-gateway: the Kubin platform's HTTP gateway.", "",
-            "Usage: kubin-gateway [--<key-in-kebab-case> <value>]...", "",
+            "Usage: kubin-gateway [--<key-in-kebab-case> <value>]...", "", "Tools:", Command.usage, "",
             "Each setting comes from, highest precedence first: the command line, a KUBIN_* environment variable,",
             "the file named by --config-file, the default below.", "",
         ]

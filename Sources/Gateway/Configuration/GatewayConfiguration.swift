@@ -66,6 +66,31 @@ package struct GatewayConfiguration: Sendable {
         case redis(RedisLocation, localMaxBytes: Int, localTimeToLive: Duration)
     }
 
+    /// Who may call: the identity provider's keys and the claims a token must carry.
+    package struct Auth: Sendable {
+        /// Where the JWKS is: a file path or an `https://` URL; nil when none is configured.
+        package var jwks: String?
+        /// An HS256 shared secret (at least 32 bytes); nil when none is configured.
+        package var hs256Secret: String?
+        /// The `iss` a token must carry; nil accepts any.
+        package var issuer: String?
+        /// The `aud` a token must carry (one of its values); nil accepts any.
+        package var audience: String?
+        /// The claim that names the caller's tenant.
+        package var tenantClaim = "tenant"
+        /// Tolerance for clock skew in `exp`, `nbf` and `iat`.
+        package var leeway: Duration = .seconds(60)
+        /// A PEM file of the certificate authorities trusted for an `https://` JWKS (nil: the system's).
+        package var jwksCAFile: String?
+        /// How often the JWKS is reloaded.
+        package var jwksRefreshInterval: Duration = .seconds(300)
+        /// The least time between two reloads, however many unknown `kid`s arrive.
+        package var jwksMinimumRefreshInterval: Duration = .seconds(30)
+
+        /// No identity provider: the gateway signs its own development tokens and listens on loopback only.
+        package var isDevelopment: Bool { jwks == nil && hs256Secret == nil }
+    }
+
     /// Upload limits.
     package struct Uploads: Sendable {
         /// Uploads in flight per instance.
@@ -110,6 +135,8 @@ package struct GatewayConfiguration: Sendable {
     package var cache = CacheBackend.inProcess(maxBytes: 64 << 20)
     /// Upload limits.
     package var uploads = Uploads()
+    /// Authentication.
+    package var auth = Auth()
     /// Shutdown timing.
     package var shutdown = Shutdown()
     /// Readiness checking.
@@ -205,6 +232,33 @@ extension GatewayConfiguration {
         readiness.timeout = parser.duration("readiness.timeout", in: .milliseconds(10)...(.seconds(600)))
         logLevel = parser.choice(
             "log.level", Dictionary(uniqueKeysWithValues: Logger.Level.allCases.map { ("\($0)", $0) }))
+        let jwks = parser.text("auth.jwks", allowEmpty: true)
+        if !jwks.isEmpty {
+            if jwks.hasPrefix("http://") {
+                parser.refuse("auth.jwks", expected: "a file path or an https:// URL (keys are never fetched in clear)")
+            }
+            auth.jwks = jwks
+        }
+        let secret = parser.text("auth.hs256.secret", allowEmpty: true)
+        if !secret.isEmpty {
+            if secret.utf8.count < 32 { parser.refuse("auth.hs256.secret", expected: "at least 32 bytes") }
+            auth.hs256Secret = secret
+        }
+        auth.issuer = Optional(parser.text("auth.issuer", allowEmpty: true)).flatMap { $0.isEmpty ? nil : $0 }
+        auth.audience = Optional(parser.text("auth.audience", allowEmpty: true)).flatMap { $0.isEmpty ? nil : $0 }
+        auth.tenantClaim = parser.text("auth.tenantClaim")
+        auth.leeway = parser.duration("auth.leeway", in: .zero...(.seconds(3600)))
+        let caFile = parser.text("auth.jwksCaFile", allowEmpty: true)
+        auth.jwksCAFile = caFile.isEmpty ? nil : caFile
+        auth.jwksRefreshInterval = parser.duration("auth.jwksRefresh", in: .seconds(1)...(.seconds(86400)))
+        auth.jwksMinimumRefreshInterval = parser.duration("auth.jwksMinRefresh", in: .zero...(.seconds(3600)))
+        if auth.isDevelopment, !SettingValues.isLoopback(http.host) {
+            parser.refuse(
+                "http.host",
+                expected: "a loopback address (127.0.0.1, ::1 or localhost) while no identity provider is configured: "
+                    + "set KUBIN_AUTH_JWKS (a JWKS file or https URL) or KUBIN_AUTH_HS256_SECRET to listen on "
+                    + "\(http.host)")
+        }
         _ = parser.text("config.file", allowEmpty: true)
         rawValues = parser.effective
         if !parser.problems.isEmpty { throw ConfigurationError(problems: parser.problems) }
@@ -226,6 +280,12 @@ private struct SettingsParser {
         let text = raw[key] ?? setting.defaultValue
         effective[key] = text
         return (setting, text)
+    }
+
+    /// Refuses the value already read for `key` (a rule that involves other keys).
+    mutating func refuse(_ key: String, expected: String) {
+        let (setting, text) = value(key)
+        refuse(setting, text, expected: expected)
     }
 
     private mutating func refuse(_ setting: Setting, _ text: String, expected: String) {

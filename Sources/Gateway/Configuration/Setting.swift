@@ -116,6 +116,37 @@ extension Setting {
             summary: "With Redis: how long a replica keeps an answer in its own memory (0s: never). Another "
                 + "replica's snapshot deletion reaches this one's copies within this time.", exposure: .plain),
         .init(
+            key: "auth.jwks", defaultValue: "",
+            summary: "The identity provider's keys: a JWKS file path or an https:// URL (RS256, PS256, ES256, EdDSA). "
+                + "With neither this nor auth.hs256.secret the gateway runs in development mode: loopback only, "
+                + "tokens signed with a key of its own.", exposure: .plain),
+        .init(
+            key: "auth.hs256.secret", defaultValue: "",
+            summary: "A shared secret (at least 32 bytes) that also accepts HS256 tokens.", exposure: .secret),
+        .init(
+            key: "auth.issuer", defaultValue: "", summary: "The iss a token must carry (empty: any).",
+            exposure: .plain),
+        .init(
+            key: "auth.audience", defaultValue: "", summary: "The aud a token must carry (empty: any).",
+            exposure: .plain),
+        .init(
+            key: "auth.tenantClaim", defaultValue: "tenant", summary: "The token claim that names the tenant.",
+            exposure: .plain),
+        .init(
+            key: "auth.leeway", defaultValue: "60s", summary: "Clock skew allowed when checking exp, nbf and iat.",
+            exposure: .plain),
+        .init(
+            key: "auth.jwksCaFile", defaultValue: "",
+            summary: "A PEM file of the certificate authorities trusted for an https:// JWKS (empty: the system's).",
+            exposure: .plain),
+        .init(
+            key: "auth.jwksRefresh", defaultValue: "5m", summary: "How often the JWKS is reloaded.",
+            exposure: .plain),
+        .init(
+            key: "auth.jwksMinRefresh", defaultValue: "30s",
+            summary: "The least time between two JWKS reloads, however many tokens name an unknown kid.",
+            exposure: .plain),
+        .init(
             key: "uploads.maxConcurrent", defaultValue: "100",
             summary: "Uploads in flight per instance, 1 to 100000; the next one gets 429 at once.", exposure: .plain),
         .init(

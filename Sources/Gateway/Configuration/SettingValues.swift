@@ -22,6 +22,11 @@ enum SettingValues {
             }
     }
 
+    /// True for addresses that only this machine can reach.
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
     /// `text` as a whole number, or nil.
     static func integer(_ text: String) -> Int? { Int(text.trimmingCharacters(in: .whitespaces)) }
 

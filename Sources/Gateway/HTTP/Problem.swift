@@ -17,6 +17,8 @@ struct Problem: Encodable, Sendable {
     var requestId: String
     /// The parameter at fault, for invalid-parameter problems.
     var parameter: String?
+    /// The finer reason, for authentication problems (`expired`, `bad-signature`, ...).
+    var reason: String?
 
     /// The media type of problem documents.
     static let mediaType = "application/problem+json"
@@ -37,6 +39,9 @@ struct Problem: Encodable, Sendable {
         case .dependencyUnavailable: (.serviceUnavailable, "Dependency unavailable")
         case .shuttingDown: (.serviceUnavailable, "Shutting down")
         case .snapshotNotReady: (.conflict, "Snapshot not ready")
+        case .unauthenticated: (.unauthorized, "Authentication required")
+        case .forbidden: (.forbidden, "Insufficient scope")
+        case .rateLimited: (.tooManyRequests, "Rate limit exceeded")
         default: (.internalServerError, "Internal error")
         }
     }
@@ -48,9 +53,16 @@ struct Problem: Encodable, Sendable {
         let (status, title) = describe(error.code)
         let problem = Problem(
             type: "https://kubin.dev/problems/\(error.code.name)", title: title, status: status.code,
-            detail: error.detail, instance: path, requestId: requestID, parameter: error.parameter)
+            detail: error.detail, instance: path, requestId: requestID, parameter: error.parameter,
+            reason: error.reason)
         var headers = extraHeaders
         if let seconds = error.retryAfterSeconds { headers[.retryAfter] = String(seconds) }
+        if error.code == .unauthenticated {
+            // RFC 6750 §3: which scheme to use, and that the credential sent (if any) was not good.
+            headers[.wwwAuthenticate] =
+                error.reason == AuthFailure.missing.reason
+                ? "Bearer realm=\"kubin\"" : "Bearer realm=\"kubin\", error=\"invalid_token\""
+        }
         return response(problem, status: status, headers: headers)
     }
 

@@ -56,6 +56,15 @@ package final class GatewayMetrics: Sendable {
     /// An upload was refused.
     func uploadRejected(_ reason: RejectionReason) { rejectionCounter(reason).increment() }
 
+    /// A credential was refused for `reason` (``AuthFailure/reason``).
+    func authenticationFailed(reason: String) {
+        registry.makeCounter(
+            descriptor: Self.name(
+                "authentication_failures", unit: "total", help: "Credentials refused, by reason."),
+            labels: [("reason", reason)]
+        ).increment()
+    }
+
     /// The Prometheus text exposition, with `gateway_uploads_in_flight` set to `uploadsInFlight` first.
     func exposition(uploadsInFlight count: Int) -> ByteBuffer {
         uploadsInFlight.set(to: Double(count))

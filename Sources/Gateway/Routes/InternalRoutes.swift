@@ -32,8 +32,9 @@ struct InternalRoutes {
         var parameters = try InternalParameters(request, allowed: InternalParameters.paging)
         let limit = try parameters.limit(default: 100, maximum: 1000)
         let cursor = try parameters.cursor(arity: 1)
-        return try await respond(request, context, "namespaces", parameters) { id, deadline in
-            let view = try await queries.namespaces(of: id, limit: limit, after: cursor, deadline: deadline)
+        return try await respond(request, context, "namespaces", parameters) { id, tenant, deadline in
+            let view = try await queries.namespaces(
+                of: id, tenant: tenant, limit: limit, after: cursor, deadline: deadline)
             return try listing(
                 view.page.items.map(InternalResources.Namespace.init), next: view.page.nextCursor,
                 missing: view.missing)
@@ -47,8 +48,8 @@ struct InternalRoutes {
             namespace: try parameters.text("namespace"), kind: try parameters.text("kind"),
             namePrefix: try parameters.text("name"), selector: try parameters.selector("labelSelector"),
             limit: try parameters.limit(default: 100, maximum: 1000), after: try parameters.cursor(arity: 3))
-        return try await respond(request, context, "resources", parameters) { id, deadline in
-            let page = try await queries.resources(of: id, query, deadline: deadline)
+        return try await respond(request, context, "resources", parameters) { id, tenant, deadline in
+            let page = try await queries.resources(of: id, tenant: tenant, query, deadline: deadline)
             return try listing(page.items.map(InternalResources.Resource.init), next: page.nextCursor, missing: [])
         }
     }
@@ -60,9 +61,10 @@ struct InternalRoutes {
         let namespace = context.parameters.get("namespace") ?? ""
         let name = context.parameters.get("name") ?? ""
         let key = "resource\u{1F}\(kind)\u{1F}\(namespace)\u{1F}\(name)"
-        return try await respond(request, context, key, parameters) { id, deadline in
+        return try await respond(request, context, key, parameters) { id, tenant, deadline in
             let bytes = try await queries.manifest(
-                of: id, kind: kind, namespace: namespace == "-" ? nil : namespace, name: name, deadline: deadline)
+                of: id, tenant: tenant, kind: kind, namespace: namespace == "-" ? nil : namespace, name: name,
+                deadline: deadline)
             return AnswerCache.Computed(body: bytes, isCacheable: true)
         }
     }
@@ -74,8 +76,8 @@ struct InternalRoutes {
             namespace: try parameters.text("namespace"), phase: try parameters.text("phase"),
             node: try parameters.text("node"), selector: try parameters.selector("labelSelector"),
             limit: try parameters.limit(default: 100, maximum: 1000), after: try parameters.cursor(arity: 2))
-        return try await respond(request, context, "pods", parameters) { id, deadline in
-            let view = try await queries.pods(of: id, query, deadline: deadline)
+        return try await respond(request, context, "pods", parameters) { id, tenant, deadline in
+            let view = try await queries.pods(of: id, tenant: tenant, query, deadline: deadline)
             return try listing(
                 view.page.items.map { InternalResources.Pod($0.pod, logs: $0.logs) }, next: view.page.nextCursor,
                 missing: view.missing)
@@ -98,8 +100,8 @@ struct InternalRoutes {
         if let since = query.sinceMicros, let until = query.untilMicros, since >= until {
             throw KubinError.invalidParameter("until", "must be later than since")
         }
-        return try await respond(request, context, "logs", parameters) { id, deadline in
-            let page = try await queries.logs(of: id, query, deadline: deadline)
+        return try await respond(request, context, "logs", parameters) { id, tenant, deadline in
+            let page = try await queries.logs(of: id, tenant: tenant, query, deadline: deadline)
             return try listing(page.items.map(InternalResources.LogLine.init), next: page.nextCursor, missing: [])
         }
     }
@@ -112,16 +114,16 @@ struct InternalRoutes {
             namespace: try parameters.text("namespace"), type: try parameters.text("type"),
             involvedKind: try parameters.text("involvedKind"), involvedName: try parameters.text("involvedName"),
             limit: try parameters.limit(default: 100, maximum: 1000), after: try parameters.cursor(arity: 2))
-        return try await respond(request, context, "events", parameters) { id, deadline in
-            let page = try await queries.events(of: id, query, deadline: deadline)
+        return try await respond(request, context, "events", parameters) { id, tenant, deadline in
+            let page = try await queries.events(of: id, tenant: tenant, query, deadline: deadline)
             return try listing(page.items.map(InternalResources.Event.init), next: page.nextCursor, missing: [])
         }
     }
 
     @Sendable func overview(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let parameters = try InternalParameters(request, allowed: [])
-        return try await respond(request, context, "overview", parameters) { id, deadline in
-            let view = try await queries.overview(of: id, deadline: deadline)
+        return try await respond(request, context, "overview", parameters) { id, tenant, deadline in
+            let view = try await queries.overview(of: id, tenant: tenant, deadline: deadline)
             return AnswerCache.Computed(
                 body: try JSON.encode(InternalResources.Overview(view)), isCacheable: view.missing.isEmpty)
         }
@@ -140,15 +142,16 @@ struct InternalRoutes {
     /// Answers from the cache or `compute`, with `ETag`, `304` for a matching `If-None-Match`.
     private func respond(
         _ request: Request, _ context: GatewayRequestContext, _ view: String, _ parameters: InternalParameters,
-        compute: @escaping (SnapshotID, ContinuousClock.Instant) async throws -> AnswerCache.Computed
+        compute: @escaping (SnapshotID, TenantID, ContinuousClock.Instant) async throws -> AnswerCache.Computed
     ) async throws -> Response {
         let id = try RequestParameters.snapshotID(context)
+        let tenant = try context.tenant
         let deadline = ContinuousClock.now + timeout
         let ifNoneMatch = request.headers[values: .ifNoneMatch].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         let outcome = try await answers.answer(
-            snapshot: id, key: parameters.cacheKey(view), ifNoneMatch: ifNoneMatch
-        ) { try await compute(id, deadline) }
+            snapshot: id, tenant: tenant, key: parameters.cacheKey(view), ifNoneMatch: ifNoneMatch
+        ) { try await compute(id, tenant, deadline) }
         switch outcome {
         case .notModified(let etag):
             return Response(status: .notModified, headers: [.eTag: etag, .cacheControl: "no-cache"])

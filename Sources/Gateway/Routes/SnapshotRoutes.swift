@@ -39,7 +39,7 @@ struct SnapshotRoutes {
                     retryAfterSeconds: 1)
             }
             let upload = UploadOrchestrator.Request(
-                cluster: try RequestParameters.cluster(request, required: true)!,
+                tenant: try context.tenant, cluster: try RequestParameters.cluster(request, required: true)!,
                 idempotencyKey: try RequestParameters.idempotencyKey(request),
                 declaredLength: try RequestParameters.contentLength(request))
             let body = UploadBytes(
@@ -59,7 +59,7 @@ struct SnapshotRoutes {
     /// `GET /api/v1/snapshots`.
     @Sendable func list(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let query = SnapshotQuery(
-            cluster: try RequestParameters.cluster(request, required: false),
+            tenant: try context.tenant, cluster: try RequestParameters.cluster(request, required: false),
             status: try RequestParameters.status(request),
             limit: try RequestParameters.limit(
                 request, default: SnapshotQuery.defaultLimit, maximum: SnapshotQuery.maxLimit),
@@ -71,18 +71,22 @@ struct SnapshotRoutes {
 
     /// `GET /api/v1/snapshots/{id}`.
     @Sendable func snapshot(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        try JSON.response(SnapshotResource(try await catalog.snapshot(try RequestParameters.snapshotID(context))))
+        let id = try RequestParameters.snapshotID(context)
+        return try JSON.response(SnapshotResource(try await catalog.snapshot(id, tenant: try context.tenant)))
     }
 
     /// `DELETE /api/v1/snapshots/{id}`.
     @Sendable func delete(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        try await catalog.delete(try RequestParameters.snapshotID(context), logger: context.logger)
+        try await catalog.delete(
+            try RequestParameters.snapshotID(context), tenant: try context.tenant, subject: context.principal?.subject,
+            logger: context.logger)
         return Response(status: .noContent)
     }
 
     /// The original bytes: `ETag` from the SHA-256, `If-None-Match`, one `Range` (with `If-Range`), streamed.
     @Sendable func archive(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let snapshot = try await catalog.archive(try RequestParameters.snapshotID(context), logger: context.logger)
+        let snapshot = try await catalog.archive(
+            try RequestParameters.snapshotID(context), tenant: try context.tenant, logger: context.logger)
         let etag = "\"\(snapshot.sha256)\""
         if let noneMatch = request.headers[.ifNoneMatch], ByteRange.noneMatchHits(noneMatch, etag: etag) {
             return Response(status: .notModified, headers: [.eTag: etag])

@@ -51,12 +51,16 @@ package final class AnswerCache: Sendable {
         self.logger = logger
     }
 
-    /// The answer for `key` about `snapshot`: from the cache, or from `compute` (once for concurrent identical
-    /// misses). `ifNoneMatch` holds the client's entity tags (`*` matches any).
+    /// The answer for `key` about `snapshot` as `tenant` sees it: from the cache, or from `compute` (once for
+    /// concurrent identical misses). `ifNoneMatch` holds the client's entity tags (`*` matches any).
+    ///
+    /// Entries are kept per tenant: an answer computed for the snapshot's owner is never served to another tenant,
+    /// whose own computation answers 404.
     package func answer(
-        snapshot: SnapshotID, key: String, ifNoneMatch: [String], compute: () async throws -> Computed
+        snapshot: SnapshotID, tenant: TenantID, key: String, ifNoneMatch: [String],
+        compute: () async throws -> Computed
     ) async throws -> Outcome {
-        let cacheKey = Self.prefix(snapshot) + key
+        let cacheKey = Self.prefix(snapshot) + tenant.rawValue + "/" + key
         let answer: Answer
         if let cached = await cached(cacheKey) {
             answer = cached

@@ -88,11 +88,11 @@ package final class QueryOrchestrator: Sendable {
 
     /// Namespaces by name, with counts from metadata and activity from analytics (optional).
     package func namespaces(
-        of id: SnapshotID, limit: Int, after: IndexCursor?, deadline: ContinuousClock.Instant
+        of id: SnapshotID, tenant: TenantID, limit: Int, after: IndexCursor?, deadline: ContinuousClock.Instant
     ) async throws -> NamespacesView {
         let results = try await fanOut.run(
             [
-                readyCheck(id),
+                readyCheck(id, tenant: tenant),
                 .init("namespaces", from: "metadata", required: true) {
                     try await self.metadata.namespaceSummaries(of: id)
                 },
@@ -113,11 +113,11 @@ package final class QueryOrchestrator: Sendable {
 
     /// A page of resources.
     package func resources(
-        of id: SnapshotID, _ query: ResourceQuery, deadline: ContinuousClock.Instant
+        of id: SnapshotID, tenant: TenantID, _ query: ResourceQuery, deadline: ContinuousClock.Instant
     ) async throws -> Page<IndexedResource> {
         let results = try await fanOut.run(
             [
-                readyCheck(id),
+                readyCheck(id, tenant: tenant),
                 .init("resources", from: "metadata", required: true) {
                     try await self.metadata.resources(of: id, query)
                 },
@@ -127,11 +127,12 @@ package final class QueryOrchestrator: Sendable {
 
     /// One resource's manifest, as stored: one ranged read.
     package func manifest(
-        of id: SnapshotID, kind: String, namespace: String?, name: String, deadline: ContinuousClock.Instant
+        of id: SnapshotID, tenant: TenantID, kind: String, namespace: String?, name: String,
+        deadline: ContinuousClock.Instant
     ) async throws -> ByteBuffer {
         let results = try await fanOut.run(
             [
-                readyCheck(id),
+                readyCheck(id, tenant: tenant),
                 .init("resource", from: "metadata", required: true) {
                     try await self.metadata.resource(of: id, kind: kind, namespace: namespace, name: name)
                         as IndexedResource?
@@ -161,11 +162,11 @@ package final class QueryOrchestrator: Sendable {
 
     /// A page of pods with their log statistics (optional, from analytics once the page is known).
     package func pods(
-        of id: SnapshotID, _ query: PodQuery, deadline: ContinuousClock.Instant
+        of id: SnapshotID, tenant: TenantID, _ query: PodQuery, deadline: ContinuousClock.Instant
     ) async throws -> PodsView {
         let results = try await fanOut.run(
             [
-                readyCheck(id),
+                readyCheck(id, tenant: tenant),
                 .init("pods", from: "metadata", required: true) { try await self.metadata.pods(of: id, query) },
             ], deadline: deadline)
         let page: Page<IndexedPod> = results.value("pods")!
@@ -185,11 +186,11 @@ package final class QueryOrchestrator: Sendable {
 
     /// A page of log lines.
     package func logs(
-        of id: SnapshotID, _ query: LogQuery, deadline: ContinuousClock.Instant
+        of id: SnapshotID, tenant: TenantID, _ query: LogQuery, deadline: ContinuousClock.Instant
     ) async throws -> Page<LogEntry> {
         let results = try await fanOut.run(
             [
-                readyCheck(id),
+                readyCheck(id, tenant: tenant),
                 .init("logs", from: "analytics", required: true) { try await self.analytics.logLines(of: id, query) },
             ], deadline: deadline)
         return results.value("logs")!
@@ -197,21 +198,23 @@ package final class QueryOrchestrator: Sendable {
 
     /// A page of events, newest first.
     package func events(
-        of id: SnapshotID, _ query: EventQuery, deadline: ContinuousClock.Instant
+        of id: SnapshotID, tenant: TenantID, _ query: EventQuery, deadline: ContinuousClock.Instant
     ) async throws -> Page<EventRecord> {
         let results = try await fanOut.run(
             [
-                readyCheck(id),
+                readyCheck(id, tenant: tenant),
                 .init("events", from: "analytics", required: true) { try await self.analytics.events(of: id, query) },
             ], deadline: deadline)
         return results.value("events")!
     }
 
     /// The landing page: metadata (required), analytics and storage (optional), all at once.
-    package func overview(of id: SnapshotID, deadline: ContinuousClock.Instant) async throws -> OverviewView {
+    package func overview(
+        of id: SnapshotID, tenant: TenantID, deadline: ContinuousClock.Instant
+    ) async throws -> OverviewView {
         let results = try await fanOut.run(
             [
-                readyCheck(id),
+                readyCheck(id, tenant: tenant),
                 .init("namespaces", from: "metadata", required: true) {
                     try await self.metadata.namespaceSummaries(of: id)
                 },
@@ -242,10 +245,11 @@ package final class QueryOrchestrator: Sendable {
             archive: results.value("archive", as: ObjectInfo?.self) ?? nil, missing: results.missing)
     }
 
-    /// The required branch every view has: the snapshot exists and is `ready`.
-    private func readyCheck(_ id: SnapshotID) -> FanOut.Branch {
+    /// The required branch every view has: the snapshot exists, is `tenant`'s (another tenant's is not found, like
+    /// an unknown id), and is `ready`.
+    private func readyCheck(_ id: SnapshotID, tenant: TenantID) -> FanOut.Branch {
         .init("snapshot", from: "metadata", required: true) {
-            guard let snapshot = try await self.metadata.snapshot(id) else {
+            guard let snapshot = try await self.metadata.snapshot(id), snapshot.tenant == tenant else {
                 throw KubinError.snapshotNotFound(id.rawValue)
             }
             guard snapshot.status == .ready else {

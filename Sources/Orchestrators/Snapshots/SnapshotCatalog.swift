@@ -20,11 +20,12 @@ package final class SnapshotCatalog: Sendable {
         self.answers = answers
     }
 
-    /// The snapshot `id`; throws ``KubinError/Code/notFound``.
-    package func snapshot(_ id: SnapshotID) async throws -> Snapshot {
-        guard let snapshot = try await dependency("metadata", { try await metadata.snapshot(id) }) else {
-            throw KubinError.snapshotNotFound(id.rawValue)
-        }
+    /// The snapshot `id` of `tenant`; throws ``KubinError/Code/notFound`` when there is none, or it is another
+    /// tenant's (the two answers are the same, so ids of other tenants reveal nothing).
+    package func snapshot(_ id: SnapshotID, tenant: TenantID) async throws -> Snapshot {
+        guard let snapshot = try await dependency("metadata", { try await metadata.snapshot(id) }),
+            snapshot.tenant == tenant
+        else { throw KubinError.snapshotNotFound(id.rawValue) }
         return snapshot
     }
 
@@ -35,8 +36,10 @@ package final class SnapshotCatalog: Sendable {
 
     /// Deletes the snapshot `id`: its rows and index first (so it is gone for every reader at once), its cached
     /// answers, then its archive, manifests, log lines and events. Logs with the request's `logger`.
-    /// Throws ``KubinError/Code/notFound``.
-    package func delete(_ id: SnapshotID, logger: Logger) async throws {
+    /// Throws ``KubinError/Code/notFound`` (also for another tenant's snapshot).
+    /// The deletion is an audit log line naming `subject`, the caller.
+    package func delete(_ id: SnapshotID, tenant: TenantID, subject: String?, logger: Logger) async throws {
+        _ = try await snapshot(id, tenant: tenant)
         guard try await dependency("metadata", { try await metadata.deleteSnapshot(id) }) else {
             throw KubinError.snapshotNotFound(id.rawValue)
         }
@@ -52,13 +55,18 @@ package final class SnapshotCatalog: Sendable {
             logger.error(
                 "snapshot deleted but not all of its stored data", metadata: ["key": "\(archive)", "error": "\(error)"])
         }
-        logger.info("snapshot deleted", metadata: ["snapshot_id": "\(id)"])
+        logger.notice(
+            "snapshot deleted",
+            metadata: [
+                "audit": "snapshot-deleted", "snapshot_id": "\(id)", "tenant": "\(tenant)",
+                "subject": "\(subject ?? "unknown")",
+            ])
     }
 
     /// The snapshot `id` with its archive present; throws ``KubinError/Code/notFound`` when either is missing, so a
     /// download can answer 404 before it commits to a 200.
-    package func archive(_ id: SnapshotID, logger: Logger) async throws -> Snapshot {
-        let snapshot = try await snapshot(id)
+    package func archive(_ id: SnapshotID, tenant: TenantID, logger: Logger) async throws -> Snapshot {
+        let snapshot = try await snapshot(id, tenant: tenant)
         let key = ObjectKey(validating: snapshot.archiveKey)!
         guard let info = try await dependency("storage", { try await objects.info(key) }),
             info.size == snapshot.sizeBytes

@@ -30,15 +30,20 @@ package final class UploadOrchestrator: Sendable {
 
     /// What a client sends with an upload.
     package struct Request: Sendable {
+        /// The uploader's tenant: the snapshot's owner, and the scope of its idempotency key.
+        package var tenant: TenantID
         /// The cluster named in `?cluster=`.
         package var cluster: ClusterName
         /// The `Idempotency-Key` header, already validated.
         package var idempotencyKey: String?
+        /// The key as stored: scoped by tenant, so tenants never see each other's keys.
+        var scopedIdempotencyKey: String? { idempotencyKey.map { "\(tenant)/\($0)" } }
         /// The `Content-Length` header, when the body is not chunked.
         package var declaredLength: Int64?
 
         /// Creates a request.
-        package init(cluster: ClusterName, idempotencyKey: String?, declaredLength: Int64?) {
+        package init(tenant: TenantID, cluster: ClusterName, idempotencyKey: String?, declaredLength: Int64?) {
+            self.tenant = tenant
             self.cluster = cluster
             self.idempotencyKey = idempotencyKey
             self.declaredLength = declaredLength
@@ -116,7 +121,7 @@ package final class UploadOrchestrator: Sendable {
             }
         }
         let metered = MeteredBody<Body>(replay: prefix, rest: iterator, limit: configuration.maxBytes)
-        if let key = request.idempotencyKey,
+        if let key = request.scopedIdempotencyKey,
             let previous = try await dependency("metadata", { try await metadata.idempotencyRecord(forKey: key) })
         {
             // A retry: read and hash the body, store nothing, answer as the first time.
@@ -143,8 +148,8 @@ package final class UploadOrchestrator: Sendable {
             let received = try outcome(of: body, request)
             let snapshot = Snapshot(
                 id: id, cluster: request.cluster, status: .stored, format: format, sizeBytes: received.size,
-                sha256: received.sha256, createdAt: created, updatedAt: created)
-            let record = request.idempotencyKey.map {
+                sha256: received.sha256, createdAt: created, updatedAt: created, tenant: request.tenant)
+            let record = request.scopedIdempotencyKey.map {
                 IdempotencyRecord(key: $0, sha256: received.sha256, snapshotID: id)
             }
             guard try await insert(snapshot, idempotencyKey: record) else {
@@ -159,7 +164,8 @@ package final class UploadOrchestrator: Sendable {
             logger.info(
                 "snapshot stored",
                 metadata: [
-                    "snapshot_id": "\(id)", "cluster": "\(request.cluster)", "format": "\(format.rawValue)",
+                    "snapshot_id": "\(id)", "tenant": "\(request.tenant)", "cluster": "\(request.cluster)",
+                    "format": "\(format.rawValue)",
                     "size_bytes": .stringConvertible(received.size),
                 ])
             return Accepted(snapshot: snapshot, isReplay: false)
@@ -187,7 +193,9 @@ package final class UploadOrchestrator: Sendable {
         _ previous: IdempotencyRecord, request: Request, received: (size: Int64, sha256: String)
     ) async throws -> Accepted {
         let snapshot = try await dependency("metadata") { try await metadata.snapshot(previous.snapshotID) }
-        guard let snapshot, snapshot.sha256 == received.sha256, snapshot.cluster == request.cluster else {
+        guard let snapshot, snapshot.tenant == request.tenant, snapshot.sha256 == received.sha256,
+            snapshot.cluster == request.cluster
+        else {
             throw KubinError(
                 .idempotencyKeyReused,
                 "This Idempotency-Key was already used for a different upload (other bytes or another cluster).")

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KubinModel
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -9,22 +10,30 @@ import TestSupport
 @testable import Gateway
 
 /// A gateway serving on a real loopback socket, with its data directory, captured logs and an HTTP client.
+///
+/// Requests carry ``token`` (a development token of tenant `default` with every scope) unless they name their own
+/// `Authorization` header, or pass `authorized: false`.
 struct LiveGateway: Sendable {
     let port: Int
     let dataDirectory: String
     let gateway: Gateway
     let client: HTTPClient
     let logs: LogCapture
+    let token: String
 
     func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
 
     /// Sends a request and collects the whole answer.
     func send(
-        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: HTTPClientRequest.Body? = nil
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: HTTPClientRequest.Body? = nil,
+        authorized: Bool = true
     ) async throws -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) {
         var request = HTTPClientRequest(url: url(path))
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if authorized, !request.headers.contains(name: "Authorization") {
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        }
         request.body = body
         let response = try await client.execute(request, timeout: .seconds(60))
         let collected = try await response.body.collect(upTo: 256 << 20)
@@ -33,11 +42,12 @@ struct LiveGateway: Sendable {
 
     /// The answer's body decoded as a JSON object.
     func json(
-        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: HTTPClientRequest.Body? = nil
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: HTTPClientRequest.Body? = nil,
+        authorized: Bool = true
     )
         async throws -> (status: Int, headers: HTTPHeaders, object: [String: Any])
     {
-        let answer = try await send(method, path, headers: headers, body: body)
+        let answer = try await send(method, path, headers: headers, body: body, authorized: authorized)
         let object = try JSONSerialization.jsonObject(with: Data(answer.body.readableBytesView)) as? [String: Any]
         return (answer.status, answer.headers, object ?? [:])
     }
@@ -107,7 +117,7 @@ final class LogCapture: Sendable {
 
 /// Runs a gateway on port 0 in a fresh data directory for the duration of `body`, then shuts it down gracefully.
 func withLiveGateway(
-    _ configure: (inout GatewayConfiguration) -> Void = { _ in },
+    _ configure: (inout GatewayConfiguration) -> Void = { _ in }, now: @escaping @Sendable () -> Date = Date.init,
     _ body: (LiveGateway) async throws -> Void
 ) async throws {
     let directory = NSTemporaryDirectory() + "kubin-gateway-test-" + UUID().uuidString
@@ -126,7 +136,7 @@ func withLiveGateway(
     clientConfiguration.redirectConfiguration = .disallow
     let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     do {
-        try await Gateway.with(configuration: configuration, logger: logger) { gateway in
+        try await Gateway.with(configuration: configuration, logger: logger, now: now) { gateway in
             let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
             let group = try gateway.makeServiceGroup(signals: []) { port in
                 portContinuation.yield(port)
@@ -136,8 +146,12 @@ func withLiveGateway(
                 tasks.addTask { try await group.run() }
                 var iterator = ports.makeAsyncIterator()
                 guard let port = await iterator.next() else { throw TimedOut(what: "the server to start") }
+                let token =
+                    try await gateway.access.developmentSigner?.token(
+                        subject: "live-test", tenant: .legacy, scopes: Set(Scope.allCases), validity: .seconds(3600))
+                    ?? ""
                 let live = LiveGateway(
-                    port: port, dataDirectory: directory, gateway: gateway, client: client, logs: logs)
+                    port: port, dataDirectory: directory, gateway: gateway, client: client, logs: logs, token: token)
                 do {
                     try await body(live)
                 } catch {

@@ -57,7 +57,7 @@ import Testing
         let uploads = UploadOrchestrator(
             configuration: .init(), metadata: stores.metadata, objects: stores.objects, now: now)
         return try await uploads.upload(
-            .init(cluster: ClusterName(validating: "c")!, idempotencyKey: nil, declaredLength: nil),
+            .init(tenant: .legacy, cluster: ClusterName(validating: "c")!, idempotencyKey: nil, declaredLength: nil),
             body: TestBody(bytes, chunkSize: 64 * 1024), logger: Logger(label: "t")
         ).snapshot
     }

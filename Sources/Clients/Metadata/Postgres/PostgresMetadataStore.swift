@@ -28,7 +28,7 @@ package final class PostgresMetadataStore: MetadataStore {
     }
 
     static let snapshotColumns =
-        "id, cluster, status, format, size_bytes, sha256, created_at, updated_at, failure_reason, progress_bytes, "
+        "id, tenant, cluster, status, format, size_bytes, sha256, created_at, updated_at, failure_reason, progress_bytes, "
         + "progress_entries, counts"
 
     // MARK: Snapshots
@@ -38,9 +38,10 @@ package final class PostgresMetadataStore: MetadataStore {
             var insert = PostgresStatement()
             insert.append(
                 """
-                INSERT INTO snapshots (id, cluster, status, format, size_bytes, sha256, created_at, updated_at,
-                                       failure_reason)
-                VALUES (\(try insert.bind(snapshot.id.rawValue)), \(try insert.bind(snapshot.cluster.rawValue)),
+                INSERT INTO snapshots (id, tenant, cluster, status, format, size_bytes, sha256, created_at,
+                                       updated_at, failure_reason)
+                VALUES (\(try insert.bind(snapshot.id.rawValue)), \(try insert.bind(snapshot.tenant.rawValue)),
+                        \(try insert.bind(snapshot.cluster.rawValue)),
                         \(try insert.bind(snapshot.status.rawValue)), \(try insert.bind(snapshot.format.rawValue)),
                         \(try insert.bind(snapshot.sizeBytes)), \(try insert.bind(snapshot.sha256)),
                         \(try insert.bind(Self.micros(snapshot.createdAt))),
@@ -76,6 +77,7 @@ package final class PostgresMetadataStore: MetadataStore {
 
     package func listSnapshots(_ query: SnapshotQuery) async throws -> Page<Snapshot> {
         var statement = PostgresStatement("SELECT \(Self.snapshotColumns) FROM snapshots WHERE TRUE")
+        if let tenant = query.tenant { statement.append(" AND tenant = \(try statement.bind(tenant.rawValue))") }
         if let cluster = query.cluster { statement.append(" AND cluster = \(try statement.bind(cluster.rawValue))") }
         if let status = query.status { statement.append(" AND status = \(try statement.bind(status.rawValue))") }
         if let after = query.after {
@@ -112,6 +114,54 @@ package final class PostgresMetadataStore: MetadataStore {
         _ = try await rows(PostgresStatement("SELECT 1"))
     }
 
+    // MARK: API keys
+
+    package func insertAPIKey(_ key: APIKey) async throws {
+        var statement = PostgresStatement()
+        statement.append(
+            """
+            INSERT INTO api_keys (id, tenant, scopes, name, secret_sha256, created_at, revoked_at)
+            VALUES (\(try statement.bind(key.id)), \(try statement.bind(key.tenant.rawValue)),
+                    \(try statement.bind(APIKeyRows.scopes(key.scopes))), \(try statement.bind(key.name)),
+                    \(try statement.bind(key.secretSHA256)), \(try statement.bind(Self.micros(key.createdAt))),
+                    \(try statement.bind(key.revokedAt.map(Self.micros))))
+            """)
+        _ = try await rows(statement)
+    }
+
+    package func apiKey(id: String) async throws -> APIKey? {
+        var statement = PostgresStatement()
+        statement.append("SELECT \(APIKeyRows.columns) FROM api_keys WHERE id = \(try statement.bind(id))")
+        return try await rows(statement).first.map(Self.decodeAPIKey)
+    }
+
+    package func listAPIKeys(tenant: TenantID?) async throws -> [APIKey] {
+        var statement = PostgresStatement("SELECT \(APIKeyRows.columns) FROM api_keys")
+        if let tenant { statement.append(" WHERE tenant = \(try statement.bind(tenant.rawValue))") }
+        statement.append(" ORDER BY created_at, id")
+        return try await rows(statement).map(Self.decodeAPIKey)
+    }
+
+    package func revokeAPIKey(id: String, at: Date) async throws -> Bool {
+        var statement = PostgresStatement()
+        statement.append(
+            "UPDATE api_keys SET revoked_at = \(try statement.bind(Self.micros(at))) "
+                + "WHERE id = \(try statement.bind(id)) AND revoked_at IS NULL RETURNING id")
+        return try await !rows(statement).isEmpty
+    }
+
+    private static func decodeAPIKey(_ row: PostgresRandomAccessRow) throws -> APIKey {
+        guard let tenant = TenantID(validating: try row.value("tenant", as: String.self)) else {
+            throw MetadataStoreError.corruptRow("api_keys row is unreadable")
+        }
+        return APIKey(
+            id: try row.value("id"), tenant: tenant,
+            scopes: Scope.parse(try row.value("scopes", as: String.self).split(separator: " ")),
+            name: try row.value("name"), secretSHA256: try row.value("secret_sha256"),
+            createdAt: date(micros: try row.value("created_at")),
+            revokedAt: try row.value("revoked_at", as: Int64?.self).map { date(micros: $0) })
+    }
+
     // MARK: Helpers
 
     func rows(_ statement: PostgresStatement) async throws -> [PostgresRandomAccessRow] {
@@ -136,6 +186,7 @@ package final class PostgresMetadataStore: MetadataStore {
 
     static func decodeSnapshot(_ row: PostgresRandomAccessRow) throws -> Snapshot {
         guard let id = SnapshotID(validating: try row.value("id", as: String.self)),
+            let tenant = TenantID(validating: try row.value("tenant", as: String.self)),
             let cluster = ClusterName(validating: try row.value("cluster", as: String.self)),
             let status = SnapshotStatus(rawValue: try row.value("status")),
             let format = SnapshotFormat(rawValue: try row.value("format"))
@@ -152,6 +203,6 @@ package final class PostgresMetadataStore: MetadataStore {
             sha256: try row.value("sha256"), createdAt: date(micros: try row.value("created_at")),
             updatedAt: date(micros: try row.value("updated_at")), failureReason: try row.value("failure_reason"),
             progress: progressBytes.map { IngestProgress(bytesRead: $0, entriesRead: Int(progressEntries ?? 0)) },
-            counts: counts)
+            counts: counts, tenant: tenant)
     }
 }

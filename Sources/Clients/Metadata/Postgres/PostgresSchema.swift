@@ -85,7 +85,25 @@ enum PostgresSchema {
                 )
                 """,
                 "CREATE INDEX pods_by_restarts ON pods (snapshot_id, restarts DESC, namespace, name)",
-            ])
+            ]),
+        .init(
+            version: 3, name: "tenants and API keys",
+            statements: [
+                // Snapshots stored before tenants existed belong to the tenant `default`.
+                "ALTER TABLE snapshots ADD COLUMN tenant TEXT COLLATE \"C\" NOT NULL DEFAULT 'default'",
+                "CREATE INDEX snapshots_by_tenant ON snapshots (tenant, created_at DESC, id DESC)",
+                """
+                CREATE TABLE api_keys (
+                    id TEXT COLLATE "C" PRIMARY KEY,
+                    tenant TEXT COLLATE "C" NOT NULL,
+                    scopes TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    secret_sha256 TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    revoked_at BIGINT
+                )
+                """,
+            ]),
     ]
 }
 

@@ -1,0 +1,49 @@
+import Hummingbird
+import KubinModel
+import Logging
+
+/// Lets through only callers with a valid identity and the scope the request needs, and records who they are in the
+/// context, whose tenant every route then confines itself to.
+///
+/// Applies to `/api/` and `/internal/` (the ops routes stay open to probes). `GET` and `HEAD` need `snapshots:read`;
+/// every other method writes and needs `snapshots:write`. A refusal is 401 with the reason in the problem's `reason`
+/// member and in an audit log line (never the credential); a missing scope is 403.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    /// Checks credentials.
+    let authenticator: Authenticator
+    /// Counts refusals.
+    let metrics: GatewayMetrics
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard Self.isProtected(request.uri.path) else { return try await next(request, context) }
+        let principal: Principal
+        switch try await authenticator.authenticate(request.headers[values: .authorization]) {
+        case .success(let known): principal = known
+        case .failure(let refusal):
+            metrics.authenticationFailed(reason: refusal.failure.reason)
+            context.logger.notice(
+                "authentication failed",
+                metadata: [
+                    "audit": "authentication-failed", "reason": "\(refusal.failure.reason)",
+                    "credential": "\(refusal.method.rawValue)", "method": "\(request.method)",
+                    "path": "\(request.uri.path.prefix(256))",
+                ])
+            throw refusal.failure.kubinError
+        }
+        let needed: Scope = request.method == .get || request.method == .head ? .snapshotsRead : .snapshotsWrite
+        guard principal.scopes.contains(needed) else {
+            throw KubinError(
+                .forbidden, "This request needs the scope '\(needed.rawValue)', which the credential does not carry.")
+        }
+        var context = context
+        context.principal = principal
+        return try await next(request, context)
+    }
+
+    /// True for the paths that need an identity.
+    static func isProtected(_ path: String) -> Bool { path.hasPrefix("/api/") || path.hasPrefix("/internal/") }
+}

@@ -1,0 +1,96 @@
+import Foundation
+
+/// The tenant a snapshot belongs to and a caller acts for.
+///
+/// Same rule as ``ClusterName`` (1 to 128 letters, digits, `.`, `_`, `-`, starting with a letter or digit): safe in
+/// keys, logs and metric labels, and free of `/`, so `tenant/key` compositions cannot collide.
+package struct TenantID: Hashable, Sendable, CustomStringConvertible {
+    /// The validated text.
+    package let rawValue: String
+
+    /// The tenant of snapshots stored before tenants existed.
+    package static let legacy = TenantID(validating: "default")!
+
+    /// What a valid tenant looks like, for error messages.
+    package static let rule = ClusterName.rule
+
+    /// Returns nil when `text` breaks ``rule``.
+    package init?(validating text: some StringProtocol) {
+        guard ClusterName(validating: text) != nil else { return nil }
+        self.rawValue = String(text)
+    }
+
+    package var description: String { rawValue }
+}
+
+/// What a caller may do.
+package enum Scope: String, Sendable, CaseIterable, Hashable {
+    /// Upload and delete snapshots.
+    case snapshotsWrite = "snapshots:write"
+    /// List and read snapshots, their archives and the internal API.
+    case snapshotsRead = "snapshots:read"
+
+    /// The scopes named in a space-separated `scope` claim or list; unknown names are ignored (they may be other
+    /// services' scopes).
+    package static func parse(_ names: some Sequence<some StringProtocol>) -> Set<Scope> {
+        Set(names.compactMap { Scope(rawValue: String($0)) })
+    }
+}
+
+/// Who is calling: established by a verified token or API key, never by anything the client merely claims.
+package struct Principal: Sendable, Equatable {
+    /// How the caller proved who it is.
+    package enum Method: String, Sendable {
+        case jwt
+        case apiKey = "api-key"
+    }
+
+    /// The token's `sub`, or `key:<id>` for an API key.
+    package var subject: String
+    /// The tenant every read and write is confined to.
+    package var tenant: TenantID
+    /// What the caller may do.
+    package var scopes: Set<Scope>
+    /// How the caller authenticated.
+    package var method: Method
+
+    /// Creates a principal.
+    package init(subject: String, tenant: TenantID, scopes: Set<Scope>, method: Method) {
+        self.subject = subject
+        self.tenant = tenant
+        self.scopes = scopes
+        self.method = method
+    }
+}
+
+/// A stored API key: everything but its secret, of which only the SHA-256 is kept.
+package struct APIKey: Sendable, Equatable {
+    /// The public part of the key (also in the key text), used to find it.
+    package var id: String
+    /// The tenant the key acts for.
+    package var tenant: TenantID
+    /// What the key may do.
+    package var scopes: Set<Scope>
+    /// A name for people (`keys list` shows it).
+    package var name: String
+    /// SHA-256 of the secret part, lowercase hex.
+    package var secretSHA256: String
+    /// When it was made.
+    package var createdAt: Date
+    /// When it was revoked; nil while it works.
+    package var revokedAt: Date?
+
+    /// Creates a key record.
+    package init(
+        id: String, tenant: TenantID, scopes: Set<Scope>, name: String, secretSHA256: String, createdAt: Date,
+        revokedAt: Date? = nil
+    ) {
+        self.id = id
+        self.tenant = tenant
+        self.scopes = scopes
+        self.name = name
+        self.secretSHA256 = secretSHA256
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}
