@@ -107,7 +107,8 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Yams", package: "Yams"),
-            ]),
+            ],
+            exclude: ["Security/make_tokens.py"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

@@ -72,21 +72,9 @@ package struct Gateway: Sendable {
             switch configuration.storage {
             case .directory(let path): objects = try await LocalObjectStore.open(root: path, threadPool: fileThreads)
             case .s3(let location):
-                let environment = ProcessInfo.processInfo.environment
-                guard let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"]
-                else {
-                    throw ConfigurationError(problems: [
-                        .init(
-                            key: "storage.url",
-                            message:
-                                "an s3:// store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
-                    ])
-                }
                 objects = S3ObjectStore(
-                    location: location,
-                    credentials: .init(
-                        accessKeyID: key, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]),
-                    http: sharedHTTP(), logger: logger)
+                    location: location, credentials: try s3Credentials(configuration), http: sharedHTTP(),
+                    logger: logger)
             }
             let analytics: any AnalyticsStore
             switch configuration.analytics {
@@ -125,6 +113,21 @@ package struct Gateway: Sendable {
             await close(closers.reversed(), logger: logger)
             throw error
         }
+    }
+
+    /// The S3 credentials of the settings, else of the standard `AWS_*` environment variables.
+    private static func s3Credentials(_ configuration: GatewayConfiguration) throws -> SigV4Signer.Credentials {
+        if let credentials = configuration.storageCredentials { return credentials }
+        let environment = ProcessInfo.processInfo.environment
+        guard let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"] else {
+            throw ConfigurationError(problems: [
+                .init(
+                    key: "storage.url",
+                    message: "an s3:// store needs storage.accessKeyId and storage.secretAccessKey, or "
+                        + "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
+            ])
+        }
+        return .init(accessKeyID: key, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"])
     }
 
     /// Opens the metadata store `backend` names; what must close it goes to `closers`, what must run (a connection

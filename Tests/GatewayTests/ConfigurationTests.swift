@@ -97,7 +97,9 @@ import Testing
             "query.branchTimeout": "700ms", "auth.jwks": "/etc/kubin/jwks.json", "auth.hs256.secret": Self.secret,
             "auth.issuer": "https://id.example", "auth.audience": "kubin", "auth.tenantClaim": "org",
             "auth.leeway": "30s", "auth.jwksCaFile": "/etc/kubin/ca.pem", "auth.jwksRefresh": "10m",
-            "auth.jwksMinRefresh": "1m",
+            "auth.jwksMinRefresh": "1m", "storage.accessKeyId": "AKIDEXAMPLE",
+            "storage.secretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "storage.sessionToken": "FwoGZXIvYXdz",
         ]
         #expect(Set(samples.keys) == Set(Setting.all.map(\.key)), "a sample for every setting")
         let help = GatewayConfiguration.helpText
@@ -107,7 +109,11 @@ import Testing
             #expect(help.contains("default: \(setting.defaultValue.isEmpty ? "(empty)" : setting.defaultValue)"))
             let value = samples[setting.key]!
             // An identity provider, so that hosts other than loopback are allowed.
-            let provider = ["KUBIN_AUTH_HS256_SECRET": Self.secret]
+            // S3 credentials come in pairs.
+            let provider = [
+                "KUBIN_AUTH_HS256_SECRET": Self.secret, "KUBIN_STORAGE_ACCESS_KEY_ID": "AKID",
+                "KUBIN_STORAGE_SECRET_ACCESS_KEY": "secret",
+            ]
             let viaEnvironment = try await load(
                 environment: provider.merging([setting.environmentVariable: value]) { $1 })
             #expect(viaEnvironment.rawValues[setting.key] == value, "\(setting.environmentVariable)")
@@ -151,6 +157,35 @@ import Testing
         for bad in ["", "not a host", "-bad.example", "a..b", "http://x", String(repeating: "a", count: 64)] {
             #expect(await problems(environment: ["KUBIN_HTTP_HOST": bad]).map(\.key) == ["http.host"], "\(bad)")
         }
+    }
+
+    @Test func s3CredentialsMayBeSettingsAndComeInPairs() async throws {
+        let configuration = try await load(environment: [
+            "KUBIN_STORAGE_ACCESS_KEY_ID": "AKIDEXAMPLE", "KUBIN_STORAGE_SECRET_ACCESS_KEY": "s3cr3t",
+        ])
+        #expect(configuration.storageCredentials?.accessKeyID == "AKIDEXAMPLE")
+        #expect(configuration.storageCredentials?.secretAccessKey == "s3cr3t")
+        #expect(configuration.storageCredentials?.sessionToken == nil)
+        #expect(!configuration.printableSettings.map(\.value).contains("s3cr3t"))
+        #expect(try await load().storageCredentials == nil, "none set: the AWS_* variables are used")
+        #expect(
+            await problems(environment: ["KUBIN_STORAGE_SECRET_ACCESS_KEY": "s3cr3t"]).map(\.key) == [
+                "storage.accessKeyId"
+            ])
+    }
+
+    @Test func withoutAnIdentityProviderOnlyLoopbackMayBeBound() async throws {
+        for host in ["0.0.0.0", "10.1.2.3", "kubin.example"] {
+            let found = await problems(environment: ["KUBIN_HTTP_HOST": host])
+            #expect(found.map(\.key) == ["http.host"], "\(host)")
+            #expect(found.first?.message.contains("KUBIN_AUTH_JWKS") == true)
+        }
+        for host in ["127.0.0.1", "::1", "localhost"] {
+            #expect(try await load(environment: ["KUBIN_HTTP_HOST": host]).auth.isDevelopment)
+        }
+        #expect(
+            await problems(environment: ["KUBIN_AUTH_HS256_SECRET": "short"]).map(\.key) == ["auth.hs256.secret"])
+        #expect(await problems(environment: ["KUBIN_AUTH_JWKS": "http://idp/jwks"]).map(\.key) == ["auth.jwks"])
     }
 
     @Test func unknownFlagsAndStrayArgumentsAreRefused() async {

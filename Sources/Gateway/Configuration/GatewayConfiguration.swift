@@ -28,10 +28,14 @@ package struct GatewayConfiguration: Sendable {
     package enum StorageBackend: Sendable, Equatable {
         /// A local directory.
         case directory(path: String)
-        /// An S3-compatible bucket shared by replicas (credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-        /// `AWS_SESSION_TOKEN`).
+        /// An S3-compatible bucket shared by replicas (credentials from ``storageCredentials``, else from
+        /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
         case s3(S3Location)
     }
+
+    /// S3 credentials given as settings (`storage.accessKeyId`, `storage.secretAccessKey`, `storage.sessionToken`);
+    /// nil when the settings name none, and the standard `AWS_*` variables are used.
+    package var storageCredentials: SigV4Signer.Credentials?
 
     /// Where log lines and events live.
     package enum AnalyticsBackend: Sendable, Equatable {
@@ -232,6 +236,18 @@ extension GatewayConfiguration {
         readiness.timeout = parser.duration("readiness.timeout", in: .milliseconds(10)...(.seconds(600)))
         logLevel = parser.choice(
             "log.level", Dictionary(uniqueKeysWithValues: Logger.Level.allCases.map { ("\($0)", $0) }))
+        let accessKey = parser.text("storage.accessKeyId", allowEmpty: true)
+        let secretKey = parser.text("storage.secretAccessKey", allowEmpty: true)
+        let sessionToken = parser.text("storage.sessionToken", allowEmpty: true)
+        if accessKey.isEmpty != secretKey.isEmpty {
+            parser.refuse(
+                accessKey.isEmpty ? "storage.accessKeyId" : "storage.secretAccessKey",
+                expected: "set together with \(accessKey.isEmpty ? "storage.secretAccessKey" : "storage.accessKeyId")")
+        } else if !accessKey.isEmpty {
+            storageCredentials = SigV4Signer.Credentials(
+                accessKeyID: accessKey, secretAccessKey: secretKey,
+                sessionToken: sessionToken.isEmpty ? nil : sessionToken)
+        }
         let jwks = parser.text("auth.jwks", allowEmpty: true)
         if !jwks.isEmpty {
             if jwks.hasPrefix("http://") {

@@ -116,6 +116,16 @@ extension Setting {
             summary: "With Redis: how long a replica keeps an answer in its own memory (0s: never). Another "
                 + "replica's snapshot deletion reaches this one's copies within this time.", exposure: .plain),
         .init(
+            key: "storage.accessKeyId", defaultValue: "",
+            summary: "With s3:// storage: the access key id (empty: AWS_ACCESS_KEY_ID).", exposure: .plain),
+        .init(
+            key: "storage.secretAccessKey", defaultValue: "",
+            summary: "With s3:// storage: the secret access key (empty: AWS_SECRET_ACCESS_KEY).", exposure: .secret),
+        .init(
+            key: "storage.sessionToken", defaultValue: "",
+            summary: "With s3:// storage: a session token of temporary credentials (empty: AWS_SESSION_TOKEN).",
+            exposure: .secret),
+        .init(
             key: "auth.jwks", defaultValue: "",
             summary: "The identity provider's keys: a JWKS file path or an https:// URL (RS256, PS256, ES256, EdDSA). "
                 + "With neither this nor auth.hs256.secret the gateway runs in development mode: loopback only, "

@@ -1,0 +1,80 @@
+import AsyncHTTPClient
+import Clients
+import Foundation
+import Logging
+import NIOCore
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+/// No credential of a dependency ever reaches a log line, an error body, `/readyz`, or the error a failed start
+/// throws, while those dependencies fail in every way that makes the gateway talk about them.
+@Suite struct CredentialTests {
+    @Test func failingDependenciesNeverShowTheirCredentials() async throws {
+        let postgresPassword = "pg-pass-\(UUID().uuidString)"
+        let redisPassword = "redis-pass-\(UUID().uuidString)"
+        let s3Secret = "s3-secret-\(UUID().uuidString)"
+        let secrets = [postgresPassword, redisPassword, s3Secret]
+        var redis = try TestServers.redis()
+        redis.password = redisPassword
+        redis.port = try Self.closedPort()
+        let (s3, credentials) = try TestServers.s3()
+        let clickHouse = try TestServers.clickHouse()
+        try await TestServers.withPostgresDatabase { database in
+            var metadata = database
+            metadata.password = postgresPassword  // the test server trusts loopback: any password is accepted
+            try await withLiveGateway({
+                $0.metadata = .postgres(metadata)
+                $0.cache = .redis(redis, localMaxBytes: 1 << 20, localTimeToLive: .seconds(1))
+                $0.storage = .s3(s3)
+                // The right key id with a wrong secret: the signature-checking server refuses every request.
+                $0.storageCredentials = .init(accessKeyID: credentials.accessKeyID, secretAccessKey: s3Secret)
+                $0.analytics = .clickHouse(clickHouse)
+            }) { live in
+                try await live.eventually("storage and cache reported down") {
+                    let body = String(buffer: try await live.send(.GET, "/readyz").body)
+                    return body.contains("storage") && body.contains("cache") && body.contains("\"down\"")
+                }
+                var bodies = [String(buffer: try await live.send(.GET, "/readyz").body)]
+                let upload = try await live.send(
+                    .POST, "/api/v1/snapshots?cluster=c", body: .bytes(ByteBuffer(bytes: jsonBody(5000))))
+                #expect(upload.status == 503)
+                bodies.append(String(buffer: upload.body))
+                let listed = try await live.send(.GET, "/api/v1/snapshots")
+                #expect(listed.status == 200)
+                bodies.append(String(buffer: try await live.send(.GET, "/metrics").body))
+                let text = bodies.joined() + live.logs.all.joined(separator: "\n")
+                #expect(text.contains("storage"), "the failures were reported")
+                for secret in secrets { #expect(!text.contains(secret), "\(secret.prefix(8))… leaked") }
+            }
+        }
+    }
+
+    @Test func aStartRefusedByADependencyDoesNotShowItsPassword() async throws {
+        let password = "ch-pass-\(UUID().uuidString)"
+        var clickHouse = try TestServers.clickHouse()
+        clickHouse.password = password
+        let logs = LogCapture()
+        let logger = Logger(label: "t") { JSONLogHandler(label: $0, level: .debug, sink: { logs.append($0) }) }
+        let directory = NSTemporaryDirectory() + "kubin-credentials-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = GatewayConfiguration(dataDirectory: directory)
+        configuration.analytics = .clickHouse(clickHouse)
+        do {
+            try await Gateway.with(configuration: configuration, logger: logger) { _ in }
+            Issue.record("ClickHouse accepted a wrong password")
+        } catch {
+            let text = "\(error) \(String(reflecting: error)) " + logs.all.joined()
+            #expect(text.contains("ClickHouse"), "\(text)")
+            #expect(!text.contains(password))
+        }
+    }
+
+    /// A loopback port nothing listens on.
+    static func closedPort() throws -> Int {
+        let output = try python(
+            "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1]); s.close()")
+        return Int(String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))!
+    }
+}
