@@ -38,6 +38,10 @@ package struct Gateway: Sendable {
     let storeServices: [any Service]
     /// Who may call.
     package let access: Access
+    /// The API listener's open connections.
+    let connections: ConnectionCount
+    /// Holds callers to their rates.
+    let limiter: RateLimiter
 
     /// Opens the stores `configuration` names, runs `body`, and closes them whether `body` returns or throws.
     @discardableResult
@@ -87,11 +91,13 @@ package struct Gateway: Sendable {
                     client: ClickHouseClient(location: location, http: sharedHTTP(), logger: logger), logger: logger)
             }
             let cache: any Cache
+            var rateLimits: (any RateLimitStore)?
             switch configuration.cache {
             case .inProcess(let maxBytes): cache = InProcessCache(capacityBytes: maxBytes)
             case .redis(let location, let localMaxBytes, let localTimeToLive):
                 let client = try RedisClient(location)
                 closers.append { await client.close() }
+                rateLimits = RedisRateLimitStore(client: client)
                 let redis = RedisCache(client: client)
                 cache =
                     localTimeToLive > .zero && localMaxBytes > 0
@@ -104,7 +110,8 @@ package struct Gateway: Sendable {
                 configuration, metadata: metadata, logger: logger, closers: &closers, now: now)
             let gateway = Gateway(
                 configuration: configuration,
-                stores: Stores(metadata: metadata, objects: objects, analytics: analytics, cache: cache),
+                stores: Stores(
+                    metadata: metadata, objects: objects, analytics: analytics, cache: cache, rateLimits: rateLimits),
                 access: access, now: now, logger: logger, storeServices: storeServices)
             let result = try await body(gateway)
             await close(closers.reversed(), logger: logger)
@@ -158,15 +165,19 @@ package struct Gateway: Sendable {
         package var analytics: any AnalyticsStore
         /// Cached answers.
         package var cache: any Cache
+        /// Rate-limit state shared by replicas; nil: each instance's own.
+        package var rateLimits: (any RateLimitStore)?
 
         /// Groups the stores.
         package init(
-            metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore, cache: any Cache
+            metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore, cache: any Cache,
+            rateLimits: (any RateLimitStore)? = nil
         ) {
             self.metadata = metadata
             self.objects = objects
             self.analytics = analytics
             self.cache = cache
+            self.rateLimits = rateLimits
         }
     }
 
@@ -177,6 +188,11 @@ package struct Gateway: Sendable {
     ) {
         self.storeServices = storeServices
         self.access = access
+        self.connections = ConnectionCount(limit: configuration.http.maxConnections)
+        self.limiter = RateLimiter(
+            rates: configuration.rateLimits.rates, shared: stores.rateLimits,
+            local: LocalRateLimitStore(now: { Int64((now().timeIntervalSince1970 * 1_000_000).rounded()) }),
+            expectedReplicas: configuration.rateLimits.expectedReplicas, logger: logger)
         let (metadata, objects, analytics, cache) = (stores.metadata, stores.objects, stores.analytics, stores.cache)
         self.configuration = configuration
         self.logger = logger
@@ -217,15 +233,31 @@ package struct Gateway: Sendable {
         router.addMiddleware {
             RequestIDMiddleware()
             TelemetryMiddleware(metrics: metrics)
+            SecurityHeadersMiddleware(isTLS: false)
+            CORSMiddleware(allowedOrigins: configuration.cors.allowedOrigins, maxAge: configuration.cors.maxAge)
             ProblemMiddleware(routes: routes)
+            RequestLimitsMiddleware(
+                maxURLBytes: configuration.http.maxURLBytes, maxBodyBytes: configuration.http.maxBodyBytes)
             AuthMiddleware(authenticator: access.authenticator, metrics: metrics)
+            RateLimitMiddleware(limiter: limiter, metrics: metrics)
         }
         SnapshotRoutes(uploads: uploads, catalog: catalog, ingest: ingest, metrics: metrics, readiness: readiness)
             .register(on: router)
         InternalRoutes(queries: queries, answers: answers, timeout: configuration.query.timeout).register(on: router)
-        OpsRoutes(
-            readiness: readiness, metrics: metrics, uploads: uploads, openAPIDocument: Self.openAPIDocument()
-        ).register(on: router)
+        OpsRoutes(readiness: readiness, openAPIDocument: Self.openAPIDocument()).register(on: router)
+        routes.record(router)
+        return (router, routes)
+    }
+
+    /// The router of the metrics listener: `/metrics` alone.
+    package func makeMetricsRouter() -> (router: Router<GatewayRequestContext>, routes: RouteTable) {
+        let router = Router(context: GatewayRequestContext.self)
+        let routes = RouteTable()
+        router.addMiddleware {
+            RequestIDMiddleware()
+            ProblemMiddleware(routes: routes)
+        }
+        MetricsRoutes(metrics: metrics, uploads: uploads).register(on: router)
         routes.record(router)
         return (router, routes)
     }
@@ -235,14 +267,34 @@ package struct Gateway: Sendable {
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let http = configuration.http
+        let connections = connections
         return Application(
             router: try makeRouter().router,
             server: .http1(
                 configuration: .init(
-                    additionalChannelHandlers: [LingeringCloseHandler(), MalformedRequestHandler()],
-                    idleTimeout: .nanoseconds(Int64(http.idleTimeout / .nanoseconds(1))))),
+                    additionalChannelHandlers: [
+                        LingeringCloseHandler(), MalformedRequestHandler(),
+                        ConnectionGuard(connections: connections, headTimeout: http.headerTimeout),
+                    ],
+                    idleTimeout: .nanoseconds(Int64(http.idleTimeout / .nanoseconds(1))),
+                    httpDecoderConfiguration: .init(
+                        maxHeaderFieldSize: http.maxHeaderBytes, maxHeaderListSize: http.maxHeaderBytes))),
             configuration: ApplicationConfiguration(address: .hostname(http.host, port: http.port)),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? http.port) },
+            logger: logger)
+    }
+
+    /// The metrics listener as a service; `onServerRunning` learns its bound port.
+    package func makeMetricsApplication(
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let listener = configuration.metrics
+        return Application(
+            router: makeMetricsRouter().router,
+            server: .http1(configuration: .init(idleTimeout: .seconds(75))),
+            configuration: ApplicationConfiguration(
+                address: .hostname(listener.host, port: listener.port), serverName: nil),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? listener.port) },
             logger: logger)
     }
 
@@ -251,11 +303,14 @@ package struct Gateway: Sendable {
     /// stays open for `shutdown.drainDelay`; then the listener closes and in-flight requests get
     /// `shutdown.gracePeriod` to finish before they are cancelled.
     package func makeServiceGroup(
-        signals: [UnixSignal], onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        signals: [UnixSignal], onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+        onMetricsRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> ServiceGroup {
         var group = ServiceGroupConfiguration(
             services: storeServices.map { .init(service: $0) } + (access.refresher.map { [.init(service: $0)] } ?? [])
                 + [
+                    // Started before and stopped after the API: scrapes still work while it drains.
+                    .init(service: makeMetricsApplication(onServerRunning: onMetricsRunning)),
                     .init(service: readiness),
                     .init(service: ingest),
                     .init(service: try makeApplication(onServerRunning: onServerRunning)),
@@ -273,7 +328,11 @@ package struct Gateway: Sendable {
     /// Runs until SIGTERM or SIGINT and a graceful shutdown. Requests still running when the shutdown deadline passes
     /// are cancelled; that is logged as a warning and still counts as an orderly stop. Any other failure is rethrown.
     package func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let group = try makeServiceGroup(signals: [.sigterm, .sigint], onServerRunning: onServerRunning)
+        let logger = logger
+        let host = configuration.metrics.host
+        let group = try makeServiceGroup(signals: [.sigterm, .sigint], onServerRunning: onServerRunning) { port in
+            logger.info("metrics listening", metadata: ["host": "\(host)", "port": "\(port)"])
+        }
         do {
             try await group.run()
         } catch  where readiness.isDraining {

@@ -43,6 +43,12 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
         package static let forbidden = Code("forbidden")
         /// The caller sent more requests than its rate limit allows.
         package static let rateLimited = Code("rate-limited")
+        /// The request's URL is longer than the gateway reads.
+        package static let uriTooLong = Code("uri-too-long")
+        /// The client took too long to send its request head.
+        package static let requestTimeout = Code("request-timeout")
+        /// The instance holds as many connections as it allows.
+        package static let tooManyConnections = Code("too-many-connections")
         /// Anything unexpected; the detail says nothing about internals.
         package static let internalError = Code("internal-error")
     }

@@ -100,6 +100,11 @@ import Testing
             "auth.jwksMinRefresh": "1m", "storage.accessKeyId": "AKIDEXAMPLE",
             "storage.secretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
             "storage.sessionToken": "FwoGZXIvYXdz",
+            "cors.allowedOrigins": "https://ui.example.com", "cors.maxAge": "5m", "http.headerTimeout": "5s",
+            "http.maxHeaderBytes": "16KiB", "http.maxURLBytes": "4KiB", "http.maxBodyBytes": "1MiB",
+            "http.maxConnections": "500", "metrics.host": "0.0.0.0", "metrics.port": "9100",
+            "rateLimit.query": "50/1s", "rateLimit.upload": "off", "rateLimit.admin": "10/1h",
+            "rateLimit.expectedReplicas": "3",
         ]
         #expect(Set(samples.keys) == Set(Setting.all.map(\.key)), "a sample for every setting")
         let help = GatewayConfiguration.helpText

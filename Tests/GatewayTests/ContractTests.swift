@@ -26,7 +26,7 @@ import Yams
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let served = try await Gateway.with(
             configuration: GatewayConfiguration(dataDirectory: directory), logger: Logger(label: "test")
-        ) { gateway in Set(try gateway.makeRouter().routes.routes) }
+        ) { gateway in Set(try gateway.makeRouter().routes.routes).union(gateway.makeMetricsRouter().routes.routes) }
         #expect(served.subtracting(specified).isEmpty, "served but not in the spec: \(served.subtracting(specified))")
         #expect(specified.subtracting(served).isEmpty, "in the spec but not served: \(specified.subtracting(served))")
         #expect(served.count >= 9)

@@ -18,7 +18,7 @@ import Testing
         let secrets = [postgresPassword, redisPassword, s3Secret]
         var redis = try TestServers.redis()
         redis.password = redisPassword
-        redis.port = try Self.closedPort()
+        redis.port = try freePort()
         let (s3, credentials) = try TestServers.s3()
         let clickHouse = try TestServers.clickHouse()
         try await TestServers.withPostgresDatabase { database in
@@ -43,7 +43,7 @@ import Testing
                 bodies.append(String(buffer: upload.body))
                 let listed = try await live.send(.GET, "/api/v1/snapshots")
                 #expect(listed.status == 200)
-                bodies.append(String(buffer: try await live.send(.GET, "/metrics").body))
+                bodies.append(try await live.metricsText())
                 let text = bodies.joined() + live.logs.all.joined(separator: "\n")
                 #expect(text.contains("storage"), "the failures were reported")
                 for secret in secrets { #expect(!text.contains(secret), "\(secret.prefix(8))… leaked") }
@@ -69,12 +69,5 @@ import Testing
             #expect(text.contains("ClickHouse"), "\(text)")
             #expect(!text.contains(password))
         }
-    }
-
-    /// A loopback port nothing listens on.
-    static func closedPort() throws -> Int {
-        let output = try python(
-            "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1]); s.close()")
-        return Int(String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))!
     }
 }

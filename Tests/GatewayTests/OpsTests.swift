@@ -35,7 +35,7 @@ import Testing
             group.addTask { try await monitor.run() }
             let start = ContinuousClock.now
             while monitor.report().checks["slow"]?.error?.contains("no answer") != true {
-                #expect(ContinuousClock.now - start < .seconds(10))
+                #expect(ContinuousClock.now - start < .seconds(60), "a guard against hanging, not a timing")
                 try await Task.sleep(for: .milliseconds(10))
             }
             #expect(!monitor.report().isReady)
@@ -53,7 +53,7 @@ import Testing
             _ = try await live.send(.GET, "/api/v1/snapshots/\(id)")
             _ = try await live.send(.GET, "/api/v1/snapshots/\(id)")
             _ = try await live.send(.GET, "/api/v1/snapshots/not-an-id")
-            let text = String(buffer: try await live.send(.GET, "/metrics").body)
+            let text = try await live.metricsText()
             #expect(text.contains(#"gateway_requests_total{method="POST",route="/api/v1/snapshots",status="202"} 1"#))
             #expect(
                 text.contains(#"gateway_requests_total{method="GET",route="/api/v1/snapshots/{id}",status="200"} 2"#))
@@ -64,7 +64,7 @@ import Testing
             )
             #expect(text.contains("# TYPE gateway_request_duration_seconds histogram"))
             #expect(text.contains("gateway_upload_bytes_total 1000"))
-            #expect(text.contains("gateway_active_requests 1"), "the scrape itself is active")
+            #expect(text.contains("gateway_active_requests 0"), "the scrape is on the metrics listener, not counted")
             #expect(text.contains("gateway_uploads_in_flight 0"))
             #expect(!text.contains(id), "no unbounded label values")
         }

@@ -27,8 +27,9 @@ final class GatewayProcess: Sendable {
         process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
+        // Each process's metrics listener on a free port, unless the test names one.
         process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KUBIN_") }
-            .merging(environment) { $1 }
+            .merging(["KUBIN_METRICS_PORT": "0"]) { $1 }.merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         try process.run()
@@ -52,9 +53,18 @@ final class GatewayProcess: Sendable {
 
     /// The port from the gateway's `listening` log line.
     func port(timeout: Duration = .seconds(30)) async throws -> Int {
+        try await port(of: "listening", timeout: timeout)
+    }
+
+    /// The port of the `/metrics` listener, from its `metrics listening` log line.
+    func metricsPort(timeout: Duration = .seconds(30)) async throws -> Int {
+        try await port(of: "metrics listening", timeout: timeout)
+    }
+
+    private func port(of message: String, timeout: Duration) async throws -> Int {
         var port: Int?
-        try await poll("the listening line", timeout: timeout) {
-            port = logLines.first { $0["message"] as? String == "listening" }.flatMap {
+        try await poll("the '\(message)' line", timeout: timeout) {
+            port = logLines.first { $0["message"] as? String == message }.flatMap {
                 ($0["port"] as? String).flatMap(Int.init)
             }
             return port != nil || !process.isRunning

@@ -90,6 +90,7 @@ import Testing
             "--shutdown-grace-period", "30s", "--readiness-interval", "50ms",
         ])
         let port = try await gateway.port()
+        let metricsPort = try await gateway.metricsPort()
         let token = try await gateway.developmentToken()
         let bytes = Array(String(repeating: "{\"kind\":\"List\"}\n", count: 20_000).utf8)
         let release = Gate()
@@ -104,7 +105,7 @@ import Testing
                 return (Int(response.status.code), Data(body.readableBytesView))
             }
             try await poll("the upload to be admitted") {
-                try await metric("gateway_uploads_in_flight", port: port, client: client) == 1
+                try await metric("gateway_uploads_in_flight", port: metricsPort, client: client) == 1
             }
             gateway.signal(SIGTERM)
             try await poll("/readyz to turn 503") {
@@ -149,6 +150,7 @@ import Testing
     private func deadlineScenario(directory: String, client: HTTPClient) async throws {
         let gateway = try GatewayProcess(["--data-dir", directory, "--http-port", "0", "--shutdown-grace-period", "1s"])
         let port = try await gateway.port()
+        let metricsPort = try await gateway.metricsPort()
         let token = try await gateway.developmentToken()
         let release = Gate()
         defer { release.open() }
@@ -163,7 +165,7 @@ import Testing
                 _ = try? await client.execute(request, timeout: .seconds(60))
             }
             try await poll("the upload to be admitted") {
-                try await metric("gateway_uploads_in_flight", port: port, client: client) == 1
+                try await metric("gateway_uploads_in_flight", port: metricsPort, client: client) == 1
             }
             gateway.signal(SIGTERM)
             #expect(try await gateway.exitStatus(timeout: .seconds(30)) == 0)

@@ -148,6 +148,49 @@ import Testing
         }
     }
 
+    @Test func threeReplicasOnOneRedisHoldOneLimitAndFallBackWhenItDies() async throws {
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        try await TestServers.withPostgresDatabase { database in
+            let prefix = "limits-\(UUID().uuidString)"
+            let replicas = try (0..<3).map { _ in
+                try GatewayProcess(
+                    [],
+                    environment: try Self.environment(database: database, prefix: prefix).merging([
+                        "KUBIN_CACHE_URL": "redis://\(redis.location.host):\(redis.location.port)/0",
+                        "KUBIN_RATE_LIMIT_QUERY": "30/1h", "KUBIN_RATE_LIMIT_EXPECTED_REPLICAS": "3",
+                    ]) { $1 })
+            }
+            var ports: [Int] = []
+            for replica in replicas { ports.append(try await replica.port()) }
+            try await HTTPClient.withHTTPClient { client in
+                func statuses(_ count: Int, through ports: [Int]) async throws -> [Int: Int] {
+                    var statuses: [Int: Int] = [:]
+                    for index in 0..<count {
+                        let answer = try await Self.json(client, ports[index % ports.count], "/api/v1/snapshots")
+                        statuses[answer.status, default: 0] += 1
+                    }
+                    return statuses
+                }
+                // One limit for the three: 30 in total pass, whichever replica answers.
+                let shared = try await statuses(45, through: ports)
+                #expect(shared == [200: 30, 429: 15])
+                // Redis dies: each replica limits alone to 30 ÷ 3, and nothing answers 5xx.
+                redis.stop()
+                for port in ports {
+                    let alone = try await statuses(15, through: [port])
+                    #expect(alone == [200: 10, 429: 5], "\(port)")
+                }
+            }
+            for replica in replicas { replica.signal(SIGTERM) }
+            for replica in replicas { #expect(try await replica.exitStatus() == 0) }
+            #expect(
+                replicas.contains {
+                    $0.logLines.contains { ($0["message"] as? String)?.contains("limiting per instance") == true }
+                })
+        }
+    }
+
     @Test func aReplicaKilledMidIngestIsReplacedWithoutDuplicates() async throws {
         let (bytes, summary) = try Self.generated([
             "--namespaces", "4", "--pods-per-namespace", "25", "--lines-per-container", "300",

@@ -115,13 +115,14 @@ import Testing
 
     @Test func theOverviewsBranchesRunConcurrently() async throws {
         let behaviour = Behaviour(
-            delay: .milliseconds(200), slow: ["metadata.namespaces", "analytics.activity", "storage.info"])
+            delay: .seconds(1), slow: ["metadata.namespaces", "analytics.activity", "storage.info"])
         try await Self.withQueries(behaviour) { queries, id, _ in
             let started = ContinuousClock.now
             let overview = try await queries.overview(of: id, tenant: .legacy, deadline: Self.deadline)
             let elapsed = ContinuousClock.now - started
-            // One after another they would take 600 ms; together, one delay and the rest.
-            #expect(elapsed < .milliseconds(400), "took \(elapsed)")
+            // One after another they would take 3 s; together, one delay and the rest (a second of slack for a
+            // loaded machine).
+            #expect(elapsed < .seconds(2), "took \(elapsed)")
             #expect(overview.missing.isEmpty)
             #expect(overview.archive != nil && overview.logVolume != nil && overview.newestWarnings?.count == 1)
             #expect(behaviour.count("metadata.namespaces") == 1 && behaviour.count("storage.info") == 1)
@@ -136,7 +137,8 @@ import Testing
 
     @Test func aFailedOrSlowOptionalBranchMakesAPartialAnswer() async throws {
         let behaviour = Behaviour(delay: .seconds(30), slow: ["storage.info"], failing: ["analytics.activity"])
-        try await Self.withQueries(behaviour, branchTimeout: .milliseconds(300)) { queries, id, _ in
+        // 2 s: long beside the required branches' work even on a loaded machine, short beside the 30 s stall.
+        try await Self.withQueries(behaviour, branchTimeout: .seconds(2)) { queries, id, _ in
             let overview = try await queries.overview(of: id, tenant: .legacy, deadline: Self.deadline)
             #expect(overview.missing.map(\.section) == ["activity", "archive"])
             #expect(overview.missing[0].reason == "the analytics store failed")

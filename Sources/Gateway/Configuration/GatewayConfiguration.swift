@@ -1,5 +1,6 @@
 import Clients
 import Logging
+import Orchestrators
 
 /// Everything a gateway instance is configured with, validated.
 ///
@@ -14,6 +15,24 @@ package struct GatewayConfiguration: Sendable {
         package var port = 8080
         /// Connections silent this long are closed.
         package var idleTimeout: Duration = .seconds(75)
+        /// A request head must arrive whole within this time of its first byte (408 otherwise).
+        package var headerTimeout: Duration = .seconds(10)
+        /// The largest header block (431 beyond).
+        package var maxHeaderBytes = 32 << 10
+        /// The longest URL (414 beyond).
+        package var maxURLBytes = 8 << 10
+        /// The largest body of a request that is not an upload (413 beyond).
+        package var maxBodyBytes: Int64 = 64 << 10
+        /// Connections served at once (503 beyond).
+        package var maxConnections = 10_000
+    }
+
+    /// The listener of `/metrics`, apart from the API so that it need not be public.
+    package struct Metrics: Sendable {
+        /// Address to listen on.
+        package var host = "127.0.0.1"
+        /// Port to listen on; 0 picks a free one.
+        package var port = 9464
     }
 
     /// Where metadata lives.
@@ -59,6 +78,25 @@ package struct GatewayConfiguration: Sendable {
         package var timeout: Duration = .seconds(10)
         /// Deadline of each store query within it.
         package var branchTimeout: Duration = .seconds(5)
+    }
+
+    /// Rates per route class, per principal.
+    package struct RateLimits: Sendable {
+        /// The rate of each class; a class without one is unlimited.
+        package var rates: [RateLimiter.RouteClass: GCRA] = [
+            .query: GCRA(limit: 1000, period: .seconds(60)), .upload: GCRA(limit: 100, period: .seconds(60)),
+            .admin: GCRA(limit: 100, period: .seconds(60)),
+        ]
+        /// Replicas sharing the limit: each limits to rate ÷ this while the shared store (Redis) is unreachable.
+        package var expectedReplicas = 1
+    }
+
+    /// Cross-origin access for browsers.
+    package struct CORS: Sendable {
+        /// Origins (`scheme://host[:port]`) whose scripts may call; `*` for any; empty: none.
+        package var allowedOrigins: Set<String> = []
+        /// How long a browser may cache a preflight's answer.
+        package var maxAge: Duration = .seconds(600)
     }
 
     /// Where cached answers live.
@@ -141,6 +179,12 @@ package struct GatewayConfiguration: Sendable {
     package var uploads = Uploads()
     /// Authentication.
     package var auth = Auth()
+    /// Cross-origin access.
+    package var cors = CORS()
+    /// Rate limits.
+    package var rateLimits = RateLimits()
+    /// The metrics listener.
+    package var metrics = Metrics()
     /// Shutdown timing.
     package var shutdown = Shutdown()
     /// Readiness checking.
@@ -173,6 +217,13 @@ extension GatewayConfiguration {
         http.host = parser.host("http.host")
         http.port = parser.integer("http.port", in: 0...65535)
         http.idleTimeout = parser.duration("http.idleTimeout", in: .seconds(1)...(.seconds(86400)))
+        http.headerTimeout = parser.duration("http.headerTimeout", in: .milliseconds(100)...(.seconds(600)))
+        http.maxHeaderBytes = Int(parser.bytes("http.maxHeaderBytes", in: 1024...(1 << 20)))
+        http.maxURLBytes = Int(parser.bytes("http.maxURLBytes", in: 256...(1 << 20)))
+        http.maxBodyBytes = parser.bytes("http.maxBodyBytes", in: 0...(1 << 30))
+        http.maxConnections = parser.integer("http.maxConnections", in: 1...1_000_000)
+        metrics.host = parser.host("metrics.host")
+        metrics.port = parser.integer("metrics.port", in: 0...65535)
         let metadataURL = parser.peek("metadata.url")
         metadata = parser.url(
             "metadata.url", default: metadata,
@@ -230,6 +281,12 @@ extension GatewayConfiguration {
         ingest.lease = parser.duration("ingest.lease", in: .seconds(1)...(.seconds(3600)))
         query.timeout = parser.duration("query.timeout", in: .milliseconds(10)...(.seconds(600)))
         query.branchTimeout = parser.duration("query.branchTimeout", in: .milliseconds(10)...(.seconds(600)))
+        for routeClass in RateLimiter.RouteClass.allCases {
+            rateLimits.rates[routeClass] = parser.rate("rateLimit.\(routeClass.rawValue)")
+        }
+        rateLimits.expectedReplicas = parser.integer("rateLimit.expectedReplicas", in: 1...1000)
+        cors.allowedOrigins = parser.origins("cors.allowedOrigins")
+        cors.maxAge = parser.duration("cors.maxAge", in: .zero...(.seconds(86400)))
         shutdown.drainDelay = parser.duration("shutdown.drainDelay", in: .zero...(.seconds(3600)))
         shutdown.gracePeriod = parser.duration("shutdown.gracePeriod", in: .zero...(.seconds(86400)))
         readiness.interval = parser.duration("readiness.interval", in: .milliseconds(10)...(.seconds(3600)))
@@ -359,6 +416,36 @@ private struct SettingsParser {
             return SettingValues.duration(setting.defaultValue)!
         }
         return duration
+    }
+
+    /// A rate, `<requests>/<duration>` such as `1000/1m`, or `off` (nil).
+    mutating func rate(_ key: String) -> GCRA? {
+        let (setting, text) = value(key)
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed == "off" { return nil }
+        let parts = trimmed.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let limit = Int(parts[0]), (1...10_000_000).contains(limit),
+            let period = SettingValues.duration(parts[1]), (.seconds(1)...(.seconds(86400))).contains(period)
+        else {
+            refuse(setting, text, expected: "<requests>/<duration> such as 1000/1m or 20/1s (1s to 24h), or off")
+            return nil
+        }
+        return GCRA(limit: limit, period: period)
+    }
+
+    /// A comma-separated list of origins (`https://ui.example.com`, `http://localhost:3000`) or `*`.
+    mutating func origins(_ key: String) -> Set<String> {
+        let (setting, text) = value(key)
+        let origins = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let bad = origins.filter { !SettingValues.isOrigin($0) }
+        guard bad.isEmpty else {
+            refuse(
+                setting, text,
+                expected: "a comma-separated list of origins such as https://ui.example.com or http://localhost:3000 "
+                    + "(scheme, host and port only), or *")
+            return []
+        }
+        return Set(origins)
     }
 
     mutating func choice<Value>(_ key: String, _ choices: [String: Value]) -> Value {

@@ -86,6 +86,29 @@ extension Setting {
             summary: "Close a connection that sends nothing for this long (a duration such as 500ms, 30s, 2m).",
             exposure: .plain),
         .init(
+            key: "http.headerTimeout", defaultValue: "10s",
+            summary: "A request head must arrive whole within this time of its first byte, or the client gets 408 "
+                + "and the connection closes (slow clients cannot hold connections).", exposure: .plain),
+        .init(
+            key: "http.maxHeaderBytes", defaultValue: "32KiB",
+            summary: "The largest request header block (431 beyond).", exposure: .plain),
+        .init(
+            key: "http.maxURLBytes", defaultValue: "8KiB", summary: "The longest request URL (414 beyond).",
+            exposure: .plain),
+        .init(
+            key: "http.maxBodyBytes", defaultValue: "64KiB",
+            summary: "The largest body of any request but an upload (413 beyond; uploads have uploads.maxBytes).",
+            exposure: .plain),
+        .init(
+            key: "http.maxConnections", defaultValue: "10000",
+            summary: "Connections served at once; the next one gets 503 and is closed.", exposure: .plain),
+        .init(
+            key: "metrics.host", defaultValue: "127.0.0.1",
+            summary: "Address of the /metrics listener, apart from the API (keep it private).", exposure: .plain),
+        .init(
+            key: "metrics.port", defaultValue: "9464", summary: "Port of the /metrics listener (0 picks a free one).",
+            exposure: .plain),
+        .init(
             key: "data.dir", defaultValue: "./kubin-data",
             summary: "Directory of the embedded stores (SQLite metadata, archives).", exposure: .plain),
         .init(
@@ -115,6 +138,27 @@ extension Setting {
             key: "cache.localTTL", defaultValue: "1s",
             summary: "With Redis: how long a replica keeps an answer in its own memory (0s: never). Another "
                 + "replica's snapshot deletion reaches this one's copies within this time.", exposure: .plain),
+        .init(
+            key: "rateLimit.query", defaultValue: "1000/1m",
+            summary: "Reads (GET, HEAD) each caller may make: <requests>/<duration>, or off. Held across replicas "
+                + "in Redis when cache.url is redis://.", exposure: .plain),
+        .init(
+            key: "rateLimit.upload", defaultValue: "100/1m", summary: "Uploads each caller may make, or off.",
+            exposure: .plain),
+        .init(
+            key: "rateLimit.admin", defaultValue: "100/1m", summary: "Deletions each caller may make, or off.",
+            exposure: .plain),
+        .init(
+            key: "rateLimit.expectedReplicas", defaultValue: "1",
+            summary: "Replicas sharing the limits: while Redis is unreachable each one allows rate ÷ this.",
+            exposure: .plain),
+        .init(
+            key: "cors.allowedOrigins", defaultValue: "",
+            summary: "Origins whose scripts may call the gateway (the web UI), comma-separated, such as "
+                + "https://ui.example.com; * for any; empty: none get CORS headers.", exposure: .plain),
+        .init(
+            key: "cors.maxAge", defaultValue: "10m", summary: "How long a browser may cache a preflight's answer.",
+            exposure: .plain),
         .init(
             key: "storage.accessKeyId", defaultValue: "",
             summary: "With s3:// storage: the access key id (empty: AWS_ACCESS_KEY_ID).", exposure: .plain),

@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -25,6 +27,16 @@ enum SettingValues {
     /// True for addresses that only this machine can reach.
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
+    /// True for `*` and for a browser origin: `http` or `https`, a host, an optional port, nothing else.
+    static func isOrigin(_ text: String) -> Bool {
+        if text == "*" { return true }
+        guard let components = URLComponents(string: text), let scheme = components.scheme,
+            ["http", "https"].contains(scheme), let host = components.host, !host.isEmpty,
+            components.path.isEmpty, components.query == nil, components.fragment == nil, components.user == nil
+        else { return false }
+        return text == "\(scheme)://\(host)" + (components.port.map { ":\($0)" } ?? "")
     }
 
     /// `text` as a whole number, or nil.

@@ -38,7 +38,7 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
                     "Request header fields too large"
                 )
                 : (.badRequest, "malformed-request", "Malformed request")
-            let requestID = Self.newRequestID()
+            let requestID = RequestIDMiddleware.newID()
             let problem = Problem(
                 type: "https://kubin.dev/problems/\(name)", title: title, status: status.code,
                 detail: "The request is not valid HTTP/1.1 (\(parserError.map { "\($0)" } ?? "unreadable")).",
@@ -60,10 +60,5 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
         default:
             context.write(data, promise: promise)
         }
-    }
-
-    /// A fresh id for a request that never reached the middleware that assigns ids.
-    private static func newRequestID() -> String {
-        (0..<16).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max)) }.joined()
     }
 }

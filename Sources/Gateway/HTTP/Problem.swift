@@ -30,7 +30,10 @@ struct Problem: Encodable, Sendable {
         case .invalidParameter: (.badRequest, "Invalid parameter")
         case .incompleteBody: (.badRequest, "Incomplete request body")
         case .unsupportedFormat: (.unsupportedMediaType, "Unsupported snapshot format")
-        case .payloadTooLarge: (.contentTooLarge, "Upload too large")
+        case .payloadTooLarge: (.contentTooLarge, "Content too large")
+        case .uriTooLong: (.uriTooLong, "URI too long")
+        case .requestTimeout: (.requestTimeout, "Request timeout")
+        case .tooManyConnections: (.serviceUnavailable, "Too many connections")
         case .tooManyUploads: (.tooManyRequests, "Too many uploads in flight")
         case .idempotencyKeyReused: (.unprocessableContent, "Idempotency key reused")
         case .rangeNotSatisfiable: (.rangeNotSatisfiable, "Range not satisfiable")
@@ -64,6 +67,24 @@ struct Problem: Encodable, Sendable {
                 ? "Bearer realm=\"kubin\"" : "Bearer realm=\"kubin\", error=\"invalid_token\""
         }
         return response(problem, status: status, headers: headers)
+    }
+
+    /// The head and body of the problem answer for `error`, for channel handlers that answer before any route (a
+    /// fresh request id each: no middleware has assigned one).
+    static func channelAnswer(for error: KubinError) -> (head: HTTPResponse, body: ByteBuffer) {
+        let (status, title) = describe(error.code)
+        let requestID = RequestIDMiddleware.newID()
+        let problem = Problem(
+            type: "https://kubin.dev/problems/\(error.code.name)", title: title, status: status.code,
+            detail: error.detail, instance: "", requestId: requestID)
+        let body = (try? JSON.encode(problem)) ?? ByteBuffer()
+        var head = HTTPResponse(status: status)
+        head.headerFields[.contentType] = mediaType
+        head.headerFields[.contentLength] = String(body.readableBytes)
+        head.headerFields[RequestIDMiddleware.header] = requestID
+        head.headerFields[.connection] = "close"
+        if let seconds = error.retryAfterSeconds { head.headerFields[.retryAfter] = String(seconds) }
+        return (head, body)
     }
 
     /// A problem with no more meaning than its status (RFC 9457 `about:blank`), for errors the HTTP layer raises.

@@ -23,6 +23,14 @@ struct RequestIDMiddleware: RouterMiddleware {
         return response
     }
 
+    /// A fresh id, for an answer given before any middleware ran (by a channel handler).
+    static func newID() -> String {
+        (0..<16).map { _ in
+            let byte = UInt8.random(in: .min ... .max)
+            return (byte < 16 ? "0" : "") + String(byte, radix: 16)
+        }.joined()
+    }
+
     /// True for 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.
     static func isWellFormed(_ id: String) -> Bool {
         let bytes = id.utf8

@@ -31,6 +31,7 @@ package final class GatewayMetrics: Sendable {
         uploadBytes = registry.makeCounter(
             descriptor: Self.name("upload_bytes", unit: "total", help: "Bytes received in upload bodies."))
         for reason in RejectionReason.allCases { _ = rejectionCounter(reason) }
+        for routeClass in ["query", "upload", "admin"] { _ = rateLimitCounter(routeClass) }
     }
 
     /// A request started.
@@ -63,6 +64,16 @@ package final class GatewayMetrics: Sendable {
                 "authentication_failures", unit: "total", help: "Credentials refused, by reason."),
             labels: [("reason", reason)]
         ).increment()
+    }
+
+    /// A request was refused by the rate limit of `routeClass`.
+    func rateLimitExceeded(routeClass: String) { rateLimitCounter(routeClass).increment() }
+
+    private func rateLimitCounter(_ routeClass: String) -> Counter {
+        registry.makeCounter(
+            descriptor: Self.name(
+                "rate_limit_exceeded", unit: "total", help: "Requests refused by a rate limit, by route class."),
+            labels: [("class", routeClass)])
     }
 
     /// The Prometheus text exposition, with `gateway_uploads_in_flight` set to `uploadsInFlight` first.

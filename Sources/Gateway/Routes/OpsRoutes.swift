@@ -2,14 +2,10 @@ import Hummingbird
 import NIOCore
 import Orchestrators
 
-/// `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml`.
+/// `/healthz`, `/readyz` and `/openapi.yaml` (`/metrics` has a listener of its own: ``MetricsRoutes``).
 struct OpsRoutes {
     /// Answers `/readyz`.
     let readiness: ReadinessMonitor
-    /// Renders `/metrics`.
-    let metrics: GatewayMetrics
-    /// Reports uploads in flight for `/metrics`.
-    let uploads: UploadOrchestrator
     /// The bytes of `/openapi.yaml`.
     let openAPIDocument: ByteBuffer
 
@@ -24,15 +20,27 @@ struct OpsRoutes {
             return try JSON.response(
                 report, status: report.isReady ? .ok : .serviceUnavailable, headers: [.cacheControl: "no-store"])
         }
-        router.get("metrics") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: ResponseBody(byteBuffer: metrics.exposition(uploadsInFlight: uploads.uploadsInFlight)))
-        }
         router.get("openapi.yaml") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/yaml"],
                 body: ResponseBody(byteBuffer: openAPIDocument))
+        }
+    }
+}
+
+/// `/metrics`, on the metrics listener.
+struct MetricsRoutes {
+    /// Renders the exposition.
+    let metrics: GatewayMetrics
+    /// Reports uploads in flight.
+    let uploads: UploadOrchestrator
+
+    /// Adds `/metrics`.
+    func register(on router: Router<GatewayRequestContext>) {
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: metrics.exposition(uploadsInFlight: uploads.uploadsInFlight)))
         }
     }
 }

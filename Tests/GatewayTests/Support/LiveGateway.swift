@@ -20,6 +20,8 @@ struct LiveGateway: Sendable {
     let client: HTTPClient
     let logs: LogCapture
     let token: String
+    /// The port of the `/metrics` listener.
+    let metricsPort: Int
 
     func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
 
@@ -55,11 +57,18 @@ struct LiveGateway: Sendable {
     /// The value of one sample of `/metrics`, such as `gateway_uploads_in_flight` or
     /// `gateway_uploads_rejected_total{reason="concurrency"}`; nil when absent.
     func metric(_ sample: String) async throws -> Double? {
-        let text = String(buffer: try await send(.GET, "/metrics").body)
+        let text = try await metricsText()
         for line in text.split(separator: "\n") where line.hasPrefix(sample + " ") {
             return Double(line.dropFirst(sample.count + 1))
         }
         return nil
+    }
+
+    /// The `/metrics` exposition, from the metrics listener.
+    func metricsText() async throws -> String {
+        let response = try await client.execute(
+            HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/metrics"), timeout: .seconds(30))
+        return String(buffer: try await response.body.collect(upTo: 16 << 20))
     }
 
     /// Polls `condition` every 20 ms until it holds, failing after `timeout`.
@@ -124,6 +133,7 @@ func withLiveGateway(
     defer { try? FileManager.default.removeItem(atPath: directory) }
     var configuration = GatewayConfiguration(dataDirectory: directory)
     configuration.http.port = 0
+    configuration.metrics.port = 0
     configuration.readiness.interval = .milliseconds(50)
     configure(&configuration)
     let logs = LogCapture()
@@ -138,20 +148,32 @@ func withLiveGateway(
     do {
         try await Gateway.with(configuration: configuration, logger: logger, now: now) { gateway in
             let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-            let group = try gateway.makeServiceGroup(signals: []) { port in
-                portContinuation.yield(port)
-                portContinuation.finish()
-            }
+            let (metricsPorts, metricsContinuation) = AsyncStream.makeStream(of: Int.self)
+            let group = try gateway.makeServiceGroup(
+                signals: [],
+                onServerRunning: { port in
+                    portContinuation.yield(port)
+                    portContinuation.finish()
+                },
+                onMetricsRunning: { port in
+                    metricsContinuation.yield(port)
+                    metricsContinuation.finish()
+                })
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 var iterator = ports.makeAsyncIterator()
                 guard let port = await iterator.next() else { throw TimedOut(what: "the server to start") }
+                var metricsIterator = metricsPorts.makeAsyncIterator()
+                guard let metricsPort = await metricsIterator.next() else {
+                    throw TimedOut(what: "the metrics listener to start")
+                }
                 let token =
                     try await gateway.access.developmentSigner?.token(
                         subject: "live-test", tenant: .legacy, scopes: Set(Scope.allCases), validity: .seconds(3600))
                     ?? ""
                 let live = LiveGateway(
-                    port: port, dataDirectory: directory, gateway: gateway, client: client, logs: logs, token: token)
+                    port: port, dataDirectory: directory, gateway: gateway, client: client, logs: logs, token: token,
+                    metricsPort: metricsPort)
                 do {
                     try await body(live)
                 } catch {

@@ -1,0 +1,166 @@
+import HTTPTypes
+import KubinModel
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// The connections of one listener, counted so that past `limit` a new one is answered
+/// `503 too-many-connections` and closed at once, instead of holding memory and a file descriptor.
+final class ConnectionCount: Sendable {
+    /// The most connections served at once.
+    let limit: Int
+    private let open = Atomic<Int>(0)
+
+    /// A count that admits `limit` connections.
+    init(limit: Int) { self.limit = limit }
+
+    /// Connections open now.
+    var current: Int { open.load(ordering: .relaxed) }
+
+    /// Counts a new connection; false (and not counted) when the limit is reached.
+    func admit() -> Bool {
+        var value = open.load(ordering: .relaxed)
+        while value < limit {
+            let (exchanged, original) = open.compareExchange(
+                expected: value, desired: value + 1, ordering: .relaxed)
+            if exchanged { return true }
+            value = original
+        }
+        return false
+    }
+
+    /// A counted connection closed.
+    func release() { open.subtract(1, ordering: .relaxed) }
+}
+
+/// One connection's guard against slow and surplus clients (placed after ``LingeringCloseHandler``, which ends the
+/// connection after the guard's `Connection: close` answers).
+///
+/// - Past the ``ConnectionCount`` limit the connection gets `503 too-many-connections` and is closed.
+/// - A request head must arrive whole within `headTimeout` of its first byte, or the client gets
+///   `408 request-timeout` and the connection closes: a client trickling its headers (slowloris) cannot hold a
+///   connection open. Waiting between requests is the idle timeout's business, not this one's.
+///
+/// The first byte is seen by a companion handler placed before the HTTP decoder (which only passes on whole heads).
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private enum State {
+        /// Between requests: no byte of the next one yet.
+        case waiting
+        /// Bytes of a head have arrived; it must be whole by the timer.
+        case readingHead(Scheduled<Void>)
+        /// A request is being served.
+        case serving
+        /// Answered by the guard itself and closing.
+        case closing
+    }
+
+    private let connections: ConnectionCount
+    private let headTimeout: TimeAmount
+    private var state = State.waiting
+    private var isCounted = false
+
+    /// A guard for one connection.
+    init(connections: ConnectionCount, headTimeout: Duration) {
+        self.connections = connections
+        self.headTimeout = .nanoseconds(Int64(headTimeout / .nanoseconds(1)))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let observer = FirstByteObserver { [weak self] in self?.bytesArrived(context: context) }
+        try? context.pipeline.syncOperations.addHandler(observer, position: .first)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        guard connections.admit() else {
+            answer(
+                KubinError(
+                    .tooManyConnections,
+                    "This instance serves \(connections.limit) connections at once; retry shortly.",
+                    retryAfterSeconds: 1), context: context)
+            return
+        }
+        isCounted = true
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { releaseOnce() }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        cancelTimer()
+        releaseOnce()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) {
+            guard case .closing = state else {
+                cancelTimer()
+                state = .serving
+                context.fireChannelRead(data)
+                return
+            }
+            return
+        }
+        if case .closing = state { return }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data), case .serving = state { state = .waiting }
+        context.write(data, promise: promise)
+    }
+
+    /// The first byte of a head arrived (called by the observer before the decoder sees it).
+    private func bytesArrived(context: ChannelHandlerContext) {
+        guard case .waiting = state else { return }
+        let timer = context.eventLoop.assumeIsolated().scheduleTask(in: headTimeout) { [weak self] in
+            guard let self, case .readingHead = self.state else { return }
+            self.answer(
+                KubinError(
+                    .requestTimeout,
+                    "The request head did not arrive within \(self.headTimeout.nanoseconds / 1_000_000) ms."),
+                context: context)
+        }
+        state = .readingHead(timer)
+    }
+
+    private func answer(_ error: KubinError, context: ChannelHandlerContext) {
+        state = .closing
+        let (head, body) = Problem.channelAnswer(for: error)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        // `Connection: close` on the answer: the lingering-close handler ends the connection.
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func cancelTimer() {
+        if case .readingHead(let timer) = state { timer.cancel() }
+    }
+
+    private func releaseOnce() {
+        if isCounted {
+            isCounted = false
+            connections.release()
+        }
+    }
+}
+
+/// Tells its owner when bytes arrive on the connection, before the HTTP decoder has a whole head to pass on.
+private final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let arrived: () -> Void
+
+    init(_ arrived: @escaping () -> Void) { self.arrived = arrived }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        arrived()
+        context.fireChannelRead(data)
+    }
+}
