@@ -2,10 +2,13 @@ import AsyncHTTPClient
 import Clients
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import KubinModel
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Orchestrators
 import ServiceLifecycle
 import UnixSignals
@@ -42,6 +45,8 @@ package struct Gateway: Sendable {
     let connections: ConnectionCount
     /// Holds callers to their rates.
     let limiter: RateLimiter
+    /// The TLS certificate in use, re-read when its files change; nil without TLS.
+    let certificates: CertificateReloader?
 
     /// Opens the stores `configuration` names, runs `body`, and closes them whether `body` returns or throws.
     @discardableResult
@@ -108,11 +113,16 @@ package struct Gateway: Sendable {
             }
             let access = try await Access.open(
                 configuration, metadata: metadata, logger: logger, closers: &closers, now: now)
+            let certificates = try configuration.tls.map {
+                try CertificateReloader(
+                    certificatePath: $0.certificateFile, privateKeyPath: $0.privateKeyFile,
+                    interval: $0.reloadInterval, logger: logger)
+            }
             let gateway = Gateway(
                 configuration: configuration,
                 stores: Stores(
                     metadata: metadata, objects: objects, analytics: analytics, cache: cache, rateLimits: rateLimits),
-                access: access, now: now, logger: logger, storeServices: storeServices)
+                access: access, certificates: certificates, now: now, logger: logger, storeServices: storeServices)
             let result = try await body(gateway)
             await close(closers.reversed(), logger: logger)
             return result
@@ -182,12 +192,13 @@ package struct Gateway: Sendable {
     }
 
     /// A gateway over stores opened elsewhere (tests wrap them to inject latency or failures).
-    package init(
-        configuration: GatewayConfiguration, stores: Stores, access: Access,
+    init(
+        configuration: GatewayConfiguration, stores: Stores, access: Access, certificates: CertificateReloader? = nil,
         now: @escaping @Sendable () -> Date = Date.init, logger: Logger, storeServices: [any Service] = []
     ) {
         self.storeServices = storeServices
         self.access = access
+        self.certificates = certificates
         self.connections = ConnectionCount(limit: configuration.http.maxConnections)
         self.limiter = RateLimiter(
             rates: configuration.rateLimits.rates, shared: stores.rateLimits,
@@ -233,12 +244,16 @@ package struct Gateway: Sendable {
         router.addMiddleware {
             RequestIDMiddleware()
             TelemetryMiddleware(metrics: metrics)
-            SecurityHeadersMiddleware(isTLS: false)
+            SecurityHeadersMiddleware(isTLS: certificates != nil)
             CORSMiddleware(allowedOrigins: configuration.cors.allowedOrigins, maxAge: configuration.cors.maxAge)
             ProblemMiddleware(routes: routes)
             RequestLimitsMiddleware(
                 maxURLBytes: configuration.http.maxURLBytes, maxBodyBytes: configuration.http.maxBodyBytes)
-            AuthMiddleware(authenticator: access.authenticator, metrics: metrics)
+            AuthMiddleware(
+                authenticator: access.authenticator,
+                clientCertificates: configuration.tls?.clientCAFile == nil
+                    ? nil : ClientCertificates(scopes: configuration.tls?.clientScopes ?? []),
+                metrics: metrics)
             RateLimitMiddleware(limiter: limiter, metrics: metrics)
         }
         SnapshotRoutes(uploads: uploads, catalog: catalog, ingest: ingest, metrics: metrics, readiness: readiness)
@@ -268,20 +283,36 @@ package struct Gateway: Sendable {
     ) throws -> some ApplicationProtocol {
         let http = configuration.http
         let connections = connections
+        let server = HTTPServerBuilder.http1(
+            configuration: .init(
+                additionalChannelHandlers: [
+                    LingeringCloseHandler(), MalformedRequestHandler(),
+                    ConnectionGuard(connections: connections, headTimeout: http.headerTimeout),
+                ],
+                idleTimeout: .nanoseconds(Int64(http.idleTimeout / .nanoseconds(1))),
+                httpDecoderConfiguration: .init(
+                    maxHeaderFieldSize: http.maxHeaderBytes, maxHeaderListSize: http.maxHeaderBytes)))
         return Application(
             router: try makeRouter().router,
-            server: .http1(
-                configuration: .init(
-                    additionalChannelHandlers: [
-                        LingeringCloseHandler(), MalformedRequestHandler(),
-                        ConnectionGuard(connections: connections, headTimeout: http.headerTimeout),
-                    ],
-                    idleTimeout: .nanoseconds(Int64(http.idleTimeout / .nanoseconds(1))),
-                    httpDecoderConfiguration: .init(
-                        maxHeaderFieldSize: http.maxHeaderBytes, maxHeaderListSize: http.maxHeaderBytes))),
+            server: try certificates.map { try .tls(server, tlsConfiguration: tlsConfiguration($0)) } ?? server,
             configuration: ApplicationConfiguration(address: .hostname(http.host, port: http.port)),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? http.port) },
             logger: logger)
+    }
+
+    /// TLS 1.2 or newer with the reloader's current pair on every handshake, and client certificates verified
+    /// against `tls.clientCAFile` when one is presented.
+    private func tlsConfiguration(_ certificates: CertificateReloader) -> TLSConfiguration {
+        let (chain, key) = certificates.pair
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        tls.sslContextCallback = { _, promise in promise.succeed(certificates.override) }
+        if let clientCA = configuration.tls?.clientCAFile {
+            tls.trustRoots = .file(clientCA)
+            tls.certificateVerification = .optionalVerification
+        }
+        return tls
     }
 
     /// The metrics listener as a service; `onServerRunning` learns its bound port.
@@ -310,7 +341,8 @@ package struct Gateway: Sendable {
             services: storeServices.map { .init(service: $0) } + (access.refresher.map { [.init(service: $0)] } ?? [])
                 + [
                     // Started before and stopped after the API: scrapes still work while it drains.
-                    .init(service: makeMetricsApplication(onServerRunning: onMetricsRunning)),
+                    .init(service: makeMetricsApplication(onServerRunning: onMetricsRunning))
+                ] + (certificates.map { [.init(service: $0)] } ?? []) + [
                     .init(service: readiness),
                     .init(service: ingest),
                     .init(service: try makeApplication(onServerRunning: onServerRunning)),

@@ -104,7 +104,10 @@ import Testing
             "http.maxHeaderBytes": "16KiB", "http.maxURLBytes": "4KiB", "http.maxBodyBytes": "1MiB",
             "http.maxConnections": "500", "metrics.host": "0.0.0.0", "metrics.port": "9100",
             "rateLimit.query": "50/1s", "rateLimit.upload": "off", "rateLimit.admin": "10/1h",
-            "rateLimit.expectedReplicas": "3",
+            "rateLimit.expectedReplicas": "3", "tls.certificateFile": "/etc/tls/tls.crt",
+            "tls.privateKeyFile": "/etc/tls/tls.key", "tls.reloadInterval": "30s",
+            "tls.clientCaFile": "/etc/tls/ca.crt",
+            "tls.clientScopes": "snapshots:read,snapshots:write",
         ]
         #expect(Set(samples.keys) == Set(Setting.all.map(\.key)), "a sample for every setting")
         let help = GatewayConfiguration.helpText
@@ -117,7 +120,8 @@ import Testing
             // S3 credentials come in pairs.
             let provider = [
                 "KUBIN_AUTH_HS256_SECRET": Self.secret, "KUBIN_STORAGE_ACCESS_KEY_ID": "AKID",
-                "KUBIN_STORAGE_SECRET_ACCESS_KEY": "secret",
+                "KUBIN_STORAGE_SECRET_ACCESS_KEY": "secret", "KUBIN_TLS_CERTIFICATE_FILE": "/tls.crt",
+                "KUBIN_TLS_PRIVATE_KEY_FILE": "/tls.key",
             ]
             let viaEnvironment = try await load(
                 environment: provider.merging([setting.environmentVariable: value]) { $1 })
@@ -177,6 +181,23 @@ import Testing
             await problems(environment: ["KUBIN_STORAGE_SECRET_ACCESS_KEY": "s3cr3t"]).map(\.key) == [
                 "storage.accessKeyId"
             ])
+    }
+
+    @Test func tlsNeedsACertificateAndAKeyAndClientCertificatesNeedTLS() async throws {
+        #expect(
+            await problems(environment: ["KUBIN_TLS_CERTIFICATE_FILE": "/tls.crt"]).map(\.key) == ["tls.privateKeyFile"]
+        )
+        #expect(await problems(environment: ["KUBIN_TLS_CLIENT_CA_FILE": "/ca.crt"]).map(\.key) == ["tls.clientCaFile"])
+        #expect(
+            await problems(environment: [
+                "KUBIN_TLS_CERTIFICATE_FILE": "/tls.crt", "KUBIN_TLS_PRIVATE_KEY_FILE": "/tls.key",
+                "KUBIN_TLS_CLIENT_SCOPES": "snapshots:everything",
+            ]).map(\.key) == ["tls.clientScopes"])
+        let configuration = try await load(environment: [
+            "KUBIN_TLS_CERTIFICATE_FILE": "/tls.crt", "KUBIN_TLS_PRIVATE_KEY_FILE": "/tls.key",
+        ])
+        #expect(configuration.tls?.certificateFile == "/tls.crt" && configuration.tls?.clientCAFile == nil)
+        #expect(try await load().tls == nil)
     }
 
     @Test func withoutAnIdentityProviderOnlyLoopbackMayBeBound() async throws {

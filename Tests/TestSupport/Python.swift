@@ -24,3 +24,11 @@ package struct PythonFailed: Error, CustomStringConvertible {
     package var status: Int32
     package var description: String { "python3 exited with status \(status)" }
 }
+
+/// Runs `work`, which blocks its thread (waiting for a child process, say), on a thread of its own, so the
+/// concurrency pool (which serves the gateway under test) keeps all of its threads.
+package func offThePool<Result: Sendable>(_ work: @escaping @Sendable () throws -> Result) async throws -> Result {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Swift.Result { try work() }) }
+    }
+}

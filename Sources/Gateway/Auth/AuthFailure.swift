@@ -48,4 +48,7 @@ extension AuthFailure {
         "repeated-authorization", "Send one 'Authorization' header; this request has several.")
     static let malformedKey = AuthFailure(
         "malformed-api-key", "The API key is not in the form 'kubin_<16 hex digits>_<64 hex digits>'.")
+    static let badClientCertificate = AuthFailure(
+        "invalid-client-certificate",
+        "The client certificate names no valid tenant in its subject's Organization (O).")
 }

@@ -11,6 +11,7 @@ final class Authenticator: Sendable {
     enum Method: String, Sendable {
         case jwt
         case apiKey = "api-key"
+        case clientCertificate = "client-certificate"
         case none
     }
 

@@ -106,11 +106,15 @@ extension GatewayConfiguration {
             if let number = try? await reader.fetchInt(forKey: key, isSecret: isSecret) { return String(number) }
             if let number = try? await reader.fetchDouble(forKey: key, isSecret: isSecret) { return String(number) }
             if let flag = try? await reader.fetchBool(forKey: key, isSecret: isSecret) { return String(flag) }
+            // Environment variables with commas, and YAML/JSON lists, arrive as arrays: lists of origins or scopes.
+            if let list = try? await reader.fetchStringArray(forKey: key, isSecret: isSecret) {
+                return list.joined(separator: ",")
+            }
             throw ConfigurationError(problems: [
                 .init(
                     key: setting.key,
                     message: "has a value that cannot be read (\(setting.environmentVariable), \(setting.flag) or the "
-                        + "config file); a list or an object is not allowed here")
+                        + "config file); an object is not allowed here")
             ])
         }
     }

@@ -1,4 +1,5 @@
 import Clients
+import KubinModel
 import Logging
 import Orchestrators
 
@@ -78,6 +79,26 @@ package struct GatewayConfiguration: Sendable {
         package var timeout: Duration = .seconds(10)
         /// Deadline of each store query within it.
         package var branchTimeout: Duration = .seconds(5)
+    }
+
+    /// TLS termination on the API listener.
+    package struct TLS: Sendable {
+        /// The certificate chain, PEM.
+        package var certificateFile: String
+        /// The private key, PEM.
+        package var privateKeyFile: String
+        /// How often the two files are checked for a renewal.
+        package var reloadInterval: Duration = .seconds(5)
+        /// A PEM of the authorities whose client certificates authenticate internal callers; nil: none asked for.
+        package var clientCAFile: String?
+        /// The scopes of callers authenticated by a client certificate.
+        package var clientScopes: Set<Scope> = [.snapshotsRead]
+
+        /// TLS from the certificate chain and key files.
+        package init(certificateFile: String, privateKeyFile: String) {
+            self.certificateFile = certificateFile
+            self.privateKeyFile = privateKeyFile
+        }
     }
 
     /// Rates per route class, per principal.
@@ -183,6 +204,8 @@ package struct GatewayConfiguration: Sendable {
     package var cors = CORS()
     /// Rate limits.
     package var rateLimits = RateLimits()
+    /// TLS termination; nil: plain HTTP (behind a terminating proxy, or on loopback).
+    package var tls: TLS?
     /// The metrics listener.
     package var metrics = Metrics()
     /// Shutdown timing.
@@ -305,6 +328,24 @@ extension GatewayConfiguration {
                 accessKeyID: accessKey, secretAccessKey: secretKey,
                 sessionToken: sessionToken.isEmpty ? nil : sessionToken)
         }
+        let certificateFile = parser.text("tls.certificateFile", allowEmpty: true)
+        let privateKeyFile = parser.text("tls.privateKeyFile", allowEmpty: true)
+        let reloadInterval = parser.duration("tls.reloadInterval", in: .seconds(1)...(.seconds(3600)))
+        let clientCAFile = parser.text("tls.clientCaFile", allowEmpty: true)
+        let clientScopes = parser.scopes("tls.clientScopes")
+        if certificateFile.isEmpty != privateKeyFile.isEmpty {
+            parser.refuse(
+                certificateFile.isEmpty ? "tls.certificateFile" : "tls.privateKeyFile",
+                expected: "set together with \(certificateFile.isEmpty ? "tls.privateKeyFile" : "tls.certificateFile")")
+        } else if !certificateFile.isEmpty {
+            var settings = TLS(certificateFile: certificateFile, privateKeyFile: privateKeyFile)
+            settings.reloadInterval = reloadInterval
+            settings.clientCAFile = clientCAFile.isEmpty ? nil : clientCAFile
+            settings.clientScopes = clientScopes
+            tls = settings
+        } else if !clientCAFile.isEmpty {
+            parser.refuse("tls.clientCaFile", expected: "TLS (tls.certificateFile and tls.privateKeyFile) to be set")
+        }
         let jwks = parser.text("auth.jwks", allowEmpty: true)
         if !jwks.isEmpty {
             if jwks.hasPrefix("http://") {
@@ -416,6 +457,20 @@ private struct SettingsParser {
             return SettingValues.duration(setting.defaultValue)!
         }
         return duration
+    }
+
+    /// A comma-separated list of scopes.
+    mutating func scopes(_ key: String) -> Set<Scope> {
+        let (setting, text) = value(key)
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let scopes = Scope.parse(names)
+        guard !names.isEmpty, scopes.count == Set(names).count else {
+            refuse(
+                setting, text,
+                expected: "a comma-separated list of " + Scope.allCases.map(\.rawValue).joined(separator: ", "))
+            return []
+        }
+        return scopes
     }
 
     /// A rate, `<requests>/<duration>` such as `1000/1m`, or `off` (nil).

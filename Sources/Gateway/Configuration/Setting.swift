@@ -103,6 +103,24 @@ extension Setting {
             key: "http.maxConnections", defaultValue: "10000",
             summary: "Connections served at once; the next one gets 503 and is closed.", exposure: .plain),
         .init(
+            key: "tls.certificateFile", defaultValue: "",
+            summary: "Serve HTTPS (TLS 1.2 or newer) with this PEM certificate chain; with tls.privateKeyFile. Both "
+                + "files are re-read when they change, without dropping open connections.", exposure: .plain),
+        .init(
+            key: "tls.privateKeyFile", defaultValue: "", summary: "The PEM private key of the certificate.",
+            exposure: .plain),
+        .init(
+            key: "tls.reloadInterval", defaultValue: "5s",
+            summary: "How often the TLS files are checked for a renewal.",
+            exposure: .plain),
+        .init(
+            key: "tls.clientCaFile", defaultValue: "",
+            summary: "Ask clients for certificates signed by these PEM authorities: a caller with one (and no token) "
+                + "is an internal caller of the tenant in its subject's O, named by its CN.", exposure: .plain),
+        .init(
+            key: "tls.clientScopes", defaultValue: "snapshots:read",
+            summary: "The scopes of callers authenticated by a client certificate, comma-separated.", exposure: .plain),
+        .init(
             key: "metrics.host", defaultValue: "127.0.0.1",
             summary: "Address of the /metrics listener, apart from the API (keep it private).", exposure: .plain),
         .init(

@@ -1,6 +1,7 @@
 import Hummingbird
 import KubinModel
 import Logging
+import NIOCore
 
 /// Lets through only callers with a valid identity and the scope the request needs, and records who they are in the
 /// context, whose tenant every route then confines itself to.
@@ -13,6 +14,8 @@ struct AuthMiddleware: RouterMiddleware {
 
     /// Checks credentials.
     let authenticator: Authenticator
+    /// Authenticates internal callers by their TLS client certificate; nil when none are asked for.
+    let clientCertificates: ClientCertificates?
     /// Counts refusals.
     let metrics: GatewayMetrics
 
@@ -21,7 +24,8 @@ struct AuthMiddleware: RouterMiddleware {
     ) async throws -> Response {
         guard Self.isProtected(request.uri.path) else { return try await next(request, context) }
         let principal: Principal
-        switch try await authenticator.authenticate(request.headers[values: .authorization]) {
+        let authorization = request.headers[values: .authorization]
+        switch try await authenticate(authorization, on: context.channel) {
         case .success(let known): principal = known
         case .failure(let refusal):
             metrics.authenticationFailed(reason: refusal.failure.reason)
@@ -42,6 +46,21 @@ struct AuthMiddleware: RouterMiddleware {
         var context = context
         context.principal = principal
         return try await next(request, context)
+    }
+
+    /// The caller of the request: its `Authorization` when it has one, else its client certificate (when those are
+    /// asked for).
+    private func authenticate(
+        _ authorization: [String], on channel: any Channel
+    ) async throws -> Result<Principal, Authenticator.Refusal> {
+        if authorization.isEmpty, let clientCertificates {
+            do {
+                if let principal = try await clientCertificates.principal(on: channel) { return .success(principal) }
+            } catch {
+                return .failure(Authenticator.Refusal(error, method: .clientCertificate))
+            }
+        }
+        return try await authenticator.authenticate(authorization)
     }
 
     /// True for the paths that need an identity.

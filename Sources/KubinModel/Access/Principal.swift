@@ -43,6 +43,7 @@ package struct Principal: Sendable, Equatable {
     package enum Method: String, Sendable {
         case jwt
         case apiKey = "api-key"
+        case clientCertificate = "client-certificate"
     }
 
     /// The token's `sub`, or `key:<id>` for an API key.

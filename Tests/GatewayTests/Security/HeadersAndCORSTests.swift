@@ -89,6 +89,12 @@ import Testing
     }
 
     @Test func originsAreCheckedWhenTheConfigurationIsRead() async throws {
+        guard
+            case .run(let configuration) = try await GatewayConfiguration.load(
+                arguments: ["kubin-gateway"],
+                environment: ["KUBIN_CORS_ALLOWED_ORIGINS": "https://a.example, http://localhost:3000"])
+        else { throw TimedOut(what: "a run invocation") }
+        #expect(configuration.cors.allowedOrigins == ["https://a.example", "http://localhost:3000"])
         for bad in ["ui.example.com", "https://ui.example.com/", "https://ui.example.com/app", "ftp://x", "https://"] {
             let problems: [ConfigurationError.Problem]
             do {
