@@ -44,10 +44,12 @@ package struct SnapshotReader {
     ) async throws {
         let progress = Progress()
         let source = CountingSource(base: source, progress: progress)
+        // Whether anything of a snapshot was found: a List, a log block or a container log.
+        var isSnapshot = false
         switch format {
         case .zip:
             try await ZipReader.read(source, limits: limits.zip, expansion: limits.expansion) { entry, body in
-                try await readEntry(entry, body: body, into: &sink)
+                if try await readEntry(entry, body: body, into: &sink) { isSnapshot = true }
                 try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.countEntry())
             }
         case .gzip:
@@ -58,29 +60,35 @@ package struct SnapshotReader {
                 guard let head = try await stream.peek(count: 512) else { return }
                 if Self.isTarHeader(head) {
                     try await TarReader.read(stream, limits: limits.tar) { entry, body in
-                        try await readEntry(entry, body: body, into: &sink)
+                        if try await readEntry(entry, body: body, into: &sink) { isSnapshot = true }
                         try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.countEntry())
                     }
                 } else {
                     let lines = LineReader(maxLineBytes: limits.maxLineBytes) {
                         try await stream.readChunk(upTo: 256 * 1024)
                     }
-                    try await readStdoutForm(lines, into: &sink, progress: progress)
+                    isSnapshot = try await readStdoutForm(lines, into: &sink, progress: progress)
                 }
             }
         case .json:
             var chunks = RangedChunks(source: source).makeAsyncIterator()
             let lines = LineReader(maxLineBytes: limits.maxLineBytes) { try await chunks.next() }
-            try await readStdoutForm(lines, into: &sink, progress: progress)
+            isSnapshot = try await readStdoutForm(lines, into: &sink, progress: progress)
+        }
+        guard isSnapshot else {
+            throw ArchiveError(
+                .corrupt,
+                "The archive holds no Kubernetes List and no log: it is not a kubectl cluster-info dump (a directory "
+                    + "or its stdout form) or a support bundle.")
         }
         try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.entries)
     }
 
-    /// One file of a tar or zip archive.
+    /// One file of a tar or zip archive; false when it is not part of a snapshot (and was skipped).
     private func readEntry<Sink: SnapshotSink>(
         _ entry: ArchiveEntry, body: some ArchiveEntryBody, into sink: inout Sink
-    ) async throws {
-        guard entry.kind == .file else { return }
+    ) async throws -> Bool {
+        guard entry.kind == .file else { return false }
         switch DumpFile.classify(entry.path) {
         case .clusterList(let kind):
             try await sink.list(
@@ -112,16 +120,18 @@ package struct SnapshotReader {
             while let line = try await lines.next() { try await log.feed(line, into: &sink) }
             try await log.finish(into: &sink)
         case .ignored:
-            return
+            return false
         }
+        return true
     }
 
-    /// The stdout form: JSON documents and log blocks, line by line.
+    /// The stdout form: JSON documents and log blocks, line by line. False when it held neither.
     private func readStdoutForm<Sink: SnapshotSink>(
         _ lines: LineReader, into sink: inout Sink, progress: Progress
     )
-        async throws
+        async throws -> Bool
     {
+        var isSnapshot = false
         var splitter = LogBlockSplitter()
         var documents = JSONDocumentSplitter(maxDocumentBytes: limits.maxDocumentBytes)
         var blocks = BlockLogs(reader: self)
@@ -136,18 +146,21 @@ package struct SnapshotReader {
             for event in events {
                 guard case .outside(let text) = event else { continue }
                 if let document = try documents.feed(text) {
+                    isSnapshot = true
                     let count = progress.countEntry()
                     try await sink.list(
                         try parseList(document, source: "stdout document \(count)", namespace: nil, kind: nil))
                     try await sink.progress(bytesRead: progress.bytes, entriesRead: count)
                 }
             }
+            if events.contains(where: { if case .start = $0 { true } else { false } }) { isSnapshot = true }
             try await blocks.handle(events, into: &sink)
         }
         events.removeAll()
         splitter.finish(into: &events)
         try await blocks.handle(events, into: &sink)
         try documents.finish()
+        return isSnapshot
     }
 
     /// A List document's indexable items.
