@@ -22,7 +22,8 @@ package enum SnapshotFormat: String, Sendable, CaseIterable, Codable {
         switch self {
         case .gzip: "application/gzip"
         case .zip: "application/zip"
-        case .json: "application/json"
+        // The stdout form is concatenated JSON documents and log text, not one JSON value.
+        case .json: "text/plain; charset=utf-8"
         }
     }
 

@@ -4,6 +4,22 @@ import KubinModel
 
 /// Reads and validates path, query and header parameters; a bad one throws a 400 problem naming it.
 enum RequestParameters {
+    /// Refuses query parameters other than `allowed`, and any given twice: a typo must not be silently ignored.
+    static func onlyAllowed(_ request: Request, _ allowed: Set<String>) throws {
+        var seen: Set<String> = []
+        for (name, _) in request.uri.queryParameters {
+            let name = String(name)
+            guard allowed.contains(name) else {
+                throw KubinError.invalidParameter(
+                    String(name.prefix(64)),
+                    allowed.isEmpty
+                        ? "this route takes no query parameters"
+                        : "this route takes only " + allowed.sorted().joined(separator: ", "))
+            }
+            guard seen.insert(name).inserted else { throw KubinError.invalidParameter(name, "give it at most once") }
+        }
+    }
+
     /// The `{id}` path parameter.
     static func snapshotID(_ context: GatewayRequestContext) throws -> SnapshotID {
         let text = context.parameters.get("id") ?? ""

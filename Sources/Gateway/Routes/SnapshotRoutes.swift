@@ -38,6 +38,7 @@ struct SnapshotRoutes {
                     .shuttingDown, "This instance is shutting down and takes no new uploads; retry.",
                     retryAfterSeconds: 1)
             }
+            try RequestParameters.onlyAllowed(request, ["cluster"])
             let upload = UploadOrchestrator.Request(
                 tenant: try context.tenant, cluster: try RequestParameters.cluster(request, required: true)!,
                 idempotencyKey: try RequestParameters.idempotencyKey(request),
@@ -58,6 +59,7 @@ struct SnapshotRoutes {
 
     /// `GET /api/v1/snapshots`.
     @Sendable func list(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        try RequestParameters.onlyAllowed(request, ["cluster", "status", "limit", "cursor"])
         let query = SnapshotQuery(
             tenant: try context.tenant, cluster: try RequestParameters.cluster(request, required: false),
             status: try RequestParameters.status(request),
@@ -71,12 +73,14 @@ struct SnapshotRoutes {
 
     /// `GET /api/v1/snapshots/{id}`.
     @Sendable func snapshot(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        try RequestParameters.onlyAllowed(request, [])
         let id = try RequestParameters.snapshotID(context)
         return try JSON.response(SnapshotResource(try await catalog.snapshot(id, tenant: try context.tenant)))
     }
 
     /// `DELETE /api/v1/snapshots/{id}`.
     @Sendable func delete(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        try RequestParameters.onlyAllowed(request, [])
         try await catalog.delete(
             try RequestParameters.snapshotID(context), tenant: try context.tenant, subject: context.principal?.subject,
             logger: context.logger)
@@ -85,6 +89,7 @@ struct SnapshotRoutes {
 
     /// The original bytes: `ETag` from the SHA-256, `If-None-Match`, one `Range` (with `If-Range`), streamed.
     @Sendable func archive(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        try RequestParameters.onlyAllowed(request, [])
         let snapshot = try await catalog.archive(
             try RequestParameters.snapshotID(context), tenant: try context.tenant, logger: context.logger)
         let etag = "\"\(snapshot.sha256)\""

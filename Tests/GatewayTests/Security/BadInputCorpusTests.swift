@@ -179,6 +179,15 @@ import Testing
             bad("/internal/api/v1/snapshots/\(id)/pods", "id")
         }
         bad("/api/v1/snapshots/\(ids[0])/archive", "id")
+        bad("/api/v1/snapshots?colour=red", "colour")
+        bad("/api/v1/snapshots?limit=1&limit=2", "limit")
+        bad("/api/v1/snapshots/\(ready)?verbose=true", "verbose")
+        bad("/api/v1/snapshots/\(ready)/archive?download=1", "download")
+        cases.append(
+            Case(
+                name: "upload with an unknown parameter", method: .POST,
+                path: "/api/v1/snapshots?cluster=c&tenant=other",
+                body: jsonBody(100), status: 400, type: "invalid-parameter", parameter: "tenant"))
         let base = "/internal/api/v1/snapshots/\(ready)"
         bad("\(base)/pods?colour=red", "colour")
         bad("\(base)/pods?limit=1&limit=2", "limit")
