@@ -253,7 +253,10 @@ package struct Gateway: Sendable {
                 authenticator: access.authenticator,
                 clientCertificates: configuration.tls?.clientCAFile == nil
                     ? nil : ClientCertificates(scopes: configuration.tls?.clientScopes ?? []),
-                metrics: metrics)
+                metrics: metrics,
+                anonymous: configuration.auth.isDisabled
+                    ? Principal(subject: "anonymous", tenant: .legacy, scopes: Set(Scope.allCases), method: .none) : nil
+            )
             RateLimitMiddleware(limiter: limiter, metrics: metrics)
         }
         SnapshotRoutes(uploads: uploads, catalog: catalog, ingest: ingest, metrics: metrics, readiness: readiness)

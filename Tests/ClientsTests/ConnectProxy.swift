@@ -1,16 +1,11 @@
 import Foundation
-
-/// The proxy process did not start.
-struct ProxyFailed: Error {}
+import TestSupport
 
 /// An HTTP `CONNECT` proxy (a Python process) that tunnels every connection to one loopback port, whatever host was
 /// asked for, and reports the hosts asked for: it lets a test use host names that cannot resolve here (an S3 bucket's
 /// virtual-hosted name) against a local server.
 final class ConnectProxy: Sendable {
-    private let process: Process
-    private let requests: Pipe
-    /// The proxy's port on 127.0.0.1.
-    let port: Int
+    private let program: BackgroundPython
 
     private static let script = """
         import socket, sys, threading
@@ -53,31 +48,12 @@ final class ConnectProxy: Sendable {
 
     /// Starts a proxy to `127.0.0.1:targetPort`.
     init(to targetPort: Int) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.script, String(targetPort)]
-        let output = Pipe()
-        requests = Pipe()
-        process.standardOutput = output
-        process.standardError = requests
-        try process.run()
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
-            line.append(byte)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            kill(process.processIdentifier, SIGKILL)
-            throw ProxyFailed()
-        }
-        self.port = port
+        program = try BackgroundPython(script: Self.script, arguments: [String(targetPort)])
     }
 
+    /// The proxy's port on 127.0.0.1.
+    var port: Int { program.port }
+
     /// Stops the proxy and returns the `host:port` of every tunnel it was asked for.
-    func stop() -> [String] {
-        // SIGKILL: the test process ignores SIGTERM (service groups handle it), and children inherit that.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        let text = String(decoding: requests.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return text.split(separator: "\n").map(String.init)
-    }
+    func stop() -> [String] { program.stop() }
 }

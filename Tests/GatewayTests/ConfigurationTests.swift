@@ -107,7 +107,7 @@ import Testing
             "rateLimit.expectedReplicas": "3", "tls.certificateFile": "/etc/tls/tls.crt",
             "tls.privateKeyFile": "/etc/tls/tls.key", "tls.reloadInterval": "30s",
             "tls.clientCaFile": "/etc/tls/ca.crt",
-            "tls.clientScopes": "snapshots:read,snapshots:write",
+            "tls.clientScopes": "snapshots:read,snapshots:write", "auth.disabled": "false",
         ]
         #expect(Set(samples.keys) == Set(Setting.all.map(\.key)), "a sample for every setting")
         let help = GatewayConfiguration.helpText

@@ -37,11 +37,9 @@ final class Authenticator: Sendable {
     func authenticate(_ authorization: [String]) async throws -> Result<Principal, Refusal> {
         guard let header = authorization.first else { return .failure(Refusal(.missing, method: .none)) }
         guard authorization.count == 1 else { return .failure(Refusal(.repeatedHeader, method: .none)) }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        guard let credential = Self.bearerCredential(header) else {
             return .failure(Refusal(.badScheme, method: .none))
         }
-        let credential = String(parts[1].trimmingCharacters(in: .whitespaces))
         if credential.hasPrefix(APIKeyRegistry.prefix) {
             switch try await apiKeys.check(credential) {
             case .valid(let principal): return .success(principal)
@@ -67,6 +65,25 @@ final class Authenticator: Sendable {
         } catch {
             return .failure(Refusal(error, method: .jwt))
         }
+    }
+
+    /// The credential of `Bearer <credential>`: the scheme in any case, spaces and tabs around the credential
+    /// ignored; nil for any other form. Bytes, not Foundation: this runs on every request (and `trimmingCharacters`
+    /// bridges through NSString, which cost a tenth of the gateway's CPU under load).
+    static func bearerCredential(_ header: String) -> String? {
+        let bytes = Array(header.utf8)
+        let scheme = Array("bearer".utf8)
+        guard bytes.count > scheme.count + 1,
+            zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 }),
+            bytes[scheme.count] == UInt8(ascii: " ") || bytes[scheme.count] == UInt8(ascii: "\t")
+        else { return nil }
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var start = scheme.count
+        while start < bytes.count, isBlank(bytes[start]) { start += 1 }
+        var end = bytes.count
+        while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+        guard start < end else { return nil }
+        return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 
     /// A refused credential: why, and how it was presented.

@@ -150,6 +150,10 @@ package struct GatewayConfiguration: Sendable {
         /// The least time between two reloads, however many unknown `kid`s arrive.
         package var jwksMinimumRefreshInterval: Duration = .seconds(30)
 
+        /// No credential asked at all: every caller is tenant `default` with every scope (loopback only; for
+        /// local tools and for measuring what authentication costs).
+        package var isDisabled = false
+
         /// No identity provider: the gateway signs its own development tokens and listens on loopback only.
         package var isDevelopment: Bool { jwks == nil && hs256Secret == nil }
     }
@@ -366,6 +370,11 @@ extension GatewayConfiguration {
         auth.jwksCAFile = caFile.isEmpty ? nil : caFile
         auth.jwksRefreshInterval = parser.duration("auth.jwksRefresh", in: .seconds(1)...(.seconds(86400)))
         auth.jwksMinimumRefreshInterval = parser.duration("auth.jwksMinRefresh", in: .zero...(.seconds(3600)))
+        auth.isDisabled = parser.choice("auth.disabled", ["false": false, "true": true])
+        if auth.isDisabled, !SettingValues.isLoopback(http.host) {
+            parser.refuse(
+                "auth.disabled", expected: "false while http.host (\(http.host)) is not a loopback address")
+        }
         if auth.isDevelopment, !SettingValues.isLoopback(http.host) {
             parser.refuse(
                 "http.host",

@@ -205,6 +205,10 @@ extension Setting {
             key: "auth.tenantClaim", defaultValue: "tenant", summary: "The token claim that names the tenant.",
             exposure: .plain),
         .init(
+            key: "auth.disabled", defaultValue: "false",
+            summary: "true: ask no credential, every caller is tenant default with every scope. Loopback only: for "
+                + "local tools and for measuring what authentication costs.", exposure: .plain),
+        .init(
             key: "auth.leeway", defaultValue: "60s", summary: "Clock skew allowed when checking exp, nbf and iat.",
             exposure: .plain),
         .init(

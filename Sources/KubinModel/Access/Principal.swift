@@ -44,6 +44,8 @@ package struct Principal: Sendable, Equatable {
         case jwt
         case apiKey = "api-key"
         case clientCertificate = "client-certificate"
+        /// No credential: authentication is disabled.
+        case none
     }
 
     /// The token's `sub`, or `key:<id>` for an API key.

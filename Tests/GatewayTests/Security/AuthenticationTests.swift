@@ -3,6 +3,7 @@ import Clients
 import Foundation
 import KubinModel
 import Logging
+import NIOCore
 import NIOHTTP1
 import Orchestrators
 import Synchronization
@@ -239,6 +240,30 @@ struct TokenCorpus {
             try await live.eventually("the timer's reload", timeout: .seconds(10)) {
                 try await live.send(.GET, "/api/v1/snapshots", headers: token).status == 200
             }
+        }
+    }
+
+    @Test func disabledAuthenticationServesEveryCallerAsTheDefaultTenantOnLoopbackOnly() async throws {
+        try await withLiveGateway({ $0.auth.isDisabled = true }) { live in
+            let upload = try await live.json(
+                .POST, "/api/v1/snapshots?cluster=c", body: .bytes(ByteBuffer(bytes: jsonBody(500))),
+                authorized: false)
+            #expect(upload.status == 202)
+            let listed = try await live.json(.GET, "/api/v1/snapshots", authorized: false)
+            #expect((listed.object["items"] as? [Any])?.count == 1)
+            // The development token's tenant is the same: what was uploaded anonymously is its.
+            #expect((try await live.json(.GET, "/api/v1/snapshots").object["items"] as? [Any])?.count == 1)
+        }
+        do {
+            _ = try await GatewayConfiguration.load(
+                arguments: ["kubin-gateway"],
+                environment: [
+                    "KUBIN_AUTH_DISABLED": "true", "KUBIN_HTTP_HOST": "0.0.0.0",
+                    "KUBIN_AUTH_HS256_SECRET": TokenCorpus.secret,
+                ])
+            Issue.record("authentication was disabled on a public address")
+        } catch {
+            #expect(error.problems.map(\.key) == ["auth.disabled"])
         }
     }
 

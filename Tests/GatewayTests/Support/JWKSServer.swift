@@ -1,16 +1,10 @@
 import Foundation
-
-#if canImport(Glibc)
-    import Glibc
-#endif
+import TestSupport
 
 /// An HTTPS server (a Python process) that serves the JWKS file at `path` on `/jwks.json`, read anew for every
 /// request, with a self-signed certificate for 127.0.0.1 written to ``certificatePath``. It counts the requests.
 final class JWKSServer: Sendable {
-    private let process: Process
-    private let requests: Pipe
-    /// The server's port on 127.0.0.1.
-    let port: Int
+    private let program: BackgroundPython
     /// The PEM of the server's certificate: the only authority a client needs to trust.
     let certificatePath: String
 
@@ -54,30 +48,12 @@ final class JWKSServer: Sendable {
     init(serving path: String) throws {
         let base = NSTemporaryDirectory() + "jwks-server-" + UUID().uuidString
         certificatePath = base + ".crt"
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.script, path, certificatePath, base + ".key"]
-        let output = Pipe()
-        requests = Pipe()
-        process.standardOutput = output
-        process.standardError = requests
-        try process.run()
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
-            line.append(byte)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            kill(process.processIdentifier, SIGKILL)
-            throw TimedOut(what: "the JWKS server to start")
-        }
-        self.port = port
+        program = try BackgroundPython(script: Self.script, arguments: [path, certificatePath, base + ".key"])
     }
 
+    /// The server's port on 127.0.0.1.
+    var port: Int { program.port }
+
     /// Stops the server and returns how many requests it answered.
-    func stop() -> Int {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        let text = String(decoding: requests.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return text.split(separator: "\n").filter { $0.hasPrefix("/") }.count
-    }
+    func stop() -> Int { program.stop().filter { $0.hasPrefix("/") }.count }
 }
