@@ -471,12 +471,8 @@ private struct SettingsParser {
     /// A comma-separated list of scopes.
     mutating func scopes(_ key: String) -> Set<Scope> {
         let (setting, text) = value(key)
-        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let scopes = Scope.parse(names)
-        guard !names.isEmpty, scopes.count == Set(names).count else {
-            refuse(
-                setting, text,
-                expected: "a comma-separated list of " + Scope.allCases.map(\.rawValue).joined(separator: ", "))
+        guard let scopes = Scope.list(text) else {
+            refuse(setting, text, expected: "a comma-separated list of " + Scope.names)
             return []
         }
         return scopes

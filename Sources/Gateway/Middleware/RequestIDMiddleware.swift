@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import KubinModel
 
 /// Gives every request an id: the client's `X-Request-ID` when well-formed (1 to 128 of `A-Z a-z 0-9 . _ : -`),
 /// otherwise a new one. The id is echoed on the response and carried by every log line of the request.
@@ -25,10 +26,7 @@ struct RequestIDMiddleware: RouterMiddleware {
 
     /// A fresh id, for an answer given before any middleware ran (by a channel handler).
     static func newID() -> String {
-        (0..<16).map { _ in
-            let byte = UInt8.random(in: .min ... .max)
-            return (byte < 16 ? "0" : "") + String(byte, radix: 16)
-        }.joined()
+        (0..<16).map { _ in UInt8.random(in: .min ... .max) }.hexString
     }
 
     /// True for 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.

@@ -1,4 +1,5 @@
 import Foundation
+import KubinModel
 import Logging
 import NIOCore
 import NIOSSL
@@ -70,7 +71,7 @@ final class CertificateReloader: Service {
             current.withLock { $0 = loaded }
             logger.notice(
                 "TLS certificate reloaded",
-                metadata: ["serial": "\(loaded.chain.first.map { Self.hex($0.serialNumber) } ?? "")"])
+                metadata: ["serial": "\(loaded.chain.first?.serialNumber.hexString ?? "")"])
             return true
         } catch {
             // A renewal usually writes the two files one after the other: the next poll sees the pair.
@@ -99,10 +100,6 @@ final class CertificateReloader: Service {
         override.privateKey = .privateKey(key)
         return Loaded(
             override: override, certificateBytes: certificateBytes, keyBytes: keyBytes, chain: chain, key: key)
-    }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }
 

@@ -35,6 +35,18 @@ package enum Scope: String, Sendable, CaseIterable, Hashable {
     package static func parse(_ names: some Sequence<some StringProtocol>) -> Set<Scope> {
         Set(names.compactMap { Scope(rawValue: String($0)) })
     }
+
+    /// The scopes of a list an operator wrote (`snapshots:read,snapshots:write`, commas or spaces); nil when it is
+    /// empty or names a scope that does not exist (an operator's typo must not pass as "no scope").
+    package static func list(_ text: String) -> Set<Scope>? {
+        let names = text.split(whereSeparator: { $0 == "," || $0 == " " })
+        let scopes = parse(names)
+        guard !names.isEmpty, scopes.count == Set(names).count else { return nil }
+        return scopes
+    }
+
+    /// The scopes there are, for messages.
+    package static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
 /// Who is calling: established by a verified token or API key, never by anything the client merely claims.

@@ -86,14 +86,11 @@ package struct APIKeyRegistry: Sendable {
 
     private static func hex(randomBytes count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            return (byte < 16 ? "0" : "") + String(byte, radix: 16)
-        }.joined()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
     }
 
     private static func sha256(_ text: String) -> String {
-        SHA256.hash(data: Array(text.utf8)).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        SHA256.hash(data: Array(text.utf8)).hexString
     }
 
     /// Compares without stopping at the first difference, so timing tells nothing about the stored hash.

@@ -44,10 +44,8 @@ package final class RateLimiter: Sendable {
     package func acquire(_ routeClass: RouteClass, tenant: String, subject: String) async -> GCRA.Decision? {
         guard let rate = rates[routeClass] else { return nil }
         // The subject is the caller's text (a token's `sub`): hashed, so keys have one shape and length.
-        let digest = SHA256.hash(data: Array(subject.utf8)).prefix(12).map {
-            ($0 < 16 ? "0" : "") + String($0, radix: 16)
-        }
-        let key = "\(routeClass.rawValue)/\(tenant)/\(digest.joined())"
+        let digest = SHA256.hash(data: Array(subject.utf8)).prefix(12).hexString
+        let key = "\(routeClass.rawValue)/\(tenant)/\(digest)"
         if let shared {
             do {
                 return try await shared.acquire(key, rate: rate)

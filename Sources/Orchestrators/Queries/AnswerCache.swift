@@ -113,10 +113,7 @@ package final class AnswerCache: Sendable {
 
     /// A strong ETag: the first 128 bits of the body's SHA-256, base64url.
     static func etag(of body: ByteBuffer) -> String {
-        let digest = SHA256.hash(data: body.readableBytesView)
-        let text = Data(digest.prefix(16)).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return "\"\(text)\""
+        "\"\(Base64URL.encode(SHA256.hash(data: body.readableBytesView).prefix(16)))\""
     }
 
     /// `If-None-Match` uses weak comparison (RFC 9110 13.1.2): `W/"x"` matches `"x"`.

@@ -1,4 +1,5 @@
 import Crypto
+import KubinModel
 import NIOCore
 
 /// A Lua script run with `EVALSHA`, loaded with `SCRIPT LOAD` when the server does not know it yet.
@@ -15,10 +16,7 @@ package struct RedisScript: Sendable {
     /// A script of this Lua source.
     package init(_ source: String) {
         self.source = source
-        self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).hexString
     }
 }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KubinModel
 
 /// AWS Signature Version 4 for S3 requests, in the `Authorization` header form.
 ///
@@ -157,6 +158,6 @@ package struct SigV4Signer: Sendable {
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        bytes.hexString
     }
 }

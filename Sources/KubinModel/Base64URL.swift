@@ -1,15 +1,15 @@
 import Foundation
 
 /// Base64url without padding (RFC 4648 §5), as JWTs and JWKs use it.
-enum Base64URL {
+package enum Base64URL {
     /// `bytes` encoded.
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+    package static func encode(_ bytes: some Sequence<UInt8>) -> String {
         Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
     /// The bytes of `text`; nil when it holds anything but the base64url alphabet or has an impossible length.
-    static func decode(_ text: some StringProtocol) -> Data? {
+    package static func decode(_ text: some StringProtocol) -> Data? {
         guard
             text.utf8.allSatisfy({ byte in
                 (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
