@@ -85,7 +85,4 @@ actor KeySet {
             return false
         }
     }
-
-    /// Whether a JWKS source is configured (and a timer should refresh it).
-    nonisolated var refreshes: Bool { source != nil }
 }

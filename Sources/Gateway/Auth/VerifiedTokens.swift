@@ -19,7 +19,7 @@ final class VerifiedTokens: Sendable {
     /// A table of at most `capacity` tokens.
     init(capacity: Int = 10_000) { self.capacity = capacity }
 
-    /// The principal of `token` if it verified before and its `exp` (plus `leeway`) is after `now`.
+    /// The principal of the token whose SHA-256 is `digest`, if it verified before and has not expired at `now`.
     func principal(for digest: SHA256Digest, now: Double) -> Principal? {
         entries.withLock { entries in
             guard let entry = entries[digest] else { return nil }
@@ -41,7 +41,4 @@ final class VerifiedTokens: Sendable {
             entries[digest] = Entry(principal: principal, expires: expires)
         }
     }
-
-    /// How many tokens are remembered.
-    var count: Int { entries.withLock { $0.count } }
 }

@@ -14,9 +14,6 @@ final class ConnectionCount: Sendable {
     /// A count that admits `limit` connections.
     init(limit: Int) { self.limit = limit }
 
-    /// Connections open now.
-    var current: Int { open.load(ordering: .relaxed) }
-
     /// Counts a new connection; false (and not counted) when the limit is reached.
     func admit() -> Bool {
         var value = open.load(ordering: .relaxed)

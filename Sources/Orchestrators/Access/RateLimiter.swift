@@ -37,9 +37,6 @@ package final class RateLimiter: Sendable {
         self.logger = logger
     }
 
-    /// The rate of `routeClass`, nil when it is unlimited.
-    package func rate(of routeClass: RouteClass) -> GCRA? { rates[routeClass] }
-
     /// Decides one request of `routeClass` by the caller `tenant`/`subject`; nil when the class is unlimited.
     package func acquire(_ routeClass: RouteClass, tenant: String, subject: String) async -> GCRA.Decision? {
         guard let rate = rates[routeClass] else { return nil }
