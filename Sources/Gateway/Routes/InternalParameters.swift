@@ -11,16 +11,9 @@ struct InternalParameters {
 
     /// The parameters of `request`; a repeated parameter is refused (which value would count is unclear).
     init(_ request: Request, allowed: Set<String>) throws {
+        try RequestParameters.onlyAllowed(request, allowed)
         var query: [String: String] = [:]
-        for (name, value) in request.uri.queryParameters {
-            let name = String(name)
-            guard allowed.contains(name) else {
-                throw KubinError.invalidParameter(
-                    name, "this listing takes only " + allowed.sorted().joined(separator: ", "))
-            }
-            guard query[name] == nil else { throw KubinError.invalidParameter(name, "give it at most once") }
-            query[name] = String(value)
-        }
+        for (name, value) in request.uri.queryParameters { query[String(name)] = String(value) }
         self.query = query
     }
 
