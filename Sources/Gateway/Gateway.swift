@@ -132,19 +132,12 @@ package struct Gateway: Sendable {
         }
     }
 
-    /// The S3 credentials of the settings, else of the standard `AWS_*` environment variables.
+    /// The S3 credentials the configuration found (loading refuses an S3 store without any).
     private static func s3Credentials(_ configuration: GatewayConfiguration) throws -> SigV4Signer.Credentials {
-        if let credentials = configuration.storageCredentials { return credentials }
-        let environment = ProcessInfo.processInfo.environment
-        guard let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"] else {
-            throw ConfigurationError(problems: [
-                .init(
-                    key: "storage.url",
-                    message: "an s3:// store needs storage.accessKeyId and storage.secretAccessKey, or "
-                        + "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
-            ])
+        guard let credentials = configuration.storageCredentials else {
+            throw ConfigurationError(problems: [.init(key: "storage.accessKeyId", message: "is needed for S3")])
         }
-        return .init(accessKeyID: key, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"])
+        return credentials
     }
 
     /// Opens the metadata store `backend` names; what must close it goes to `closers`, what must run (a connection

@@ -31,18 +31,35 @@ import Testing
         return path
     }
 
+    @Test func everyDefaultIsOneOfItsKeysOwnValues() {
+        #expect(SettingsTable.rows.count == Set(SettingsTable.rows.map(\.key)).count, "one row a key")
+        for row in SettingsTable.rows {
+            #expect(row.accepts(row.defaultValue), "\(row.key): '\(row.defaultValue)'")
+        }
+    }
+
     @Test func defaultsRunEverythingEmbeddedOnLoopback() async throws {
         let configuration = try await load()
-        #expect(configuration.http.host == "127.0.0.1")
-        #expect(configuration.http.port == 8080)
-        #expect(configuration.dataDirectory == "./kubin-data")
-        #expect(configuration.metadata == .sqlite(path: "./kubin-data/metadata.sqlite"))
-        #expect(configuration.storage == .directory(path: "./kubin-data/storage"))
-        #expect(configuration.cache == .inProcess(maxBytes: 64 << 20))
-        #expect(configuration.uploads.maxConcurrent == 100)
-        #expect(configuration.uploads.maxBytes == 4 << 30)
-        #expect(configuration.shutdown.gracePeriod == .seconds(30))
-        #expect(configuration.logLevel == .info)
+        #expect(
+            SettingValues.isLoopback(configuration.http.host) && SettingValues.isLoopback(configuration.metrics.host))
+        let directory = configuration.dataDirectory
+        #expect(configuration.metadata == .sqlite(path: directory + "/metadata.sqlite"))
+        #expect(configuration.storage == .directory(path: directory + "/storage"))
+        #expect(configuration.analytics == .sqlite(path: directory + "/analytics.sqlite"))
+        guard case .inProcess = configuration.cache else {
+            Issue.record("the default cache is \(configuration.cache)")
+            return
+        }
+        #expect(configuration.auth.isDevelopment && configuration.tls == nil)
+    }
+
+    @Test func anUnknownKeyIsRefusedByName() {
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration(raw: ["uploads.maxConcurent": "3"]) }
+        do {
+            _ = try GatewayConfiguration(raw: ["uploads.maxConcurent": "3", "http.port": "x"])
+        } catch {
+            #expect(error.problems.map(\.key) == ["uploads.maxConcurent", "http.port"])
+        }
     }
 
     @Test func commandLineBeatsEnvironmentBeatsFileBeatsDefaults() async throws {
@@ -96,7 +113,7 @@ import Testing
             "analytics.url": "sqlite:/a.db", "ingest.concurrency": "4", "ingest.lease": "90s", "query.timeout": "3s",
             "query.branchTimeout": "700ms", "auth.jwks": "/etc/kubin/jwks.json", "auth.hs256.secret": Self.secret,
             "auth.issuer": "https://id.example", "auth.audience": "kubin", "auth.tenantClaim": "org",
-            "auth.leeway": "30s", "auth.jwksCaFile": "/etc/kubin/ca.pem", "auth.jwksRefresh": "10m",
+            "auth.leeway": "30s", "auth.jwksCAFile": "/etc/kubin/ca.pem", "auth.jwksRefresh": "10m",
             "auth.jwksMinRefresh": "1m", "storage.accessKeyId": "AKIDEXAMPLE",
             "storage.secretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
             "storage.sessionToken": "FwoGZXIvYXdz",
@@ -106,12 +123,12 @@ import Testing
             "rateLimit.query": "50/1s", "rateLimit.upload": "off", "rateLimit.admin": "10/1h",
             "rateLimit.expectedReplicas": "3", "tls.certificateFile": "/etc/tls/tls.crt",
             "tls.privateKeyFile": "/etc/tls/tls.key", "tls.reloadInterval": "30s",
-            "tls.clientCaFile": "/etc/tls/ca.crt",
+            "tls.clientCAFile": "/etc/tls/ca.crt",
             "tls.clientScopes": "snapshots:read,snapshots:write", "auth.disabled": "false",
         ]
-        #expect(Set(samples.keys) == Set(Setting.all.map(\.key)), "a sample for every setting")
+        #expect(Set(samples.keys) == Set(SettingsTable.rows.map(\.key)), "a sample for every setting")
         let help = GatewayConfiguration.helpText
-        for setting in Setting.all {
+        for setting in SettingsTable.rows {
             #expect(
                 help.contains(setting.environmentVariable) && help.contains(setting.flag) && help.contains(setting.key))
             #expect(help.contains("default: \(setting.defaultValue.isEmpty ? "(empty)" : setting.defaultValue)"))
@@ -131,7 +148,7 @@ import Testing
         }
         let configuration = try await load(
             environment: Dictionary(
-                uniqueKeysWithValues: Setting.all.map { ($0.environmentVariable, samples[$0.key]!) }))
+                uniqueKeysWithValues: SettingsTable.rows.map { ($0.environmentVariable, samples[$0.key]!) }))
         #expect(configuration.metadata == .sqlite(path: "/m.db"))
         #expect(configuration.storage == .directory(path: "/objects"))
         #expect(configuration.readiness.interval == .milliseconds(500))
@@ -176,7 +193,11 @@ import Testing
         #expect(configuration.storageCredentials?.secretAccessKey == "s3cr3t")
         #expect(configuration.storageCredentials?.sessionToken == nil)
         #expect(!configuration.printableSettings.map(\.value).contains("s3cr3t"))
-        #expect(try await load().storageCredentials == nil, "none set: the AWS_* variables are used")
+        #expect(try await load().storageCredentials == nil, "none set and no AWS_* variables")
+        let fromEnvironment = try await load(environment: ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s"])
+        #expect(fromEnvironment.storageCredentials?.accessKeyID == "AKID")
+        let s3 = ["KUBIN_STORAGE_URL": "s3://kubin?endpoint=http://127.0.0.1:9000"]
+        #expect(await problems(environment: s3).map(\.key) == ["storage.accessKeyId"], "S3 needs a key")
         #expect(
             await problems(environment: ["KUBIN_STORAGE_SECRET_ACCESS_KEY": "s3cr3t"]).map(\.key) == [
                 "storage.accessKeyId"
@@ -187,7 +208,7 @@ import Testing
         #expect(
             await problems(environment: ["KUBIN_TLS_CERTIFICATE_FILE": "/tls.crt"]).map(\.key) == ["tls.privateKeyFile"]
         )
-        #expect(await problems(environment: ["KUBIN_TLS_CLIENT_CA_FILE": "/ca.crt"]).map(\.key) == ["tls.clientCaFile"])
+        #expect(await problems(environment: ["KUBIN_TLS_CLIENT_CAFILE": "/ca.crt"]).map(\.key) == ["tls.clientCAFile"])
         #expect(
             await problems(environment: [
                 "KUBIN_TLS_CERTIFICATE_FILE": "/tls.crt", "KUBIN_TLS_PRIVATE_KEY_FILE": "/tls.key",
@@ -238,11 +259,11 @@ import Testing
 
     @Test func credentialsInURLsAreNeverPrinted() async {
         #expect(
-            Setting.redactingPassword(in: "postgres://kubin:hunter2@db:5432/kubin")
+            SettingValues.redactingPassword(in: "postgres://kubin:hunter2@db:5432/kubin")
                 == "postgres://kubin:<redacted>@db:5432/kubin")
-        #expect(Setting.redactingPassword(in: "redis://:s3cret@cache/0") == "redis://:<redacted>@cache/0")
-        #expect(Setting.redactingPassword(in: "file:///data") == "file:///data")
-        let secret = Setting(key: "auth.secret", defaultValue: "", summary: "", exposure: .secret)
+        #expect(SettingValues.redactingPassword(in: "redis://:s3cret@cache/0") == "redis://:<redacted>@cache/0")
+        #expect(SettingValues.redactingPassword(in: "file:///data") == "file:///data")
+        let secret = SettingsTable.shared.authHS256Secret
         #expect(secret.display("hunter2") == "<redacted>")
         // A refused URL is quoted in the error, without its password.
         let found = await problems(environment: ["KUBIN_METADATA_URL": "postgres://kubin:hunter2@db"])  // no database
@@ -276,7 +297,9 @@ import Testing
     }
 
     @Test func anS3URLSelectsS3() async throws {
-        let configuration = try await load(["--storage-url", "s3://kubin-prod/snapshots?region=eu-west-3"])
+        let configuration = try await load(
+            ["--storage-url", "s3://kubin-prod/snapshots?region=eu-west-3"],
+            environment: ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"])
         #expect(configuration.storage == .s3(S3Location(url: "s3://kubin-prod/snapshots?region=eu-west-3")!))
         let found = await problems(environment: ["KUBIN_STORAGE_URL": "s3://Not_A_Bucket"])
         #expect(found.map(\.key) == ["storage.url"])
@@ -313,5 +336,16 @@ import Testing
         #expect(SettingValues.duration("1h") == .seconds(3600))
         #expect(SettingValues.duration("5 minutes") == nil)
         #expect(SettingValues.duration("") == nil)
+    }
+
+    @Test func boundsAreWrittenAsAnOperatorWouldWriteThem() {
+        for duration: Duration in [.zero, .milliseconds(10), .milliseconds(1500), .seconds(90), .seconds(7200)] {
+            #expect(SettingValues.duration(SettingValues.text(of: duration)) == duration, "\(duration)")
+        }
+        #expect(SettingValues.text(of: .seconds(600)) == "10m")
+        for bytes: Int64 in [0, 256, 1024, 1 << 20, 3 << 30, 1 << 40, 1000] {
+            #expect(SettingValues.bytes(SettingValues.text(ofBytes: bytes)) == bytes, "\(bytes)")
+        }
+        #expect(SettingValues.text(ofBytes: 64 << 20) == "64MiB")
     }
 }

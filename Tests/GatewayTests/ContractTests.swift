@@ -25,7 +25,7 @@ import Yams
         let directory = NSTemporaryDirectory() + "kubin-contract-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let served = try await Gateway.with(
-            configuration: GatewayConfiguration(dataDirectory: directory), logger: Logger(label: "test")
+            configuration: try GatewayConfiguration(raw: ["data.dir": directory]), logger: Logger(label: "test")
         ) { gateway in Set(try gateway.makeRouter().routes.routes).union(gateway.makeMetricsRouter().routes.routes) }
         #expect(served.subtracting(specified).isEmpty, "served but not in the spec: \(served.subtracting(specified))")
         #expect(specified.subtracting(served).isEmpty, "in the spec but not served: \(specified.subtracting(served))")

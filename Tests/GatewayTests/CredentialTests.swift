@@ -16,22 +16,26 @@ import Testing
         let redisPassword = "redis-pass-\(UUID().uuidString)"
         let s3Secret = "s3-secret-\(UUID().uuidString)"
         let secrets = [postgresPassword, redisPassword, s3Secret]
-        var redis = try TestServers.redis()
-        redis.password = redisPassword
-        redis.port = try freePort()
-        let (s3, credentials) = try TestServers.s3()
-        let clickHouse = try TestServers.clickHouse()
+        let port = try freePort()
+        let redis = try TestServers.url("KUBIN_TEST_REDIS_URL") {
+            $0.password = redisPassword
+            $0.port = port  // nothing listens there
+        }
+        let credentials = try TestServers.s3().credentials
         try await TestServers.withPostgresDatabase { database in
-            var metadata = database
-            metadata.password = postgresPassword  // the test server trusts loopback: any password is accepted
-            try await withLiveGateway({
-                $0.metadata = .postgres(metadata)
-                $0.cache = .redis(redis, localMaxBytes: 1 << 20, localTimeToLive: .seconds(1))
-                $0.storage = .s3(s3)
+            // The test server trusts loopback: any password is accepted.
+            let metadata = try TestServers.url("KUBIN_TEST_POSTGRES_URL") {
+                $0.path = "/" + database.database
+                $0.password = postgresPassword
+            }
+            let settings = [
+                "metadata.url": metadata, "cache.url": redis, "cache.maxBytes": "1MiB",
+                "storage.url": try TestServers.url("KUBIN_TEST_S3_URL"),
                 // The right key id with a wrong secret: the signature-checking server refuses every request.
-                $0.storageCredentials = .init(accessKeyID: credentials.accessKeyID, secretAccessKey: s3Secret)
-                $0.analytics = .clickHouse(clickHouse)
-            }) { live in
+                "storage.accessKeyId": credentials.accessKeyID, "storage.secretAccessKey": s3Secret,
+                "analytics.url": try TestServers.url("KUBIN_TEST_CLICKHOUSE_URL"),
+            ]
+            try await withLiveGateway(settings) { live in
                 try await live.eventually("storage and cache reported down") {
                     let body = String(buffer: try await live.send(.GET, "/readyz").body)
                     return body.contains("storage") && body.contains("cache") && body.contains("\"down\"")
@@ -53,14 +57,12 @@ import Testing
 
     @Test func aStartRefusedByADependencyDoesNotShowItsPassword() async throws {
         let password = "ch-pass-\(UUID().uuidString)"
-        var clickHouse = try TestServers.clickHouse()
-        clickHouse.password = password
+        let clickHouse = try TestServers.url("KUBIN_TEST_CLICKHOUSE_URL") { $0.password = password }
         let logs = LogCapture()
         let logger = Logger(label: "t") { JSONLogHandler(label: $0, level: .debug, sink: { logs.append($0) }) }
         let directory = NSTemporaryDirectory() + "kubin-credentials-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var configuration = GatewayConfiguration(dataDirectory: directory)
-        configuration.analytics = .clickHouse(clickHouse)
+        let configuration = try GatewayConfiguration(raw: ["data.dir": directory, "analytics.url": clickHouse])
         do {
             try await Gateway.with(configuration: configuration, logger: logger) { _ in }
             Issue.record("ClickHouse accepted a wrong password")

@@ -14,30 +14,20 @@ enum Backends: String, CaseIterable, CustomTestStringConvertible {
     var testDescription: String { rawValue }
 
     /// Runs `body` with a gateway on these backends (a fresh PostgreSQL database for `production`).
-    func withGateway(
-        _ configure: @escaping (inout GatewayConfiguration) -> Void = { _ in },
-        _ body: (LiveGateway) async throws -> Void
-    ) async throws {
+    func withGateway(_ settings: [String: String] = [:], _ body: (LiveGateway) async throws -> Void) async throws {
         switch self {
-        case .embedded: try await withLiveGateway(configure, body)
+        case .embedded: try await withLiveGateway(settings, body)
         case .production:
-            let redis = try TestServers.redis()
-            let clickHouse = try TestServers.clickHouse()
-            var s3 = try TestServers.openS3()
-            s3.prefix = "gateway-\(UUID().uuidString)"
-            // The gateway reads S3 credentials from the environment, as in production (the same values for every
-            // test, so setting them from parallel tests is harmless).
-            setenv("AWS_ACCESS_KEY_ID", "open", 1)
-            setenv("AWS_SECRET_ACCESS_KEY", "open", 1)
+            let backends = [
+                "cache.url": try TestServers.url("KUBIN_TEST_REDIS_URL"), "cache.maxBytes": "1MiB",
+                "analytics.url": try TestServers.url("KUBIN_TEST_CLICKHOUSE_URL"),
+                "storage.url": try TestServers.url("KUBIN_TEST_S3_OPEN_URL") { $0.path = "/gateway-\(UUID())" },
+                "storage.accessKeyId": "open", "storage.secretAccessKey": "open",
+            ]
             try await TestServers.withPostgresDatabase { location in
+                let metadata = try TestServers.url("KUBIN_TEST_POSTGRES_URL") { $0.path = "/" + location.database }
                 try await withLiveGateway(
-                    {
-                        $0.metadata = .postgres(location)
-                        $0.cache = .redis(redis, localMaxBytes: 1 << 20, localTimeToLive: .seconds(1))
-                        $0.storage = .s3(s3)
-                        $0.analytics = .clickHouse(clickHouse)
-                        configure(&$0)
-                    }, body)
+                    backends.merging(["metadata.url": metadata]) { $1 }.merging(settings) { $1 }, body)
             }
         }
     }
@@ -251,7 +241,7 @@ enum Backends: String, CaseIterable, CustomTestStringConvertible {
     }
 
     @Test func badQueriesGetProblemsNeverA500() async throws {
-        try await withLiveGateway({ $0.ingest.concurrency = 0 }) { live in
+        try await withLiveGateway(["ingest.concurrency": "0"]) { live in
             let stored = try await live.upload(try generatedDump(form: "stdout"))
             let missing = "01a210bd-04ab-7688-b1e6-ff0dd674448a"
             let cases: [(path: String, status: Int, type: String, parameter: String?)] = [

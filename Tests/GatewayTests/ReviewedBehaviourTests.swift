@@ -110,7 +110,7 @@ import Testing
     @Test func aSecondInstanceCannotUseTheSameDataDirectory() async throws {
         let directory = NSTemporaryDirectory() + "kubin-lock-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let configuration = GatewayConfiguration(dataDirectory: directory)
+        let configuration = try GatewayConfiguration(raw: ["data.dir": directory])
         try await Gateway.with(configuration: configuration, logger: Logger(label: "test")) { _ in
             await #expect {
                 try await Gateway.with(configuration: configuration, logger: Logger(label: "test")) { _ in }

@@ -15,7 +15,7 @@ import Testing
             ("stdout.json", try generatedDump(form: "stdout"), "json"),
         ]
         // No indexing here: the snapshots stay `stored`, so the status filter below has a fixed answer.
-        try await withLiveGateway({ $0.ingest.concurrency = 0 }) { live in
+        try await withLiveGateway(["ingest.concurrency": "0"]) { live in
             var ids: [String] = []
             for dump in dumps {
                 let upload = try await live.json(

@@ -17,7 +17,7 @@ import Testing
         let gateway = try GatewayProcess(["--help"])
         #expect(try await gateway.exitStatus() == 0)
         let help = gateway.standardOutput
-        for setting in Setting.all {
+        for setting in SettingsTable.rows {
             #expect(help.contains(setting.environmentVariable) && help.contains(setting.flag), "\(setting.key)")
         }
         #expect(help.contains("KUBIN_HTTP_HOST") && help.contains("default: 127.0.0.1"))

@@ -58,6 +58,14 @@ package enum TestServers {
         return location
     }
 
+    /// The URL in `variable` (a `KUBIN_TEST_*_URL`), changed by `edit`: a setting's text for a gateway under test.
+    package static func url(_ variable: String, _ edit: (inout URLComponents) -> Void = { _ in }) throws -> String {
+        guard let text = ProcessInfo.processInfo.environment[variable], var components = URLComponents(string: text)
+        else { throw Missing(variable: variable) }
+        edit(&components)
+        return components.string ?? text
+    }
+
     /// Runs `body` with a new, empty database of the test server, dropped afterwards.
     package static func withPostgresDatabase(_ body: (PostgresLocation) async throws -> Void) async throws {
         let server = try postgres()

@@ -35,15 +35,14 @@ extension GatewayConfiguration {
             CommandLineArgumentsProvider(arguments: arguments),
             EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "kubin"),
         ]
-        let fileSetting = Setting.all.first { $0.key == "config.file" }!
         let early = ConfigReader(providers: providers)
-        if let path = try await rawValue(of: fileSetting, in: early), !path.isEmpty {
+        if let path = try await rawValue(of: SettingsTable.shared.configFile, in: early), !path.isEmpty {
             providers.append(try await fileProvider(path: path))
         }
         let reader = ConfigReader(providers: providers)
         var raw: [String: String] = [:]
         var problems: [ConfigurationError.Problem] = []
-        for setting in Setting.all {
+        for setting in SettingsTable.rows {
             do throws(ConfigurationError) {
                 raw[setting.key] = try await rawValue(of: setting, in: reader)
             } catch {
@@ -51,7 +50,7 @@ extension GatewayConfiguration {
             }
         }
         if !problems.isEmpty { throw ConfigurationError(problems: problems) }
-        return try GatewayConfiguration(raw: raw)
+        return try GatewayConfiguration(raw: raw, environment: environment)
     }
 
     /// Every key with its environment variable, flag, default and meaning.
@@ -62,9 +61,10 @@ extension GatewayConfiguration {
             "Each setting comes from, highest precedence first: the command line, a KUBIN_* environment variable,",
             "the file named by --config-file, the default below.", "",
         ]
-        for setting in Setting.all {
+        for setting in SettingsTable.rows {
             lines.append("  \(setting.flag) <value>   (\(setting.environmentVariable); file key \(setting.key))")
             lines.append("      \(setting.summary)")
+            lines.append("      takes: \(setting.expected)")
             lines.append(
                 "      default: \(setting.defaultValue.isEmpty ? "(empty)" : setting.display(setting.defaultValue))")
         }
@@ -73,7 +73,7 @@ extension GatewayConfiguration {
 
     /// Refuses positional arguments and unknown flags: a typo must not silently fall back to a default.
     private static func checkFlags(_ arguments: [String]) throws(ConfigurationError) {
-        let known = Set(Setting.all.map(\.flag))
+        let known = Set(SettingsTable.rows.map(\.flag))
         var problems: [ConfigurationError.Problem] = []
         var expectsValue = false
         for argument in arguments {
@@ -94,7 +94,7 @@ extension GatewayConfiguration {
 
     /// The key's value as text from the first provider that has it, whatever its native type (a JSON number, say).
     private static func rawValue(
-        of setting: Setting, in reader: ConfigReader
+        of setting: any SettingRow, in reader: ConfigReader
     ) async throws(ConfigurationError)
         -> String?
     {

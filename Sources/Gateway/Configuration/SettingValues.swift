@@ -1,3 +1,4 @@
+import Clients
 import Foundation
 
 #if canImport(Glibc)
@@ -6,7 +7,7 @@ import Foundation
     import Darwin
 #endif
 
-/// Parsers for the value kinds settings take: whole numbers, byte sizes, durations, host names.
+/// Parsers for the value kinds settings take: whole numbers, byte sizes, durations, host names, origins, rates.
 enum SettingValues {
     /// True for an IPv4 or IPv6 address, or a DNS name (labels of letters, digits and `-`, at most 253 characters).
     static func isHost(_ text: String) -> Bool {
@@ -67,6 +68,54 @@ enum SettingValues {
         case "h": return .seconds(value * 3600)
         default: return nil
         }
+    }
+
+    /// `duration` as an operator writes one: `500ms`, `30s`, `2m`, `1h`.
+    static func text(of duration: Duration) -> String {
+        let milliseconds = duration / .milliseconds(1)
+        guard milliseconds.rounded() == milliseconds else { return "\(duration)" }
+        let units: [(divisor: Int64, suffix: String)] = [(3_600_000, "h"), (60_000, "m"), (1000, "s")]
+        let whole = Int64(milliseconds)
+        for (divisor, suffix) in units where whole != 0 && whole % divisor == 0 { return "\(whole / divisor)\(suffix)" }
+        return whole == 0 ? "0s" : "\(whole)ms"
+    }
+
+    /// `bytes` as an operator writes a size: `512KiB`, `64MiB`, or bytes.
+    static func text(ofBytes bytes: Int64) -> String {
+        let units: [(shift: Int64, suffix: String)] = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")]
+        for (shift, suffix) in units where bytes != 0 && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift)\(suffix)"
+        }
+        return "\(bytes)"
+    }
+
+    /// A comma-separated list of origins (`https://ui.example.com`, `http://localhost:3000`) or `*`; nil when one
+    /// is not an origin.
+    static func origins(_ text: String) -> Set<String>? {
+        let origins = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return origins.allSatisfy(isOrigin) ? Set(origins) : nil
+    }
+
+    /// A rate, `<requests>/<duration>` (1 to 10,000,000 requests per 1s to 24h), as `.some`; `off` is `.some(nil)`.
+    static func rate(_ text: String) -> GCRA?? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed == "off" { return .some(nil) }
+        let parts = trimmed.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let limit = Int(parts[0]), (1...10_000_000).contains(limit),
+            let period = duration(parts[1]), (.seconds(1)...(.seconds(86400))).contains(period)
+        else { return nil }
+        return GCRA(limit: limit, period: period)
+    }
+
+    /// `url` with the password of its user-info (`scheme://user:password@host`) replaced by `<redacted>`.
+    static func redactingPassword(in url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return url }
+        let authorityStart = schemeEnd.upperBound
+        let authorityEnd = url[authorityStart...].firstIndex(where: { "/?#".contains($0) }) ?? url.endIndex
+        guard let at = url[authorityStart..<authorityEnd].lastIndex(of: "@") else { return url }
+        let userInfo = url[authorityStart..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return url }
+        return url[..<url.index(after: colon)] + "<redacted>" + url[at...]
     }
 
     /// Splits `"64MiB"` into `("64", "MiB")`.

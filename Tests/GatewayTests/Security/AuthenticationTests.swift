@@ -33,12 +33,12 @@ struct TokenCorpus {
         tokens = try JSONSerialization.jsonObject(with: Data(output)) as? [String: String] ?? [:]
     }
 
-    /// A gateway that trusts this corpus's JWKS and the shared secret, with its issuer and audience.
-    func configure(_ configuration: inout GatewayConfiguration) {
-        configuration.auth.jwks = jwksPath
-        configuration.auth.hs256Secret = Self.secret
-        configuration.auth.issuer = Self.issuer
-        configuration.auth.audience = Self.audience
+    /// The settings of a gateway that trusts this corpus's JWKS and the shared secret, with its issuer and audience.
+    var settings: [String: String] {
+        [
+            "auth.jwks": jwksPath, "auth.hs256.secret": Self.secret, "auth.issuer": Self.issuer,
+            "auth.audience": Self.audience,
+        ]
     }
 }
 
@@ -97,7 +97,7 @@ struct TokenCorpus {
     @Test func tokensOfEveryAlgorithmAreAcceptedAndEveryRefusalSaysWhy() async throws {
         let corpus = try TokenCorpus()
         #expect(corpus.tokens.count >= Self.refusals.count + Self.accepted.count)
-        try await withLiveGateway(corpus.configure) { (live: LiveGateway) async throws in
+        try await withLiveGateway(corpus.settings) { (live: LiveGateway) async throws in
             for name in Self.accepted {
                 let answer = try await live.json(
                     .GET, "/api/v1/snapshots", headers: [("Authorization", "Bearer \(corpus[name])")])
@@ -134,7 +134,7 @@ struct TokenCorpus {
 
     @Test func scopesDecideWhatACallerMayDo() async throws {
         let corpus = try TokenCorpus()
-        try await withLiveGateway(corpus.configure) { (live: LiveGateway) async throws in
+        try await withLiveGateway(corpus.settings) { (live: LiveGateway) async throws in
             let forbidden = "403 forbidden"
             let id = "0192f1c4-6f2a-7b3e-9c1d-2a4b6c8d0e1f"
             #expect(try await Self.status(live, corpus, .GET, "/api/v1/snapshots", "read-only") == "200 -")
@@ -157,7 +157,7 @@ struct TokenCorpus {
 
     @Test func theAuthorizationHeaderMustHoldOneBearerCredential() async throws {
         let corpus = try TokenCorpus()
-        try await withLiveGateway(corpus.configure) { (live: LiveGateway) async throws in
+        try await withLiveGateway(corpus.settings) { (live: LiveGateway) async throws in
             let good = corpus["es256"]
             let cases: [(headers: [(String, String)], reason: String?)] = [
                 ([], "missing-credentials"),
@@ -196,12 +196,9 @@ struct TokenCorpus {
         var fetches = 0
         do {
             try await withLiveGateway(
-                {
-                    corpus.configure(&$0)
-                    $0.auth.jwks = server.url
-                    $0.auth.jwksCAFile = server.certificatePath
-                    $0.auth.jwksMinimumRefreshInterval = .seconds(30)
-                }, now: { clock.now }
+                corpus.settings.merging([
+                    "auth.jwks": server.url, "auth.jwksCAFile": server.certificatePath, "auth.jwksMinRefresh": "30s",
+                ]) { $1 }, now: { clock.now }
             ) { live in
                 func get(_ token: String) async throws -> (status: Int, headers: HTTPHeaders, object: [String: Any]) {
                     try await live.json(.GET, "/api/v1/snapshots", headers: [("Authorization", "Bearer \(token)")])
@@ -228,11 +225,9 @@ struct TokenCorpus {
         let corpus = try TokenCorpus()
         let original = try Data(contentsOf: URL(fileURLWithPath: corpus.jwksPath))
         try Data(#"{"keys": []}"#.utf8).write(to: URL(fileURLWithPath: corpus.jwksPath))
-        try await withLiveGateway({
-            corpus.configure(&$0)
-            $0.auth.jwksRefreshInterval = .seconds(1)
-            $0.auth.jwksMinimumRefreshInterval = .seconds(3600)
-        }) { live in
+        try await withLiveGateway(
+            corpus.settings.merging(["auth.jwksRefresh": "1s", "auth.jwksMinRefresh": "1h"]) { $1 }
+        ) { live in
             let token = [("Authorization", "Bearer \(corpus["ps256"])")]
             Self.expectRefused(
                 try await live.json(.GET, "/api/v1/snapshots", headers: token), reason: "unknown-kid", "empty")
@@ -244,7 +239,7 @@ struct TokenCorpus {
     }
 
     @Test func disabledAuthenticationServesEveryCallerAsTheDefaultTenantOnLoopbackOnly() async throws {
-        try await withLiveGateway({ $0.auth.isDisabled = true }) { live in
+        try await withLiveGateway(["auth.disabled": "true"]) { live in
             let upload = try await live.json(
                 .POST, "/api/v1/snapshots?cluster=c", body: .bytes(ByteBuffer(bytes: jsonBody(500))),
                 authorized: false)
@@ -271,10 +266,10 @@ struct TokenCorpus {
         let path = NSTemporaryDirectory() + "bad-jwks-" + UUID().uuidString
         try Data("not json".utf8).write(to: URL(fileURLWithPath: path))
         await #expect(throws: (any Error).self) {
-            try await withLiveGateway({ $0.auth.jwks = path }) { _ in }
+            try await withLiveGateway(["auth.jwks": path]) { _ in }
         }
         await #expect(throws: (any Error).self) {
-            try await withLiveGateway({ $0.auth.jwks = path + ".missing" }) { _ in }
+            try await withLiveGateway(["auth.jwks": path + ".missing"]) { _ in }
         }
     }
 

@@ -31,10 +31,7 @@ import Testing
 
     @Test func everyBadInputGetsItsExactProblemAndNothingIsA5xx() async throws {
         let corpus = try TokenCorpus()
-        try await withLiveGateway({
-            corpus.configure(&$0)
-            $0.uploads.maxBytes = 1 << 20
-        }) { live in
+        try await withLiveGateway(corpus.settings.merging(["uploads.maxBytes": "1MiB"]) { $1 }) { live in
             let good = corpus["es256"]
             let bearer = ("Authorization", "Bearer \(good)")
             // A ready snapshot (for ranges and views), and one whose archive failed (for 409s).

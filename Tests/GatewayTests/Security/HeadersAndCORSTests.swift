@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func onlyConfiguredOriginsGetCORSHeaders() async throws {
-        try await withLiveGateway({ $0.cors.allowedOrigins = [Self.ui, "http://localhost:3000"] }) { live in
+        try await withLiveGateway(["cors.allowedOrigins": Self.ui + ",http://localhost:3000"]) { live in
             let preflight = [
                 ("Access-Control-Request-Method", "GET"), ("Access-Control-Request-Headers", "authorization"),
             ]

@@ -18,10 +18,7 @@ import Testing
     }
 
     @Test func oversizedURLsHeadersAndBodiesAreRefusedByName() async throws {
-        try await withLiveGateway({
-            $0.http.maxHeaderBytes = 4096
-            $0.http.maxURLBytes = 2048
-        }) { live in
+        try await withLiveGateway(["http.maxHeaderBytes": "4KiB", "http.maxURLBytes": "2KiB"]) { live in
             let longURL = "/api/v1/snapshots?cluster=" + String(repeating: "a", count: 3000)
             let url = try await live.json(.GET, longURL)
             #expect(url.status == 414 && url.object["type"] as? String == "https://kubin.dev/problems/uri-too-long")
@@ -52,7 +49,7 @@ import Testing
     }
 
     @Test func aClientTricklingItsHeadGets408AndIsDisconnected() async throws {
-        try await withLiveGateway({ $0.http.headerTimeout = .milliseconds(300) }) { live in
+        try await withLiveGateway(["http.headerTimeout": "300ms"]) { live in
             let head = Array(
                 "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: \(String(repeating: "p", count: 40))\r\n\r\n".utf8)
             let (answer, sent) = try await RawClient.converse(port: live.port) { conversation in
@@ -90,7 +87,7 @@ import Testing
     }
 
     @Test func connectionsPastTheLimitGet503AndTheSlotIsReusedOnceFreed() async throws {
-        try await withLiveGateway({ $0.http.maxConnections = 2 }) { live in
+        try await withLiveGateway(["http.maxConnections": "2"]) { live in
             let request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
             try await RawClient.converse(port: live.port) { first in
                 try await first.send(request)

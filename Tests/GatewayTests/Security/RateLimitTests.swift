@@ -63,10 +63,7 @@ import Testing
     @Test func classesHaveTheirOwnConfiguredRates() async throws {
         let clock = TestClock(Date())
         try await withLiveGateway(
-            {
-                $0.rateLimits.rates[.admin] = GCRA(limit: 2, period: .seconds(3600))
-                $0.rateLimits.rates[.query] = nil
-            }, now: { clock.now }
+            ["rateLimit.admin": "2/1h", "rateLimit.query": "off"], now: { clock.now }
         ) { live in
             let id = SnapshotID.generate(at: Date())
             #expect(try await live.send(.DELETE, "/api/v1/snapshots/\(id)").status == 404)

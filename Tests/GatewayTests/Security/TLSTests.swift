@@ -40,10 +40,12 @@ import Testing
             ).trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
-        func configure(_ configuration: inout GatewayConfiguration) {
-            var tls = GatewayConfiguration.TLS(certificateFile: path("live.pem"), privateKeyFile: path("live.key"))
-            tls.reloadInterval = .seconds(1)
-            configuration.tls = tls
+        /// The settings of a gateway serving `live.pem`, checking it for renewals every second.
+        var settings: [String: String] {
+            [
+                "tls.certificateFile": path("live.pem"), "tls.privateKeyFile": path("live.key"),
+                "tls.reloadInterval": "1s",
+            ]
         }
     }
 
@@ -82,7 +84,7 @@ import Testing
 
     @Test func httpsIsServedWithTLS12OrNewerAndHSTS() async throws {
         let certificates = try Certificates()
-        try await withLiveGateway(certificates.configure) { live in
+        try await withLiveGateway(certificates.settings) { live in
             let bearer = ["Authorization": "Bearer \(live.token)"]
             let answers = try await Self.client(
                 port: live.port, certificates,
@@ -105,7 +107,7 @@ import Testing
         let certificates = try Certificates()
         let original = try certificates.serial("server.pem")
         let renewed = try certificates.serial("renewed.pem")
-        try await withLiveGateway(certificates.configure) { live in
+        try await withLiveGateway(certificates.settings) { live in
             // A client that holds its connection open between two requests, waiting for a line on stdin.
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -170,11 +172,11 @@ import Testing
 
     @Test func clientCertificatesAuthenticateInternalCallers() async throws {
         let certificates = try Certificates()
-        try await withLiveGateway({
-            certificates.configure(&$0)
-            $0.tls?.clientCAFile = certificates.path("ca.pem")
-            $0.tls?.clientScopes = [.snapshotsRead]
-        }) { live in
+        try await withLiveGateway(
+            certificates.settings.merging([
+                "tls.clientCAFile": certificates.path("ca.pem"), "tls.clientScopes": "snapshots:read",
+            ]) { $1 }
+        ) { live in
             // acme's snapshot, uploaded with a token of tenant acme.
             let signer = try #require(live.gateway.access.developmentSigner)
             let acme = try await signer.token(

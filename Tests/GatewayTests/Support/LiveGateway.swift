@@ -125,17 +125,16 @@ final class LogCapture: Sendable {
 }
 
 /// Runs a gateway on port 0 in a fresh data directory for the duration of `body`, then shuts it down gracefully.
+/// `settings` (key → text, as an operator writes them) are read like `kubin-gateway`'s own.
 func withLiveGateway(
-    _ configure: (inout GatewayConfiguration) -> Void = { _ in }, now: @escaping @Sendable () -> Date = Date.init,
+    _ settings: [String: String] = [:], now: @escaping @Sendable () -> Date = Date.init,
     _ body: (LiveGateway) async throws -> Void
 ) async throws {
     let directory = NSTemporaryDirectory() + "kubin-gateway-test-" + UUID().uuidString
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    var configuration = GatewayConfiguration(dataDirectory: directory)
-    configuration.http.port = 0
-    configuration.metrics.port = 0
-    configuration.readiness.interval = .milliseconds(50)
-    configure(&configuration)
+    let configuration = try GatewayConfiguration(
+        raw: ["data.dir": directory, "http.port": "0", "metrics.port": "0", "readiness.interval": "50ms"]
+            .merging(settings) { $1 })
     let logs = LogCapture()
     let logger = Logger(label: "kubin-gateway") { label in
         JSONLogHandler(label: label, level: .info, sink: { logs.append($0) })

@@ -12,8 +12,7 @@ import NIOCore
 func withRouterApp(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
     let directory = NSTemporaryDirectory() + "kubin-router-test-" + UUID().uuidString
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    var configuration = GatewayConfiguration(dataDirectory: directory)
-    configuration.http.port = 0
+    let configuration = try GatewayConfiguration(raw: ["data.dir": directory, "http.port": "0"])
     try await Gateway.with(configuration: configuration, logger: Logger(label: "test")) { gateway in
         let token = try await gateway.access.developmentSigner!.token(
             subject: "router-test", tenant: .legacy, scopes: Set(Scope.allCases), validity: .seconds(3600))
