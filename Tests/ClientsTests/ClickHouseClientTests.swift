@@ -67,7 +67,8 @@ import Testing
             await #expect {
                 try await client.execute("SELECT no_such_column FROM system.one WHERE 'secret-literal'")
             } throws: { error in
-                "\(error)".contains("Code: 47") && !"\(error)".contains("secret-literal")
+                let error = error as? ClickHouseError
+                return error?.code == .server && error?.serverCode == 47 && !"\(error)".contains("secret-literal")
             }
         }
         #expect(ClickHouseLocation(url: "clickhouse://app:p%40ss@ch:8123/kubin")?.password == "p@ss")

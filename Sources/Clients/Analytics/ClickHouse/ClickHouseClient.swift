@@ -35,7 +35,41 @@ package struct ClickHouseLocation: Sendable, Equatable, CustomStringConvertible 
 
 /// Why a ClickHouse call failed: the server's error code and first line, or the transport's error.
 package struct ClickHouseError: Error, Sendable, CustomStringConvertible {
+    /// The kind of failure.
+    package struct Code: Sendable, Hashable, CustomStringConvertible {
+        private enum Base: String, Sendable, Hashable {
+            case server, answerTooLarge, malformedAnswer, unfinished
+        }
+        private let base: Base
+
+        /// The server refused or failed a statement; ``ClickHouseError/serverCode`` says which error.
+        package static let server = Code(base: .server)
+        /// An answer exceeded the client's bound.
+        package static let answerTooLarge = Code(base: .answerTooLarge)
+        /// An answer could not be read as rows of the expected shape.
+        package static let malformedAnswer = Code(base: .malformedAnswer)
+        /// Work the server accepted (a mutation) did not finish in time.
+        package static let unfinished = Code(base: .unfinished)
+
+        package var description: String { base.rawValue }
+    }
+
+    package let code: Code
+    /// The server's first line (`Code: 47, e.displayText() = DB::Exception: ...`) or the client's reason; never a
+    /// statement.
     package let message: String
+
+    package init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The server's error number (`Code: 47` is 47), for ``Code/server`` errors that carry one.
+    package var serverCode: Int? {
+        guard message.hasPrefix("Code: ") else { return nil }
+        return Int(message.dropFirst(6).prefix { $0.isNumber })
+    }
+
     package var description: String { "ClickHouse: \(message)" }
 }
 
@@ -73,7 +107,7 @@ package final class ClickHouseClient: Sendable {
         for try await chunk in response.body {
             received += chunk.readableBytes
             guard received <= Self.maxAnswerBytes else {
-                throw ClickHouseError(message: "an answer exceeded \(Self.maxAnswerBytes >> 20) MiB")
+                throw ClickHouseError(.answerTooLarge, "an answer exceeded \(Self.maxAnswerBytes >> 20) MiB")
             }
             rows += try decoder.feed(chunk)
         }
@@ -103,7 +137,7 @@ package final class ClickHouseClient: Sendable {
     /// Throws when the server does not answer `SELECT 1`.
     package func ping() async throws {
         guard try await send(ByteBuffer(string: "SELECT 1")).trimmingCharacters(in: .whitespacesAndNewlines) == "1"
-        else { throw ClickHouseError(message: "unexpected answer to SELECT 1") }
+        else { throw ClickHouseError(.malformedAnswer, "unexpected answer to SELECT 1") }
     }
 
     /// Answers larger than this are refused (queries carry a `LIMIT`; this bounds a mistake).
@@ -132,7 +166,7 @@ package final class ClickHouseClient: Sendable {
     private static func failure(_ response: HTTPClientResponse) async throws -> ClickHouseError {
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
         let first = text.split(separator: "\n").first.map(String.init) ?? "HTTP \(response.status.code)"
-        return ClickHouseError(message: String(first.prefix(300)))
+        return ClickHouseError(.server, String(first.prefix(300)))
     }
 }
 

@@ -60,9 +60,9 @@ package struct TabSeparatedDecoder {
     private static func malformed(_ line: ByteBuffer) -> ClickHouseError {
         let text = String(buffer: line)
         // "Code: 241, e.displayText() = DB::Exception: ..." when the query failed mid-answer.
-        return ClickHouseError(
-            message: text.hasPrefix("Code:") ? String(text.prefix(300)) : "a result row has the wrong number of columns"
-        )
+        return text.hasPrefix("Code:")
+            ? ClickHouseError(.server, String(text.prefix(300)))
+            : ClickHouseError(.malformedAnswer, "a result row has the wrong number of columns")
     }
 
     private static func fields(_ line: ByteBuffer) throws -> [String?] {

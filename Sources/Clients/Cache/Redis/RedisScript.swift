@@ -26,10 +26,10 @@ extension RedisClient {
         let tail = ([String(keys.count)] + keys + arguments).map { ByteBuffer(string: $0) }
         do {
             return try await send([ByteBuffer(string: "EVALSHA"), ByteBuffer(string: script.sha1)] + tail)
-        } catch let error as RedisError where error.message.hasPrefix("NOSCRIPT") {
+        } catch let error as RedisError where error.code == .serverError && error.message.hasPrefix("NOSCRIPT") {
             let loaded = try await send("SCRIPT", "LOAD", script.source)
             guard case .bulkString(let sha?) = loaded, String(buffer: sha) == script.sha1 else {
-                throw RedisError(message: "SCRIPT LOAD answered an unexpected digest")
+                throw RedisError(.unexpectedReply, "SCRIPT LOAD answered an unexpected digest")
             }
             return try await send([ByteBuffer(string: "EVALSHA"), ByteBuffer(string: script.sha1)] + tail)
         }
