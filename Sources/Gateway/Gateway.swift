@@ -32,7 +32,7 @@ package struct Gateway: Sendable {
     /// Indexes stored snapshots (a service).
     package let ingest: IngestOrchestrator
     /// Answers the internal API.
-    let queries: QueryOrchestrator
+    let queries: QueryOrchestrator<ContinuousClock>
     /// Caches those answers.
     let answers: AnswerCache
     /// The instance's logger (requests log through their own, which carries the request id).
@@ -210,7 +210,7 @@ package struct Gateway: Sendable {
         self.answers = AnswerCache(cache: cache, logger: logger)
         self.catalog = SnapshotCatalog(metadata: metadata, objects: objects, analytics: analytics, answers: answers)
         self.queries = QueryOrchestrator(
-            metadata: metadata, objects: objects, analytics: analytics,
+            metadata: metadata, objects: objects, analytics: analytics, timeout: configuration.query.timeout,
             branchTimeout: configuration.query.branchTimeout)
         var ingestSettings = IngestOrchestrator.Settings()
         ingestSettings.concurrency = configuration.ingest.concurrency
@@ -254,7 +254,7 @@ package struct Gateway: Sendable {
         }
         SnapshotRoutes(uploads: uploads, catalog: catalog, ingest: ingest, metrics: metrics, readiness: readiness)
             .register(on: router)
-        InternalRoutes(queries: queries, answers: answers, timeout: configuration.query.timeout).register(on: router)
+        InternalRoutes(queries: queries, answers: answers).register(on: router)
         OpsRoutes(readiness: readiness, openAPIDocument: Self.openAPIDocument()).register(on: router)
         routes.record(router)
         return (router, routes)

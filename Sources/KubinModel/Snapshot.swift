@@ -83,13 +83,4 @@ package struct Snapshot: Sendable, Equatable {
         self.progress = progress
         self.counts = counts
     }
-
-    /// The object-store key of the original archive.
-    package var archiveKey: String { Self.archiveKey(for: id) }
-
-    /// The object-store key of the original archive of the snapshot `id`.
-    package static func archiveKey(for id: SnapshotID) -> String { "snapshots/\(id.rawValue)/archive" }
-
-    /// The object-store prefix under which ingest writes the manifests of the snapshot `id`.
-    package static func manifestPrefix(for id: SnapshotID) -> String { "snapshots/\(id.rawValue)/manifests/" }
 }

@@ -83,12 +83,7 @@ enum Caches {
         try await factory.with { cache in
             try await cache.set("short", value: ByteBuffer(string: "1"), timeToLive: .milliseconds(100))
             try await cache.set("long", value: ByteBuffer(string: "2"), timeToLive: .seconds(600))
-            // Expiry is the condition waited for (polled), bounded by a deadline.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while try await cache.get("short") != nil {
-                #expect(ContinuousClock.now < deadline)
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            try await poll("the short entry to expire", timeout: .seconds(10)) { try await cache.get("short") == nil }
             #expect(try await cache.get("long") == ByteBuffer(string: "2"))
         }
     }
@@ -140,7 +135,7 @@ enum Caches {
 
     /// A server that accepts connections and never answers (a hung Redis): a command gives up at its timeout, and the
     /// connection is closed so that no late reply can be taken for another command's.
-    @Test func aHungServerTimesOutWithoutHangingTheCaller() async throws {
+    @Test(.timeLimit(.minutes(1))) func aHungServerTimesOutWithoutHangingTheCaller() async throws {
         let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(host: "127.0.0.1", port: 0).get()
         var location = try TestServers.redis()
@@ -151,11 +146,7 @@ enum Caches {
         settings.commandTimeout = .milliseconds(200)
         settings.connections = 1
         let client = try RedisClient(location, settings: settings)
-        let started = ContinuousClock.now
-        await #expect { _ = try await client.send("GET", "k") } throws: {
-            ($0 as? RedisError)?.message.contains("no reply") == true
-        }
-        #expect(ContinuousClock.now - started < .seconds(15), "bounded by the timeout, not hanging")
+        await #expect { _ = try await client.send("GET", "k") } throws: { ($0 as? RedisError)?.code == .timedOut }
         await client.close()
         try await silent.close()
     }
@@ -168,13 +159,13 @@ enum Caches {
         settings.connections = 1
         let client = try RedisClient(location, settings: settings)
         await #expect(throws: (any Error).self) { _ = try await client.send("PING") }
-        let started = ContinuousClock.now
-        await #expect(throws: RedisError.self) { _ = try await client.send("PING") }
-        #expect(ContinuousClock.now - started < .seconds(1), "within the backoff no connect is tried")
+        await #expect("within the backoff no connect is tried") { _ = try await client.send("PING") } throws: {
+            ($0 as? RedisError)?.code == .backingOff
+        }
 
         let live = try RedisClient(try TestServers.redis())
         await #expect { _ = try await live.send("NOSUCHCOMMAND") } throws: { error in
-            (error as? RedisError)?.message.hasPrefix("ERR") == true
+            (error as? RedisError)?.code == .serverError && (error as? RedisError)?.message.hasPrefix("ERR") == true
         }
         #expect(try await live.send("PING") == .simpleString("PONG"), "a server error leaves the connection usable")
         await live.close()

@@ -1,26 +1,9 @@
 import NIOCore
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Clients
-
-/// A clock that moves only when told to, so expiry is tested without sleeping.
-final class ManualClock: Clock, Sendable {
-    struct Instant: InstantProtocol {
-        var offset: Duration
-        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
-        func duration(to other: Instant) -> Duration { other.offset - offset }
-        static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
-    }
-
-    private let current = Mutex(Instant(offset: .zero))
-    var now: Instant { current.withLock { $0 } }
-    var minimumResolution: Duration { .nanoseconds(1) }
-    func advance(by duration: Duration) { current.withLock { $0 = $0.advanced(by: duration) } }
-    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
-        while now < deadline { await Task.yield() }
-    }
-}
 
 @Suite struct InProcessCacheTests {
     @Test func entriesExpireAfterTheirTimeToLive() async throws {

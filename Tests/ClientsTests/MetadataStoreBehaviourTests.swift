@@ -265,7 +265,7 @@ func makeSnapshot(
 @Suite struct PostgresMetadataStoreTests {
     /// Every pooled statement is bounded by the URL's `statement_timeout`: the server cancels a longer one, and the
     /// pool stays usable.
-    @Test func aStatementRunningPastItsTimeoutIsCancelled() async throws {
+    @Test(.timeLimit(.minutes(1))) func aStatementRunningPastItsTimeoutIsCancelled() async throws {
         try await TestServers.withPostgresDatabase { location in
             var bounded = location
             bounded.statementTimeoutMilliseconds = 200
@@ -273,13 +273,11 @@ func makeSnapshot(
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await store.client.run() }
                 defer { group.cancelAll() }
-                let started = ContinuousClock.now
                 await #expect {
                     for try await _ in try await store.client.query("SELECT pg_sleep(30)") {}
                 } throws: { error in
                     (error as? PSQLError)?.serverInfo?[.sqlState] == "57014"  // query_canceled
                 }
-                #expect(ContinuousClock.now - started < .seconds(20), "cancelled by the timeout, not finished")
                 try await store.checkHealth()
             }
         }

@@ -1,5 +1,6 @@
 import Clients
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Gateway
@@ -11,7 +12,7 @@ import Testing
         guard
             case .run(let configuration) = try await GatewayConfiguration.load(
                 arguments: ["kubin-gateway"] + arguments, environment: environment)
-        else { throw TimedOut(what: "a run invocation") }
+        else { throw TestFailure("not a run invocation") }
         return configuration
     }
 

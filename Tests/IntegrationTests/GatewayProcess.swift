@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -69,7 +70,7 @@ final class GatewayProcess: Sendable {
             }
             return port != nil || !process.isRunning
         }
-        guard let port else { throw Failure("the gateway exited: \(standardError)\(standardOutput)") }
+        guard let port else { throw TestFailure("the gateway exited: \(standardError)\(standardOutput)") }
         return port
     }
 
@@ -81,7 +82,7 @@ final class GatewayProcess: Sendable {
                 .map { String($0.split(separator: "=", maxSplits: 1)[1]) }
             return token != nil || !process.isRunning
         }
-        guard let token else { throw Failure("no development token was printed: \(standardError)") }
+        guard let token else { throw TestFailure("no development token was printed: \(standardError)") }
         return token
     }
 
@@ -91,20 +92,6 @@ final class GatewayProcess: Sendable {
     func exitStatus(timeout: Duration = .seconds(60)) async throws -> Int32 {
         try await poll("the process to exit", timeout: timeout) { !process.isRunning }
         return process.terminationStatus
-    }
-}
-
-struct Failure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Polls `condition` every 20 ms until it holds.
-func poll(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else { throw Failure("timed out waiting for \(what)") }
-        try await Task.sleep(for: .milliseconds(20))
     }
 }
 

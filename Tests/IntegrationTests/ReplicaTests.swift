@@ -56,7 +56,7 @@ import Testing
         guard response.status == .accepted,
             let id = (try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])?["id"]
                 as? String
-        else { throw Failure("upload refused: \(response.status)") }
+        else { throw TestFailure("upload refused: \(response.status)") }
         return id
     }
 

@@ -12,12 +12,15 @@ import Testing
 /// Fan-out, deadlines, partial answers, caching, ETags and coalescing, over real embedded stores holding an
 /// ingested dump; wrappers add latency, failures and counters.
 @Suite struct QueryOrchestratorTests {
-    /// Counts calls, and makes the ones named in `slow` take `delay`, the ones in `failing` throw.
+    /// Counts calls, and makes the ones named in `slow` take `delay` on `clock`, the ones in `failing` throw.
     final class Behaviour: Sendable {
+        let clock = ManualClock()
         let delay: Duration
         let slow: Set<String>
         let failing: Set<String>
         let calls = Mutex<[String: Int]>([:])
+        /// The slow calls whose sleep was cancelled.
+        let cancelled = Mutex<Set<String>>([])
 
         init(delay: Duration = .zero, slow: Set<String> = [], failing: Set<String> = []) {
             self.delay = delay
@@ -29,7 +32,14 @@ import Testing
 
         func call(_ name: String) async throws {
             calls.withLock { $0[name, default: 0] += 1 }
-            if slow.contains(name) { try await Task.sleep(for: delay) }
+            if slow.contains(name) {
+                do {
+                    try await clock.sleep(for: delay)
+                } catch {
+                    cancelled.withLock { _ = $0.insert(name) }
+                    throw error
+                }
+            }
             if failing.contains(name) { throw InjectedFailure() }
         }
 
@@ -90,7 +100,7 @@ import Testing
     /// Real stores with one ingested dump, and a query orchestrator over wrapped stores.
     static func withQueries(
         _ behaviour: Behaviour, branchTimeout: Duration = .seconds(5),
-        _ body: (QueryOrchestrator, SnapshotID, Stores) async throws -> Void
+        _ body: (QueryOrchestrator<ManualClock>, SnapshotID, Stores) async throws -> Void
     ) async throws {
         let stores = try await Stores.open()
         do {
@@ -102,7 +112,8 @@ import Testing
             #expect(try await ingest.ingestNext(as: "w"))
             let queries = QueryOrchestrator(
                 metadata: Metadata(stores.metadata, behaviour), objects: Objects(stores.objects, behaviour),
-                analytics: Analytics(stores.analytics, behaviour), branchTimeout: branchTimeout)
+                analytics: Analytics(stores.analytics, behaviour), timeout: .seconds(10), branchTimeout: branchTimeout,
+                clock: behaviour.clock)
             try await body(queries, snapshot.id, stores)
             try await stores.close()
         } catch {
@@ -111,35 +122,34 @@ import Testing
         }
     }
 
-    static var deadline: ContinuousClock.Instant { .now + .seconds(10) }
-
-    @Test func theOverviewsBranchesRunConcurrently() async throws {
-        let behaviour = Behaviour(
-            delay: .seconds(1), slow: ["metadata.namespaces", "analytics.activity", "storage.info"])
+    @Test(.timeLimit(.minutes(1))) func theOverviewsBranchesRunConcurrently() async throws {
+        let slow: Set = ["metadata.namespaces", "analytics.activity", "storage.info"]
+        let behaviour = Behaviour(delay: .seconds(1), slow: slow)
         try await Self.withQueries(behaviour) { queries, id, _ in
-            let started = ContinuousClock.now
-            let overview = try await queries.overview(of: id, tenant: .legacy, deadline: Self.deadline)
-            let elapsed = ContinuousClock.now - started
-            // One after another they would take 3 s; together, one delay and the rest (a second of slack for a
-            // loaded machine).
-            #expect(elapsed < .seconds(2), "took \(elapsed)")
+            async let answer = queries.overview(of: id, tenant: .legacy)
+            // One after another, only one of them could ever be asleep; together, all three are, before time moves.
+            try await behaviour.clock.waitForSleepers(3, wakingWithin: .seconds(1))
+            behaviour.clock.advance(by: .seconds(1))
+            let overview = try await answer
             #expect(overview.missing.isEmpty)
             #expect(overview.archive != nil && overview.logVolume != nil && overview.newestWarnings?.count == 1)
             #expect(behaviour.count("metadata.namespaces") == 1 && behaviour.count("storage.info") == 1)
             await #expect {
-                _ = try await queries.overview(
-                    of: SnapshotID.generate(at: Date()), tenant: .legacy, deadline: Self.deadline)
+                _ = try await queries.overview(of: SnapshotID.generate(at: Date()), tenant: .legacy)
             } throws: {
                 ($0 as? KubinError)?.code == .notFound
             }
         }
     }
 
-    @Test func aFailedOrSlowOptionalBranchMakesAPartialAnswer() async throws {
+    @Test(.timeLimit(.minutes(1))) func aFailedOrSlowOptionalBranchMakesAPartialAnswer() async throws {
         let behaviour = Behaviour(delay: .seconds(30), slow: ["storage.info"], failing: ["analytics.activity"])
-        // 2 s: long beside the required branches' work even on a loaded machine, short beside the 30 s stall.
         try await Self.withQueries(behaviour, branchTimeout: .seconds(2)) { queries, id, _ in
-            let overview = try await queries.overview(of: id, tenant: .legacy, deadline: Self.deadline)
+            async let answer = queries.overview(of: id, tenant: .legacy)
+            // Left asleep: the storage call's 30 s stall and its branch's 2 s deadline; every other branch is done.
+            try await behaviour.clock.waitForSleepers(2)
+            behaviour.clock.advance(by: .seconds(2))
+            let overview = try await answer
             #expect(overview.missing.map(\.section) == ["activity", "archive"])
             #expect(overview.missing[0].reason == "the analytics store failed")
             #expect(overview.missing[1].reason == "the storage store did not answer in time")
@@ -148,23 +158,23 @@ import Testing
         }
     }
 
-    @Test func aFailedRequiredBranchIsA503WhateverTheOthersDo() async throws {
+    /// The clock never moves: the answer can only come because the slow optional branch is cancelled.
+    @Test(.timeLimit(.minutes(1))) func aFailedRequiredBranchIsA503WhateverTheOthersDo() async throws {
         let behaviour = Behaviour(delay: .seconds(30), slow: ["storage.info"], failing: ["metadata.namespaces"])
         try await Self.withQueries(behaviour) { queries, id, _ in
-            let started = ContinuousClock.now
-            await #expect { _ = try await queries.overview(of: id, tenant: .legacy, deadline: Self.deadline) } throws: {
+            await #expect { _ = try await queries.overview(of: id, tenant: .legacy) } throws: {
                 ($0 as? KubinError)?.code == .dependencyUnavailable
             }
-            #expect(ContinuousClock.now - started < .seconds(5), "the slow optional branch is cancelled")
+            #expect(behaviour.cancelled.withLock { $0 } == ["storage.info"] || behaviour.count("storage.info") == 0)
         }
     }
 
-    @Test func concurrentIdenticalMissesReachTheStoreOnceAndETagsNeedNoStore() async throws {
+    @Test(.timeLimit(.minutes(1))) func concurrentIdenticalMissesReachTheStoreOnceAndETagsNeedNoStore() async throws {
         let behaviour = Behaviour(delay: .milliseconds(100), slow: ["metadata.pods"])
         try await Self.withQueries(behaviour) { queries, id, _ in
             let answers = AnswerCache(cache: InProcessCache(capacityBytes: 1 << 20), logger: Logger(label: "t"))
             let compute: @Sendable () async throws -> AnswerCache.Computed = {
-                let view = try await queries.pods(of: id, tenant: .legacy, PodQuery(), deadline: Self.deadline)
+                let view = try await queries.pods(of: id, tenant: .legacy, PodQuery())
                 return .init(body: ByteBuffer(string: "\(view.page.items.count)"), isCacheable: true)
             }
             let etags = try await withThrowingTaskGroup(of: String.self) { group in
@@ -177,6 +187,9 @@ import Testing
                         return answer.etag
                     }
                 }
+                // The first miss holds the store; whoever arrives before or after it is released shares its answer.
+                try await behaviour.clock.waitForSleepers(1, wakingWithin: .milliseconds(100))
+                behaviour.clock.advance(by: .milliseconds(100))
                 return try await group.reduce(into: Set<String>()) { $0.insert($1) }
             }
             #expect(behaviour.count("metadata.pods") == 1, "50 identical misses, one store query")
@@ -193,8 +206,11 @@ import Testing
                 behaviour.count("metadata.pods") == 1 && behaviour.count("metadata.snapshot") == 1, "no store touched")
 
             await answers.invalidate(id)
-            _ = try await answers.answer(
+            async let again = answers.answer(
                 snapshot: id, tenant: .legacy, key: "pods", ifNoneMatch: [etag], compute: compute)
+            try await behaviour.clock.waitForSleepers(1, wakingWithin: .milliseconds(100))
+            behaviour.clock.advance(by: .milliseconds(100))
+            _ = try await again
             #expect(behaviour.count("metadata.pods") == 2, "dropped on invalidation")
         }
     }

@@ -241,10 +241,3 @@ extension ForwardingObjectStore {
     func deleteAll(under prefix: ObjectKey) async throws { try await base.deleteAll(under: prefix) }
     func checkHealth() async throws { try await base.checkHealth() }
 }
-
-/// A clock for leases that tests move by hand.
-final class ManualClock: Sendable {
-    private let current = Mutex(Date(timeIntervalSince1970: 1_700_000_000))
-    var now: Date { current.withLock { $0 } }
-    func advance(by seconds: TimeInterval) { current.withLock { $0 += seconds } }
-}

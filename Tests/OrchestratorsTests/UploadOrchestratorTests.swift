@@ -51,7 +51,7 @@ import Testing
             #expect(snapshot.sha256 == sha256Hex(bytes))
             #expect(try await stores.metadata.snapshot(snapshot.id) == snapshot)
             var stored: [UInt8] = []
-            try await stores.objects.read(ObjectKey(validating: snapshot.archiveKey)!, range: nil) {
+            try await stores.objects.read(.archive(of: snapshot.id), range: nil) {
                 stored += $0.readableBytesView
             }
             #expect(stored == bytes)

@@ -1,3 +1,4 @@
+import KubinModel
 import NIOCore
 
 /// Stores whole objects (snapshot archives, the raw manifests written by ingest) by key.
@@ -55,6 +56,23 @@ package struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     package var description: String { rawValue }
+
+    /// The original archive of the snapshot `id`.
+    package static func archive(of id: SnapshotID) -> ObjectKey { ObjectKey(trusted: "snapshots/\(id)/archive") }
+
+    /// The folder under which ingest writes the manifests of the snapshot `id`.
+    package static func manifests(of id: SnapshotID) -> ObjectKey { ObjectKey(trusted: "snapshots/\(id)/manifests") }
+
+    /// The manifests of the `list`th List document of the snapshot `id`.
+    package static func manifests(of id: SnapshotID, list: Int) -> ObjectKey {
+        ObjectKey(trusted: "snapshots/\(id)/manifests/\(list)")
+    }
+
+    /// A key made of segments known to be valid (a snapshot id is hex and `-`).
+    private init(trusted text: String) {
+        assert(ObjectKey(validating: text) != nil, "'\(text)' is not a valid key")
+        self.rawValue = text
+    }
 
     private static func isAllowed(_ byte: UInt8) -> Bool {
         switch byte {

@@ -37,7 +37,7 @@ enum InternalResources {
         var warningEvents: Int?
         var logLines: Int?
 
-        init(_ view: QueryOrchestrator.NamespaceView) {
+        init(_ view: NamespaceView) {
             name = view.summary.name
             pods = view.summary.podsByPhase
             resources = view.summary.resourcesByKind
@@ -203,7 +203,7 @@ enum InternalResources {
         var archive: Archive?
         var partial: [Missing]?
 
-        init(_ view: QueryOrchestrator.OverviewView) {
+        init(_ view: OverviewView) {
             snapshot = SnapshotResource(view.snapshot)
             namespaces = view.namespaces.map(Namespace.init)
             podPhases = view.podPhases

@@ -9,12 +9,10 @@ import Orchestrators
 /// Every answer goes through the ``AnswerCache``: it carries a strong `ETag`, `If-None-Match` gets `304` (from the
 /// cache alone when the answer is cached), and a partial answer (an optional store missing) is sent but not cached.
 struct InternalRoutes {
-    /// Computes the answers.
-    let queries: QueryOrchestrator
+    /// Computes the answers (each within `query.timeout`).
+    let queries: QueryOrchestrator<ContinuousClock>
     /// Caches them.
     let answers: AnswerCache
-    /// Deadline of one answer.
-    let timeout: Duration
 
     /// Adds the routes.
     func register(on router: Router<GatewayRequestContext>) {
@@ -32,9 +30,9 @@ struct InternalRoutes {
         var parameters = try InternalParameters(request, allowed: InternalParameters.paging)
         let limit = try parameters.limit(default: 100, maximum: 1000)
         let cursor = try parameters.cursor(arity: 1)
-        return try await respond(request, context, "namespaces", parameters) { id, tenant, deadline in
+        return try await respond(request, context, "namespaces", parameters) { id, tenant in
             let view = try await queries.namespaces(
-                of: id, tenant: tenant, limit: limit, after: cursor, deadline: deadline)
+                of: id, tenant: tenant, limit: limit, after: cursor)
             return try listing(
                 view.page.items.map(InternalResources.Namespace.init), next: view.page.nextCursor,
                 missing: view.missing)
@@ -48,8 +46,8 @@ struct InternalRoutes {
             namespace: try parameters.text("namespace"), kind: try parameters.text("kind"),
             namePrefix: try parameters.text("name"), selector: try parameters.selector("labelSelector"),
             limit: try parameters.limit(default: 100, maximum: 1000), after: try parameters.cursor(arity: 3))
-        return try await respond(request, context, "resources", parameters) { id, tenant, deadline in
-            let page = try await queries.resources(of: id, tenant: tenant, query, deadline: deadline)
+        return try await respond(request, context, "resources", parameters) { id, tenant in
+            let page = try await queries.resources(of: id, tenant: tenant, query)
             return try listing(page.items.map(InternalResources.Resource.init), next: page.nextCursor, missing: [])
         }
     }
@@ -61,10 +59,9 @@ struct InternalRoutes {
         let namespace = context.parameters.get("namespace") ?? ""
         let name = context.parameters.get("name") ?? ""
         let key = "resource\u{1F}\(kind)\u{1F}\(namespace)\u{1F}\(name)"
-        return try await respond(request, context, key, parameters) { id, tenant, deadline in
+        return try await respond(request, context, key, parameters) { id, tenant in
             let bytes = try await queries.manifest(
-                of: id, tenant: tenant, kind: kind, namespace: namespace == "-" ? nil : namespace, name: name,
-                deadline: deadline)
+                of: id, tenant: tenant, kind: kind, namespace: namespace == "-" ? nil : namespace, name: name)
             return AnswerCache.Computed(body: bytes, isCacheable: true)
         }
     }
@@ -76,8 +73,8 @@ struct InternalRoutes {
             namespace: try parameters.text("namespace"), phase: try parameters.text("phase"),
             node: try parameters.text("node"), selector: try parameters.selector("labelSelector"),
             limit: try parameters.limit(default: 100, maximum: 1000), after: try parameters.cursor(arity: 2))
-        return try await respond(request, context, "pods", parameters) { id, tenant, deadline in
-            let view = try await queries.pods(of: id, tenant: tenant, query, deadline: deadline)
+        return try await respond(request, context, "pods", parameters) { id, tenant in
+            let view = try await queries.pods(of: id, tenant: tenant, query)
             return try listing(
                 view.page.items.map { InternalResources.Pod($0.pod, logs: $0.logs) }, next: view.page.nextCursor,
                 missing: view.missing)
@@ -100,8 +97,8 @@ struct InternalRoutes {
         if let since = query.sinceMicros, let until = query.untilMicros, since >= until {
             throw KubinError.invalidParameter("until", "must be later than since")
         }
-        return try await respond(request, context, "logs", parameters) { id, tenant, deadline in
-            let page = try await queries.logs(of: id, tenant: tenant, query, deadline: deadline)
+        return try await respond(request, context, "logs", parameters) { id, tenant in
+            let page = try await queries.logs(of: id, tenant: tenant, query)
             return try listing(page.items.map(InternalResources.LogLine.init), next: page.nextCursor, missing: [])
         }
     }
@@ -114,16 +111,16 @@ struct InternalRoutes {
             namespace: try parameters.text("namespace"), type: try parameters.text("type"),
             involvedKind: try parameters.text("involvedKind"), involvedName: try parameters.text("involvedName"),
             limit: try parameters.limit(default: 100, maximum: 1000), after: try parameters.cursor(arity: 2))
-        return try await respond(request, context, "events", parameters) { id, tenant, deadline in
-            let page = try await queries.events(of: id, tenant: tenant, query, deadline: deadline)
+        return try await respond(request, context, "events", parameters) { id, tenant in
+            let page = try await queries.events(of: id, tenant: tenant, query)
             return try listing(page.items.map(InternalResources.Event.init), next: page.nextCursor, missing: [])
         }
     }
 
     @Sendable func overview(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let parameters = try InternalParameters(request, allowed: [])
-        return try await respond(request, context, "overview", parameters) { id, tenant, deadline in
-            let view = try await queries.overview(of: id, tenant: tenant, deadline: deadline)
+        return try await respond(request, context, "overview", parameters) { id, tenant in
+            let view = try await queries.overview(of: id, tenant: tenant)
             return AnswerCache.Computed(
                 body: try JSON.encode(InternalResources.Overview(view)), isCacheable: view.missing.isEmpty)
         }
@@ -142,16 +139,15 @@ struct InternalRoutes {
     /// Answers from the cache or `compute`, with `ETag`, `304` for a matching `If-None-Match`.
     private func respond(
         _ request: Request, _ context: GatewayRequestContext, _ view: String, _ parameters: InternalParameters,
-        compute: @escaping (SnapshotID, TenantID, ContinuousClock.Instant) async throws -> AnswerCache.Computed
+        compute: @escaping (SnapshotID, TenantID) async throws -> AnswerCache.Computed
     ) async throws -> Response {
         let id = try RequestParameters.snapshotID(context)
         let tenant = try context.tenant
-        let deadline = ContinuousClock.now + timeout
         let ifNoneMatch = request.headers[values: .ifNoneMatch].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         let outcome = try await answers.answer(
             snapshot: id, tenant: tenant, key: parameters.cacheKey(view), ifNoneMatch: ifNoneMatch
-        ) { try await compute(id, tenant, deadline) }
+        ) { try await compute(id, tenant) }
         switch outcome {
         case .notModified(let etag):
             return Response(status: .notModified, headers: [.eTag: etag, .cacheControl: "no-cache"])

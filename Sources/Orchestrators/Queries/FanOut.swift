@@ -1,10 +1,18 @@
 import KubinModel
+import Synchronization
 
-/// Runs the branches of one answer concurrently in a task group, each under its own deadline within the request's.
+/// Runs the branches of one answer concurrently, each under its own deadline within the answer's, on a given clock.
 ///
-/// A required branch that fails or times out fails the answer (its ``KubinError`` as it is, anything else as
-/// `dependency-unavailable`), cancelling the others at once; an optional one becomes a ``Missing`` section.
-package struct FanOut: Sendable {
+/// Every branch keeps its result's type (as lura's merger keeps each backend's): a required branch gives its value,
+/// and one that fails or runs past its deadline fails the answer at once (its ``KubinError`` as it is, anything else
+/// as `dependency-unavailable` naming the store), cancelling the others; an optional branch gives a ``Section``,
+/// missing with a reason instead of failing the answer.
+package enum FanOut {
+    /// The stores a branch may ask.
+    package enum Dependency: String, Sendable {
+        case metadata, storage, analytics
+    }
+
     /// A section left out of an answer, and why.
     package struct Missing: Sendable, Equatable {
         /// The section's name, as in the answer.
@@ -13,96 +21,114 @@ package struct FanOut: Sendable {
         package var reason: String
     }
 
+    /// What an optional branch gives: its value, or why it is missing.
+    package enum Section<Value: Sendable>: Sendable {
+        case present(Value)
+        case missing(Missing)
+
+        package var value: Value? {
+            if case .present(let value) = self { return value }
+            return nil
+        }
+
+        package var missing: Missing? {
+            if case .missing(let missing) = self { return missing }
+            return nil
+        }
+    }
+
     /// One concurrent part of an answer.
-    package struct Branch: Sendable {
-        let section: String
-        let dependency: String
-        let isRequired: Bool
-        let run: @Sendable () async throws -> any Sendable
+    package struct Branch<Output: Sendable>: Sendable {
+        fileprivate let section: String
+        fileprivate let dependency: Dependency
+        fileprivate let operation: @Sendable () async throws -> Output
+        /// What an optional branch gives when it fails; nil for a required one.
+        fileprivate let fallback: (@Sendable (Missing) -> Output)?
 
-        /// A branch filling `section` from the store named `dependency`.
-        package init(
-            _ section: String, from dependency: String, required: Bool,
-            _ run: @escaping @Sendable () async throws -> any Sendable
-        ) {
-            self.section = section
-            self.dependency = dependency
-            self.isRequired = required
-            self.run = run
+    }
+
+    /// A branch filling `section` from `dependency`, whose failure fails the answer.
+    package static func required<Output>(
+        _ section: String, from dependency: Dependency, _ operation: @escaping @Sendable () async throws -> Output
+    ) -> Branch<Output> {
+        Branch(section: section, dependency: dependency, operation: operation, fallback: nil)
+    }
+
+    /// A branch filling `section` from `dependency`, whose failure leaves the section out of the answer.
+    package static func optional<Value>(
+        _ section: String, from dependency: Dependency, _ operation: @escaping @Sendable () async throws -> Value
+    ) -> Branch<Section<Value>> {
+        Branch(
+            section: section, dependency: dependency, operation: { .present(try await operation()) },
+            fallback: { .missing($0) })
+    }
+
+    /// Runs `branches` concurrently on `clock`; each ends by `deadline` and within `branchTimeout` of now.
+    package static func run<C: Clock, each Output: Sendable>(
+        on clock: C, until deadline: C.Instant, branchTimeout: Duration, _ branches: repeat Branch<each Output>
+    ) async throws -> (repeat each Output) where C.Duration == Duration {
+        let branchDeadline = min(deadline, clock.now.advanced(by: branchTimeout))
+        let slots = (repeat Slot<each Output>())
+        var tasks: [@Sendable () async throws -> Void] = []
+        for (branch, slot) in repeat (each branches, each slots) {
+            tasks.append(branch.task(into: slot, on: clock, until: branchDeadline))
         }
-    }
-
-    /// What the branches produced.
-    package struct Results: Sendable {
-        fileprivate var values: [String: any Sendable] = [:]
-        /// Optional sections that failed.
-        package fileprivate(set) var missing: [Missing] = []
-
-        /// The value of `section`, nil when it is missing.
-        package func value<Value>(_ section: String, as type: Value.Type = Value.self) -> Value? {
-            values[section] as? Value
+        // A required branch that throws ends the group at once: the others are cancelled, the error rethrown.
+        try await withThrowingDiscardingTaskGroup { group in
+            for task in tasks { group.addTask(operation: task) }
         }
+        return (repeat (each slots).take())
     }
 
-    /// The longest a branch may take.
-    package var branchTimeout: Duration
-
-    /// Creates a fan-out with a per-branch timeout.
-    package init(branchTimeout: Duration) { self.branchTimeout = branchTimeout }
-
-    /// Runs `branches` concurrently; every branch ends by `deadline` at the latest.
-    package func run(_ branches: [Branch], deadline: ContinuousClock.Instant) async throws -> Results {
-        let branchDeadline = min(deadline, .now + branchTimeout)
-        return try await withThrowingTaskGroup(of: (Branch, Result<any Sendable, any Error>).self) { group in
-            for branch in branches {
-                group.addTask {
-                    do {
-                        return (branch, .success(try await Self.withDeadline(branchDeadline, branch.run)))
-                    } catch {
-                        return (branch, .failure(error))
-                    }
-                }
-            }
-            var results = Results()
-            for try await (branch, result) in group {
-                switch result {
-                case .success(let value):
-                    results.values[branch.section] = value
-                case .failure(let error) where branch.isRequired:
-                    group.cancelAll()
-                    if let error = error as? KubinError { throw error }
-                    throw KubinError(
-                        .dependencyUnavailable, "The \(branch.dependency) store \(Self.describe(error)).",
-                        retryAfterSeconds: 1)
-                case .failure(let error):
-                    results.missing.append(
-                        Missing(
-                            section: branch.section, reason: "the \(branch.dependency) store \(Self.describe(error))"))
-                }
-            }
-            results.missing.sort { $0.section < $1.section }
-            return results
-        }
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        error is DeadlineExceeded ? "did not answer in time" : "failed"
-    }
-
-    /// Runs `body`, giving up with ``DeadlineExceeded`` at `deadline` (cancelling it).
-    static func withDeadline<Value: Sendable>(
-        _ deadline: ContinuousClock.Instant, _ body: @escaping @Sendable () async throws -> Value
+    /// Runs `body`, giving up with ``DeadlineExceeded`` at `deadline` on `clock` (cancelling it).
+    static func withDeadline<C: Clock, Value: Sendable>(
+        _ deadline: C.Instant, on clock: C, _ body: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
         try await withThrowingTaskGroup(of: Value?.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(until: deadline, clock: .continuous)
+                try await clock.sleep(until: deadline, tolerance: nil)
                 return nil
             }
             defer { group.cancelAll() }
             guard let first = try await group.next(), let value = first else { throw DeadlineExceeded() }
             return value
         }
+    }
+}
+
+extension FanOut.Branch {
+    /// The task that runs the branch into `slot`: its value, an optional branch's fallback, or a thrown error.
+    fileprivate func task<C: Clock>(
+        into slot: Slot<Output>, on clock: C, until deadline: C.Instant
+    ) -> @Sendable () async throws -> Void {
+        { [self] in
+            do {
+                slot.put(try await FanOut.withDeadline(deadline, on: clock, operation))
+            } catch {
+                let why = error is DeadlineExceeded ? "did not answer in time" : "failed"
+                if let fallback {
+                    slot.put(fallback(FanOut.Missing(section: section, reason: "the \(dependency) store \(why)")))
+                } else if let error = error as? KubinError {
+                    throw error
+                } else {
+                    throw KubinError(.dependencyUnavailable, "The \(dependency) store \(why).", retryAfterSeconds: 1)
+                }
+            }
+        }
+    }
+}
+
+/// Where one branch leaves its result for ``FanOut/run(on:until:branchTimeout:_:)``.
+private final class Slot<Value: Sendable>: Sendable {
+    private let value = Mutex<Value?>(nil)
+
+    func put(_ result: Value) { value.withLock { $0 = result } }
+
+    /// The result; called only once every branch's task has returned without throwing, so it is there.
+    func take() -> Value {
+        guard let result = value.withLock({ $0 }) else { preconditionFailure("a fan-out branch left no result") }
+        return result
     }
 }
 

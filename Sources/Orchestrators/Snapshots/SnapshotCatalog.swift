@@ -44,8 +44,8 @@ package final class SnapshotCatalog: Sendable {
             throw KubinError.snapshotNotFound(id.rawValue)
         }
         await answers.invalidate(id)
-        let folder = ObjectKey(validating: String(Snapshot.manifestPrefix(for: id).dropLast()))!
-        let archive = ObjectKey(validating: Snapshot.archiveKey(for: id))!
+        let folder = ObjectKey.manifests(of: id)
+        let archive = ObjectKey.archive(of: id)
         do {
             try await objects.delete(archive)
             try await objects.deleteAll(under: folder)
@@ -67,7 +67,7 @@ package final class SnapshotCatalog: Sendable {
     /// download can answer 404 before it commits to a 200.
     package func archive(_ id: SnapshotID, tenant: TenantID, logger: Logger) async throws -> Snapshot {
         let snapshot = try await snapshot(id, tenant: tenant)
-        let key = ObjectKey(validating: snapshot.archiveKey)!
+        let key = ObjectKey.archive(of: snapshot.id)
         guard let info = try await dependency("storage", { try await objects.info(key) }),
             info.size == snapshot.sizeBytes
         else {
@@ -81,7 +81,7 @@ package final class SnapshotCatalog: Sendable {
     package func readArchive(
         of snapshot: Snapshot, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void
     ) async throws {
-        let key = ObjectKey(validating: snapshot.archiveKey)!
+        let key = ObjectKey.archive(of: snapshot.id)
         try await objects.read(key, range: range, into: consume)
     }
 }

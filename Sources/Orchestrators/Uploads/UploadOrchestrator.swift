@@ -138,7 +138,7 @@ package final class UploadOrchestrator: Sendable {
     {
         let created = Date(timeIntervalSince1970: (now().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         let id = SnapshotID.generate(at: created)
-        let key = ObjectKey(validating: Snapshot.archiveKey(for: id))!
+        let key = ObjectKey.archive(of: id)
         do {
             _ = try await objects.put(key, body: body)
         } catch {

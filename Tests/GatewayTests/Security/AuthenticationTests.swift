@@ -192,13 +192,13 @@ struct TokenCorpus {
         document["keys"] = keys.filter { $0["kid"] as? String != "ec" }
         try JSONSerialization.data(withJSONObject: document).write(to: URL(fileURLWithPath: served))
         let server = try JWKSServer(serving: served)
-        let clock = TestClock(Date())
+        let clock = ManualClock(start: Date())
         var fetches = 0
         do {
             try await withLiveGateway(
                 corpus.settings.merging([
                     "auth.jwks": server.url, "auth.jwksCAFile": server.certificatePath, "auth.jwksMinRefresh": "30s",
-                ]) { $1 }, now: { clock.now }
+                ]) { $1 }, now: { clock.date }
             ) { live in
                 func get(_ token: String) async throws -> (status: Int, headers: HTTPHeaders, object: [String: Any]) {
                     try await live.json(.GET, "/api/v1/snapshots", headers: [("Authorization", "Bearer \(token)")])
@@ -209,7 +209,7 @@ struct TokenCorpus {
                 for _ in 0..<20 { Self.expectRefused(try await get(corpus["es256"]), reason: "unknown-kid", "early") }
                 #expect(live.logs.entries(message: "JWKS loaded").count == 1)
                 // Once the interval has passed, an unknown kid fetches the JWKS again and the token is accepted.
-                clock.advance(by: 31)
+                clock.advance(by: .seconds(31))
                 #expect(try await get(corpus["es256"]).status == 200)
                 #expect(live.logs.entries(message: "JWKS loaded").count == 2)
             }
@@ -276,7 +276,7 @@ struct TokenCorpus {
     @Test func verifiedTokensAreRememberedOnlyUntilTheyExpire() async throws {
         let corpus = try TokenCorpus()
         let original = try Data(contentsOf: URL(fileURLWithPath: corpus.jwksPath))
-        let clock = TestClock(Date())
+        let clock = ManualClock(start: Date())
         let keys = KeySet(
             source: .file(corpus.jwksPath), fixed: [], minimumRefreshInterval: .zero, logger: Logger(label: "t"))
         try await keys.refresh()
@@ -287,7 +287,7 @@ struct TokenCorpus {
         let authenticator = Authenticator(
             verifier: TokenVerifier(
                 keys: keys, rules: .init(issuer: TokenCorpus.issuer, audience: TokenCorpus.audience, leeway: .zero)),
-            apiKeys: APIKeyRegistry(metadata: metadata), leeway: .zero, now: { clock.now })
+            apiKeys: APIKeyRegistry(metadata: metadata), leeway: .zero, now: { clock.date })
         let token = ["Bearer \(corpus["es256"])"]
         guard case .success(let principal) = try await authenticator.authenticate(token) else {
             Issue.record("a good token was refused")
@@ -309,7 +309,7 @@ struct TokenCorpus {
         // Past its exp (600 s after it was made) the remembered token is verified again, and refused.
         try original.write(to: URL(fileURLWithPath: corpus.jwksPath))
         try await keys.refresh()
-        clock.advance(by: 601)
+        clock.advance(by: .seconds(601))
         guard case .failure(let expired) = try await authenticator.authenticate(token) else {
             Issue.record("an expired token was accepted from memory")
             return
@@ -317,12 +317,4 @@ struct TokenCorpus {
         #expect(expired.failure.reason == "expired")
         try await metadata.close()
     }
-}
-
-/// A settable wall clock.
-final class TestClock: Sendable {
-    private let instant: Mutex<Date>
-    init(_ start: Date) { instant = Mutex(start) }
-    var now: Date { instant.withLock { $0 } }
-    func advance(by seconds: TimeInterval) { instant.withLock { $0 += seconds } }
 }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import TestSupport
 import Testing
 
 @testable import Gateway
@@ -93,7 +94,7 @@ import Testing
             case .run(let configuration) = try await GatewayConfiguration.load(
                 arguments: ["kubin-gateway"],
                 environment: ["KUBIN_CORS_ALLOWED_ORIGINS": "https://a.example, http://localhost:3000"])
-        else { throw TimedOut(what: "a run invocation") }
+        else { throw TestFailure("not a run invocation") }
         #expect(configuration.cors.allowedOrigins == ["https://a.example", "http://localhost:3000"])
         for bad in ["ui.example.com", "https://ui.example.com/", "https://ui.example.com/app", "ftp://x", "https://"] {
             let problems: [ConfigurationError.Problem]

@@ -12,8 +12,8 @@ import Testing
 /// "a minute" is exact).
 @Suite struct RateLimitTests {
     @Test func theThousandAndFirstQueryOfAMinuteGets429WithItsHeaders() async throws {
-        let clock = TestClock(Date())
-        try await withLiveGateway(now: { clock.now }) { live in
+        let clock = ManualClock(start: Date())
+        try await withLiveGateway(now: { clock.date }) { live in
             let signer = try #require(live.gateway.access.developmentSigner)
             for index in 1...1000 {
                 let answer = try await live.send(.GET, "/api/v1/snapshots")
@@ -49,10 +49,10 @@ import Testing
             #expect(upload.headers.first(name: "RateLimit-Policy") == "\"upload\";q=100;w=60")
 
             // One interval (60 ms) later one more query passes; a minute later the whole burst is back.
-            clock.advance(by: 0.06)
+            clock.advance(by: .milliseconds(60))
             #expect(try await live.send(.GET, "/api/v1/snapshots").status == 200)
             #expect(try await live.send(.GET, "/api/v1/snapshots").status == 429)
-            clock.advance(by: 60)
+            clock.advance(by: .seconds(60))
             let back = try await live.send(.GET, "/api/v1/snapshots")
             #expect(back.status == 200 && back.headers.first(name: "RateLimit") == "\"query\";r=999;t=1")
             // Probes are never limited.
@@ -61,9 +61,9 @@ import Testing
     }
 
     @Test func classesHaveTheirOwnConfiguredRates() async throws {
-        let clock = TestClock(Date())
+        let clock = ManualClock(start: Date())
         try await withLiveGateway(
-            ["rateLimit.admin": "2/1h", "rateLimit.query": "off"], now: { clock.now }
+            ["rateLimit.admin": "2/1h", "rateLimit.query": "off"], now: { clock.date }
         ) { live in
             let id = SnapshotID.generate(at: Date())
             #expect(try await live.send(.DELETE, "/api/v1/snapshots/\(id)").status == 404)

@@ -39,7 +39,7 @@ func generatedDumpWithSummary(_ arguments: [String]) throws -> (bytes: [UInt8], 
     let summary = printed.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        throw TimedOut(what: "generate-dump.py (exit \(process.terminationStatus))")
+        throw TestFailure("generate-dump.py failed (exit \(process.terminationStatus))")
     }
     return (
         Array(try Data(contentsOf: URL(fileURLWithPath: output))),

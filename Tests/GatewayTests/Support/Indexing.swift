@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import TestSupport
 import Testing
 
 extension LiveGateway {
@@ -9,7 +10,7 @@ extension LiveGateway {
         let answer = try await json(
             .POST, "/api/v1/snapshots?cluster=\(cluster)", body: .bytes(ByteBuffer(bytes: bytes)))
         guard answer.status == 202, let id = answer.object["id"] as? String else {
-            throw TimedOut(what: "an accepted upload (got \(answer.status))")
+            throw TestFailure("the upload was not accepted (got \(answer.status))")
         }
         return id
     }
@@ -32,7 +33,7 @@ extension LiveGateway {
             let separator = path.contains("?") ? "&" : "?"
             let page = try await json(
                 .GET, path + separator + "limit=\(limit)" + (cursor.map { "&cursor=\($0)" } ?? ""))
-            guard page.status == 200 else { throw TimedOut(what: "a page of \(path) (got \(page.status))") }
+            guard page.status == 200 else { throw TestFailure("no page of \(path) (got \(page.status))") }
             items += page.object["items"] as? [[String: Any]] ?? []
             cursor = page.object["nextCursor"] as? String
         } while cursor != nil

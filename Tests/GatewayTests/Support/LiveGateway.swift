@@ -71,15 +71,11 @@ struct LiveGateway: Sendable {
         return String(buffer: try await response.body.collect(upTo: 16 << 20))
     }
 
-    /// Polls `condition` every 20 ms until it holds, failing after `timeout`.
+    /// Polls `condition` until it holds, failing after `timeout`.
     func eventually(
         _ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool
     ) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await poll(what, timeout: timeout, condition)
     }
 
     /// Files under the storage directory (objects and staging), relative to it.
@@ -101,11 +97,6 @@ struct LiveGateway: Sendable {
             """)
         return String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
     }
-}
-
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
 }
 
 /// Log lines written by the gateway under test, parsed as JSON.
@@ -161,10 +152,12 @@ func withLiveGateway(
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 var iterator = ports.makeAsyncIterator()
-                guard let port = await iterator.next() else { throw TimedOut(what: "the server to start") }
+                guard let port = await iterator.next() else {
+                    throw TestFailure("the gateway stopped before its server ran")
+                }
                 var metricsIterator = metricsPorts.makeAsyncIterator()
                 guard let metricsPort = await metricsIterator.next() else {
-                    throw TimedOut(what: "the metrics listener to start")
+                    throw TestFailure("the gateway stopped before its metrics listener ran")
                 }
                 let token =
                     try await gateway.access.developmentSigner?.token(

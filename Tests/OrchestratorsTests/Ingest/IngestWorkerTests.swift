@@ -66,7 +66,7 @@ import Testing
         let stores = try await Stores.open()
         let clock = ManualClock()
         let (bytes, summary) = try generateDump(form: "directory", archive: "tar.gz", seed: 5)
-        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.now })
+        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
         var settings = IngestOrchestrator.Settings()
         settings.lease = .seconds(30)
         settings.limits.logBatchSize = 7  // many writes, so the crash lands in the middle
@@ -74,7 +74,7 @@ import Testing
         let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 20)
         let doomed = IngestOrchestrator(
             metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
-            logger: Logger(label: "t"), now: { clock.now })
+            logger: Logger(label: "t"), now: { clock.date })
         await #expect(throws: SimulatedCrash.self) { try await doomed.ingestNext(as: "doomed") }
 
         // The dead worker left half an index and its lease.
@@ -83,10 +83,10 @@ import Testing
         #expect(partial > 0 && partial < summary["log_lines"]!)
         let rescuer = IngestOrchestrator(
             metadata: stores.metadata, objects: stores.objects, analytics: stores.analytics, settings: settings,
-            logger: Logger(label: "t"), now: { clock.now })
+            logger: Logger(label: "t"), now: { clock.date })
         #expect(try await rescuer.ingestNext(as: "rescuer") == false, "the lease still holds")
 
-        clock.advance(by: 31)
+        clock.advance(by: .seconds(31))
         #expect(try await rescuer.ingestNext(as: "rescuer"))
         let ready = try #require(try await stores.metadata.snapshot(snapshot.id))
         #expect(ready.status == .ready)
@@ -99,7 +99,7 @@ import Testing
         let events = try await stores.analytics.events(of: snapshot.id, EventQuery(limit: 1000)).items
         #expect(events.count == 1)
         #expect(
-            try await stores.metadata.completeIngest(snapshot.id, worker: "doomed", counts: .init(), at: clock.now)
+            try await stores.metadata.completeIngest(snapshot.id, worker: "doomed", counts: .init(), at: clock.date)
                 == false)
         try await stores.close()
     }
@@ -108,7 +108,7 @@ import Testing
         let stores = try await Stores.open()
         let clock = ManualClock()
         let (bytes, _) = try generateDump(form: "stdout", archive: "tar.gz", seed: 6)
-        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.now })
+        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
         var settings = IngestOrchestrator.Settings()
         settings.maxAttempts = 2
         settings.limits.logBatchSize = 7
@@ -116,11 +116,11 @@ import Testing
         let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 3)
         let worker = IngestOrchestrator(
             metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
-            logger: Logger(label: "t"), now: { clock.now })
+            logger: Logger(label: "t"), now: { clock.date })
         for _ in 1...2 {
             crashing.batches.store(0, ordering: .relaxed)
             await #expect(throws: SimulatedCrash.self) { try await worker.ingestNext(as: "w") }
-            clock.advance(by: 61)
+            clock.advance(by: .seconds(61))
         }
         #expect(try await worker.ingestNext(as: "w"))
         let failed = try #require(try await stores.metadata.snapshot(snapshot.id))
@@ -149,10 +149,9 @@ import Testing
             tasks.addTask { try await worker.ingestNext(as: "w") }
             await reached.wait()
             var seen: Snapshot?
-            let deadline = ContinuousClock.now + .seconds(20)
-            while (seen?.progress?.entriesRead ?? 0) == 0, ContinuousClock.now < deadline {
+            try await poll("recorded progress", timeout: .seconds(20)) {
                 seen = try await stores.metadata.snapshot(snapshot.id)
-                try await Task.sleep(for: .milliseconds(20))
+                return (seen?.progress?.entriesRead ?? 0) > 0
             }
             #expect(seen?.status == .processing)
             #expect((seen?.progress?.bytesRead ?? 0) > 0 && (seen?.progress?.entriesRead ?? 0) > 0)
@@ -197,7 +196,7 @@ import Testing
         let stores = try await Stores.open()
         let clock = ManualClock()
         let (bytes, _) = try generateDump(form: "directory", archive: "zip", seed: 7)
-        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.now })
+        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
         let reached = Gate()
         let release = Gate()
         var settings = IngestOrchestrator.Settings()
@@ -205,7 +204,7 @@ import Testing
         let worker = IngestOrchestrator(
             metadata: stores.metadata, objects: stores.objects,
             analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release), settings: settings,
-            logger: Logger(label: "t"), now: { clock.now })
+            logger: Logger(label: "t"), now: { clock.date })
         let group = ServiceGroup(services: [worker], logger: Logger(label: "t"))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -216,7 +215,7 @@ import Testing
         }
         // Given back: claimable at once, without waiting for the lease.
         let job = try await stores.metadata.claimIngestJob(
-            worker: "next", now: clock.now, leaseUntil: clock.now + 60)
+            worker: "next", now: clock.date, leaseUntil: clock.date + 60)
         #expect(job?.snapshot.id == snapshot.id)
         try await stores.close()
     }

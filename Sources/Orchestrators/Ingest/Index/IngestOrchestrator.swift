@@ -143,7 +143,7 @@ package final class IngestOrchestrator: Service, Sendable {
         let id = job.snapshot.id
         try await metadata.clearIndex(id)
         try await removeWrites(of: id)
-        let archive = ObjectKey(validating: job.snapshot.archiveKey)!
+        let archive = ObjectKey.archive(of: job.snapshot.id)
         let progress = LatestProgress()
         let logs = AsyncChannel<LogWrite>()
         let counts = try await withThrowingTaskGroup(of: SnapshotCounts?.self) { group in
@@ -213,7 +213,7 @@ package final class IngestOrchestrator: Service, Sendable {
     /// Removes what ingest wrote outside metadata: log lines and events, manifests.
     private func removeWrites(of id: SnapshotID) async throws {
         try await analytics.deleteSnapshot(id)
-        try await objects.deleteAll(under: ObjectKey(validating: String(Snapshot.manifestPrefix(for: id).dropLast()))!)
+        try await objects.deleteAll(under: .manifests(of: id))
     }
 }
 

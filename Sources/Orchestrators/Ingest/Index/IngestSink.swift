@@ -46,7 +46,7 @@ struct IngestSink: SnapshotSink {
         if let namespace = list.namespace { namespaces.insert(namespace) }
         guard !list.items.isEmpty else { return }
 
-        let key = ObjectKey(validating: Snapshot.manifestPrefix(for: snapshot) + "\(listNumber)")!
+        let key = ObjectKey.manifests(of: snapshot, list: listNumber)
         var manifests = ByteBuffer()
         manifests.reserveCapacity(list.items.reduce(0) { $0 + $1.raw.readableBytes + 1 })
         var batch = IndexBatch()
