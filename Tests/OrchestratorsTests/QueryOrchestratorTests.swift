@@ -46,11 +46,13 @@ import Testing
         func count(_ name: String) -> Int { calls.withLock { $0[name] ?? 0 } }
     }
 
-    final class Metadata: ForwardingMetadataStore {
-        let base: any MetadataStore
+    final class Metadata: ForwardingSnapshotStore, ForwardingIndexStore {
+        let base: any SnapshotStore
+        let index: any IndexStore
         let behaviour: Behaviour
-        init(_ base: any MetadataStore, _ behaviour: Behaviour) {
-            self.base = base
+        init(_ store: SQLiteMetadataStore, _ behaviour: Behaviour) {
+            self.base = store
+            self.index = store
             self.behaviour = behaviour
         }
         func snapshot(_ id: SnapshotID) async throws -> Snapshot? {
@@ -59,11 +61,11 @@ import Testing
         }
         func namespaceSummaries(of id: SnapshotID) async throws -> [NamespaceSummary] {
             try await behaviour.call("metadata.namespaces")
-            return try await base.namespaceSummaries(of: id)
+            return try await index.namespaceSummaries(of: id)
         }
         func pods(of id: SnapshotID, _ query: PodQuery) async throws -> Page<IndexedPod> {
             try await behaviour.call("metadata.pods")
-            return try await base.pods(of: id, query)
+            return try await index.pods(of: id, query)
         }
     }
 

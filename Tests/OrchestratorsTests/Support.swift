@@ -96,12 +96,12 @@ final class FailureSwitch: Sendable {
     func set(_ on: Bool) { isOn.store(on, ordering: .relaxed) }
 }
 
-/// A test double that forwards every call to a real store except the ones it overrides.
-protocol ForwardingMetadataStore: MetadataStore {
-    var base: any MetadataStore { get }
+/// A test double of the snapshot store: every call goes to `base` unless the double overrides it.
+protocol ForwardingSnapshotStore: SnapshotStore {
+    var base: any SnapshotStore { get }
 }
 
-extension ForwardingMetadataStore {
+extension ForwardingSnapshotStore {
     func insertSnapshot(_ snapshot: Snapshot, idempotencyKey: IdempotencyRecord?) async throws {
         try await base.insertSnapshot(snapshot, idempotencyKey: idempotencyKey)
     }
@@ -111,53 +111,40 @@ extension ForwardingMetadataStore {
     func idempotencyRecord(forKey key: String) async throws -> IdempotencyRecord? {
         try await base.idempotencyRecord(forKey: key)
     }
-    func checkHealth() async throws { try await base.checkHealth() }
-    func claimIngestJob(worker: String, now: Date, leaseUntil: Date) async throws -> IngestJob? {
-        try await base.claimIngestJob(worker: worker, now: now, leaseUntil: leaseUntil)
-    }
-    func renewIngestLease(_ id: SnapshotID, worker: String, until: Date, progress: IngestProgress) async throws -> Bool
-    {
-        try await base.renewIngestLease(id, worker: worker, until: until, progress: progress)
-    }
-    func releaseIngestJob(_ id: SnapshotID, worker: String) async throws {
-        try await base.releaseIngestJob(id, worker: worker)
-    }
-    func completeIngest(_ id: SnapshotID, worker: String, counts: SnapshotCounts, at: Date) async throws -> Bool {
-        try await base.completeIngest(id, worker: worker, counts: counts, at: at)
-    }
-    func failIngest(_ id: SnapshotID, worker: String, reason: String, at: Date) async throws -> Bool {
-        try await base.failIngest(id, worker: worker, reason: reason, at: at)
-    }
-    func clearIndex(_ id: SnapshotID) async throws { try await base.clearIndex(id) }
-    func insertIndex(_ batch: IndexBatch, of id: SnapshotID) async throws { try await base.insertIndex(batch, of: id) }
-    func namespaceSummaries(of id: SnapshotID) async throws -> [NamespaceSummary] {
-        try await base.namespaceSummaries(of: id)
-    }
-    func resources(of id: SnapshotID, _ query: ResourceQuery) async throws -> Page<IndexedResource> {
-        try await base.resources(of: id, query)
-    }
-    func resource(of id: SnapshotID, kind: String, namespace: String?, name: String) async throws -> IndexedResource? {
-        try await base.resource(of: id, kind: kind, namespace: namespace, name: name)
-    }
-    func pods(of id: SnapshotID, _ query: PodQuery) async throws -> Page<IndexedPod> {
-        try await base.pods(of: id, query)
-    }
-    func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {
-        try await base.podsWithMostRestarts(of: id, limit: limit)
-    }
-    func insertAPIKey(_ key: APIKey) async throws { try await base.insertAPIKey(key) }
-    func apiKey(id: String) async throws -> APIKey? { try await base.apiKey(id: id) }
-    func listAPIKeys(tenant: TenantID?) async throws -> [APIKey] { try await base.listAPIKeys(tenant: tenant) }
-    func revokeAPIKey(id: String, at: Date) async throws -> Bool { try await base.revokeAPIKey(id: id, at: at) }
 }
 
-/// A metadata store whose inserts fail while its switch is on; everything else goes to the real one.
-final class FailingMetadataStore: ForwardingMetadataStore {
+/// A test double of the index: every call goes to `base` unless the double overrides it.
+protocol ForwardingIndexStore: IndexStore {
+    var index: any IndexStore { get }
+}
+
+extension ForwardingIndexStore {
+    func clearIndex(_ id: SnapshotID) async throws { try await index.clearIndex(id) }
+    func insertIndex(_ batch: IndexBatch, of id: SnapshotID) async throws { try await index.insertIndex(batch, of: id) }
+    func namespaceSummaries(of id: SnapshotID) async throws -> [NamespaceSummary] {
+        try await index.namespaceSummaries(of: id)
+    }
+    func resources(of id: SnapshotID, _ query: ResourceQuery) async throws -> Page<IndexedResource> {
+        try await index.resources(of: id, query)
+    }
+    func resource(of id: SnapshotID, kind: String, namespace: String?, name: String) async throws -> IndexedResource? {
+        try await index.resource(of: id, kind: kind, namespace: namespace, name: name)
+    }
+    func pods(of id: SnapshotID, _ query: PodQuery) async throws -> Page<IndexedPod> {
+        try await index.pods(of: id, query)
+    }
+    func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {
+        try await index.podsWithMostRestarts(of: id, limit: limit)
+    }
+}
+
+/// A snapshot store whose inserts fail while its switch is on; everything else goes to the real one.
+final class FailingSnapshotStore: ForwardingSnapshotStore {
     struct InjectedFailure: Error {}
-    let base: any MetadataStore
+    let base: any SnapshotStore
     let failInserts: FailureSwitch
 
-    init(base: any MetadataStore, failInserts: FailureSwitch) {
+    init(base: any SnapshotStore, failInserts: FailureSwitch) {
         self.base = base
         self.failInserts = failInserts
     }
@@ -174,12 +161,12 @@ final class InsertGate: Sendable {
     let release = Gate()
 }
 
-/// A metadata store whose inserts wait at a gate, then fail if their task was cancelled meanwhile.
-final class BlockingMetadataStore: ForwardingMetadataStore {
-    let base: any MetadataStore
+/// A snapshot store whose inserts wait at a gate, then fail if their task was cancelled meanwhile.
+final class BlockingSnapshotStore: ForwardingSnapshotStore {
+    let base: any SnapshotStore
     let gate: InsertGate
 
-    init(base: any MetadataStore, gate: InsertGate) {
+    init(base: any SnapshotStore, gate: InsertGate) {
         self.base = base
         self.gate = gate
     }

@@ -13,7 +13,7 @@ import Testing
 
     func withOrchestrator(
         maxConcurrent: Int = 10, maxBytes: Int64 = 1 << 20,
-        metadata: ((SQLiteMetadataStore) -> any MetadataStore)? = nil,
+        metadata: ((SQLiteMetadataStore) -> any SnapshotStore)? = nil,
         _ body: (UploadOrchestrator, Stores) async throws -> Void
     ) async throws {
         let stores = try await Stores.open()
@@ -203,7 +203,7 @@ import Testing
 
     @Test func cancellingAfterTheArchiveIsStoredLeavesNothing() async throws {
         let gate = InsertGate()
-        try await withOrchestrator(metadata: { BlockingMetadataStore(base: $0, gate: gate) }) { uploads, stores in
+        try await withOrchestrator(metadata: { BlockingSnapshotStore(base: $0, gate: gate) }) { uploads, stores in
             await withThrowingTaskGroup(of: UploadOrchestrator.Accepted.self) { group in
                 group.addTask {
                     try await uploads.upload(
@@ -245,7 +245,7 @@ import Testing
 
     @Test func aMetadataFailureRemovesTheStoredObject() async throws {
         let failures = FailureSwitch()
-        try await withOrchestrator(metadata: { FailingMetadataStore(base: $0, failInserts: failures) }) {
+        try await withOrchestrator(metadata: { FailingSnapshotStore(base: $0, failInserts: failures) }) {
             uploads, stores in
             failures.set(true)
             await #expect {

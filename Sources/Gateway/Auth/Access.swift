@@ -21,7 +21,7 @@ package struct Access: Sendable {
     /// Opens what `configuration` names: the development key (made in the data directory when missing), the HS256
     /// secret, the JWKS (read now: a JWKS that cannot be read stops the start). `closers` gets what must be closed.
     static func open(
-        _ configuration: GatewayConfiguration, metadata: any MetadataStore, logger: Logger,
+        _ configuration: GatewayConfiguration, metadata: any APIKeyStore, logger: Logger,
         closers: inout [@Sendable () async throws -> Void], now: @escaping @Sendable () -> Date
     ) async throws -> Access {
         let auth = configuration.auth

@@ -28,11 +28,11 @@ package struct APIKeyRegistry: Sendable {
         case revoked
     }
 
-    private let metadata: any MetadataStore
+    private let metadata: any APIKeyStore
     private let now: @Sendable () -> Date
 
     /// A registry over `metadata`.
-    package init(metadata: any MetadataStore, now: @escaping @Sendable () -> Date = Date.init) {
+    package init(metadata: any APIKeyStore, now: @escaping @Sendable () -> Date = Date.init) {
         self.metadata = metadata
         self.now = now
     }

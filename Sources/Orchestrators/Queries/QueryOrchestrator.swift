@@ -8,7 +8,7 @@ import NIOCore
 /// Every view also checks the snapshot itself (it exists, is the caller's tenant's and is `ready`) as a required branch
 /// beside its other branches, so the check costs no extra round trip. Deadlines are on `clock`.
 package final class QueryOrchestrator<C: Clock>: Sendable where C.Duration == Duration {
-    private let metadata: any MetadataStore
+    private let metadata: any SnapshotStore & IndexStore
     private let objects: any ObjectStore
     private let analytics: any AnalyticsStore
     private let clock: C
@@ -17,7 +17,8 @@ package final class QueryOrchestrator<C: Clock>: Sendable where C.Duration == Du
 
     /// Every answer ends within `timeout`, and every store query in it within `branchTimeout`.
     package init(
-        metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore, timeout: Duration,
+        metadata: any SnapshotStore & IndexStore, objects: any ObjectStore, analytics: any AnalyticsStore,
+        timeout: Duration,
         branchTimeout: Duration, clock: C
     ) {
         self.metadata = metadata
@@ -185,7 +186,8 @@ package final class QueryOrchestrator<C: Clock>: Sendable where C.Duration == Du
 extension QueryOrchestrator where C == ContinuousClock {
     /// An orchestrator on the continuous clock.
     package convenience init(
-        metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore, timeout: Duration,
+        metadata: any SnapshotStore & IndexStore, objects: any ObjectStore, analytics: any AnalyticsStore,
+        timeout: Duration,
         branchTimeout: Duration
     ) {
         self.init(

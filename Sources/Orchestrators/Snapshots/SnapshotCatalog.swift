@@ -5,14 +5,14 @@ import NIOCore
 
 /// Reads and removes stored snapshots: the `/api/v1` side that is not the upload.
 package final class SnapshotCatalog: Sendable {
-    private let metadata: any MetadataStore
+    private let metadata: any SnapshotStore
     private let objects: any ObjectStore
     private let analytics: any AnalyticsStore
     private let answers: AnswerCache
 
     /// Creates the catalog over the given stores; `answers` holds the cached answers dropped on delete.
     package init(
-        metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore, answers: AnswerCache
+        metadata: any SnapshotStore, objects: any ObjectStore, analytics: any AnalyticsStore, answers: AnswerCache
     ) {
         self.metadata = metadata
         self.objects = objects

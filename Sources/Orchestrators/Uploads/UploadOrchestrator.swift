@@ -51,14 +51,14 @@ package final class UploadOrchestrator: Sendable {
     }
 
     private let configuration: Configuration
-    private let metadata: any MetadataStore
+    private let metadata: any SnapshotStore
     private let objects: any ObjectStore
     private let gate: AdmissionGate
     private let now: @Sendable () -> Date
 
     /// Creates the orchestrator. `now` is injectable for tests; it is truncated to milliseconds.
     package init(
-        configuration: Configuration, metadata: any MetadataStore, objects: any ObjectStore,
+        configuration: Configuration, metadata: any SnapshotStore, objects: any ObjectStore,
         now: @escaping @Sendable () -> Date = Date.init
     ) {
         self.configuration = configuration

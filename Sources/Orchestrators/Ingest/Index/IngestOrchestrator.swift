@@ -32,7 +32,7 @@ package final class IngestOrchestrator: Service, Sendable {
         package init() {}
     }
 
-    private let metadata: any MetadataStore
+    private let metadata: any IngestJobQueue & IndexStore & SnapshotStore
     private let objects: any ObjectStore
     private let analytics: any AnalyticsStore
     private let settings: Settings
@@ -44,7 +44,8 @@ package final class IngestOrchestrator: Service, Sendable {
 
     /// Creates the orchestrator; `now` is the clock for leases and status times.
     package init(
-        metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore,
+        metadata: any IngestJobQueue & IndexStore & SnapshotStore, objects: any ObjectStore,
+        analytics: any AnalyticsStore,
         settings: Settings = Settings(), logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.metadata = metadata

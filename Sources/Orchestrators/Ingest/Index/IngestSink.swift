@@ -9,11 +9,11 @@ import NIOCore
 /// ``LogWriter`` drains into analytics concurrently (so reading and writing use both cores).
 ///
 /// Everything it writes is keyed by the snapshot and by the archive's order (the n-th List is manifest object `n`),
-/// so a re-ingest after ``MetadataStore/clearIndex(_:)`` and ``AnalyticsStore/deleteSnapshot(_:)`` writes the same
+/// so a re-ingest after ``IndexStore/clearIndex(_:)`` and ``AnalyticsStore/deleteSnapshot(_:)`` writes the same
 /// rows and objects again, never duplicates.
 struct IngestSink: SnapshotSink {
     let snapshot: SnapshotID
-    let metadata: any MetadataStore
+    let metadata: any IndexStore
     let objects: any ObjectStore
     let analytics: any AnalyticsStore
     /// Log lines and fetch errors, in order, for the ``LogWriter``.
@@ -29,7 +29,7 @@ struct IngestSink: SnapshotSink {
     private var listNumber = 0
 
     init(
-        snapshot: SnapshotID, metadata: any MetadataStore, objects: any ObjectStore, analytics: any AnalyticsStore,
+        snapshot: SnapshotID, metadata: any IndexStore, objects: any ObjectStore, analytics: any AnalyticsStore,
         logs: AsyncChannel<LogWrite>, onProgress: @escaping (IngestProgress) async throws -> Void
     ) {
         self.snapshot = snapshot
