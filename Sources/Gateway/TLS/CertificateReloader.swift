@@ -3,7 +3,6 @@ import KubinModel
 import Logging
 import NIOCore
 import NIOSSL
-import ServiceLifecycle
 import Synchronization
 
 /// The listener's certificate chain and key, re-read from their files when they change.
@@ -12,7 +11,7 @@ import Synchronization
 /// certificate (cert-manager rewriting a Secret, say) serves new connections within `interval` while the open ones
 /// keep theirs: nothing is dropped. A pair that cannot be read, or whose key does not match its certificate, is
 /// logged and the previous one stays.
-final class CertificateReloader: Service {
+final class CertificateReloader: Sendable {
     /// The certificate chain (PEM) and private key (PEM) files.
     let certificatePath: String
     let privateKeyPath: String
@@ -46,14 +45,8 @@ final class CertificateReloader: Service {
         current.withLock { ($0.chain, $0.key) }
     }
 
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do { try await Task.sleep(for: self.interval) } catch { return }
-                self.reloadIfChanged()
-            }
-        }
-    }
+    /// Checks the files every `interval`.
+    var reloader: PeriodicService { PeriodicService(interval: interval) { _ = self.reloadIfChanged() } }
 
     /// Re-reads the files; swaps the pair in when they changed and are good. True when it swapped.
     @discardableResult

@@ -3,7 +3,6 @@ import Foundation
 import KubinModel
 import Logging
 import Orchestrators
-import ServiceLifecycle
 
 extension Gateway {
     /// Runs a tool of `kubin-gateway` and returns what it prints. Key changes are audit log lines on `logger`.
@@ -58,27 +57,13 @@ extension Gateway {
     private static func withAPIKeys(
         _ configuration: GatewayConfiguration, logger: Logger, _ body: (APIKeyRegistry) async throws -> String
     ) async throws -> String {
-        var closers: [@Sendable () async throws -> Void] = []
-        var services: [any Service] = []
         if case .sqlite = configuration.metadata {
             try FileManager.default.createDirectory(
                 atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         }
-        let metadata = try await openMetadata(
-            configuration.metadata, logger: logger, closers: &closers, services: &services)
-        let result: Result<String, any Error>
-        do {
-            result = .success(
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for service in services { group.addTask { try await service.run() } }
-                    defer { group.cancelAll() }
-                    return try await body(APIKeyRegistry(metadata: metadata))
-                })
-        } catch {
-            result = .failure(error)
+        return try await Stores.withMetadataStore(configuration.metadata, logger: logger) { metadata in
+            try await body(APIKeyRegistry(metadata: metadata))
         }
-        for close in closers { try? await close() }
-        return try result.get()
     }
 }
 

@@ -1,0 +1,102 @@
+import Clients
+import Foundation
+import Logging
+import Orchestrators
+
+/// One gateway instance: its configuration and the orchestrators over its open stores.
+///
+/// ``with(configuration:logger:now:_:)`` opens what the configuration names for as long as its body runs; the
+/// router (with the middleware order) is built in `Gateway+Router.swift`, what runs in `Gateway+Services.swift`.
+/// `kubin-gateway` and the tests make a gateway the same way.
+package struct Gateway: Sendable {
+    package let configuration: GatewayConfiguration
+    package let metrics: GatewayMetrics
+    /// The readiness state behind `/readyz`.
+    package let readiness: ReadinessMonitor
+    let uploads: UploadOrchestrator
+    /// Reads and deletes stored snapshots.
+    let catalog: SnapshotCatalog
+    /// Indexes stored snapshots (a service).
+    package let ingest: IngestOrchestrator
+    /// Answers the internal API.
+    let queries: QueryOrchestrator<ContinuousClock>
+    /// Caches those answers.
+    let answers: AnswerCache
+    /// The instance's logger (requests log through their own, which carries the request id).
+    let logger: Logger
+    /// Who may call.
+    package let access: Access
+    /// The API listener's open connections.
+    let connections: ConnectionCount
+    /// Holds callers to their rates.
+    let limiter: RateLimiter
+    /// The TLS certificate in use, re-read when its files change; nil without TLS.
+    let certificates: CertificateReloader?
+
+    /// Takes the data directory, opens the stores and the keys `configuration` names, runs `body` with the gateway
+    /// over them, and closes everything (in reverse) whether `body` returns or throws.
+    @discardableResult
+    package static func with<Result: Sendable>(
+        configuration: GatewayConfiguration, logger: Logger, now: @escaping @Sendable () -> Date = Date.init,
+        _ body: (Gateway) async throws -> Result
+    ) async throws -> Result {
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let lock = try DataDirectoryLock(directory: configuration.dataDirectory)
+        return try await closing({ lock.release() }) {
+            try await Stores.with(configuration, logger: logger) { stores in
+                try await Access.with(configuration, keys: stores.metadata, logger: logger, now: now) { access in
+                    let certificates = try configuration.tls.map {
+                        try CertificateReloader(
+                            certificatePath: $0.certificateFile, privateKeyPath: $0.privateKeyFile,
+                            interval: $0.reloadInterval, logger: logger)
+                    }
+                    return try await body(
+                        Gateway(
+                            configuration: configuration, stores: stores, access: access, certificates: certificates,
+                            now: now, logger: logger))
+                }
+            }
+        }
+    }
+
+    private init(
+        configuration: GatewayConfiguration, stores: Stores, access: Access, certificates: CertificateReloader?,
+        now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
+        let (metadata, objects, analytics, cache) = (stores.metadata, stores.objects, stores.analytics, stores.cache)
+        self.configuration = configuration
+        self.logger = logger
+        self.access = access
+        self.certificates = certificates
+        self.metrics = GatewayMetrics()
+        self.connections = ConnectionCount(limit: configuration.http.maxConnections)
+        self.limiter = RateLimiter(
+            rates: configuration.rateLimits.rates, shared: stores.rateLimits,
+            local: LocalRateLimitStore(now: { Int64((now().timeIntervalSince1970 * 1_000_000).rounded()) }),
+            expectedReplicas: configuration.rateLimits.expectedReplicas, logger: logger)
+        var uploadLimits = UploadOrchestrator.Configuration()
+        uploadLimits.maxConcurrent = configuration.uploads.maxConcurrent
+        uploadLimits.maxBytes = configuration.uploads.maxBytes
+        uploadLimits.retryAfterSeconds = Int((configuration.uploads.retryAfter / .seconds(1)).rounded(.up))
+        self.uploads = UploadOrchestrator(configuration: uploadLimits, metadata: metadata, objects: objects, now: now)
+        self.answers = AnswerCache(cache: cache, logger: logger)
+        self.catalog = SnapshotCatalog(metadata: metadata, objects: objects, analytics: analytics, answers: answers)
+        self.queries = QueryOrchestrator(
+            metadata: metadata, objects: objects, analytics: analytics, timeout: configuration.query.timeout,
+            branchTimeout: configuration.query.branchTimeout)
+        var ingestSettings = IngestOrchestrator.Settings()
+        ingestSettings.concurrency = configuration.ingest.concurrency
+        ingestSettings.lease = configuration.ingest.lease
+        self.ingest = IngestOrchestrator(
+            metadata: metadata, objects: objects, analytics: analytics, settings: ingestSettings, logger: logger,
+            now: now)
+        self.readiness = ReadinessMonitor(
+            dependencies: [
+                .init(name: "metadata", check: metadata.checkHealth),
+                .init(name: "storage", check: objects.checkHealth),
+                .init(name: "analytics", check: analytics.checkHealth),
+                .init(name: "cache", check: cache.checkHealth),
+            ],
+            interval: configuration.readiness.interval, timeout: configuration.readiness.timeout, logger: logger)
+    }
+}
