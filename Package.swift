@@ -32,11 +32,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
-        .target(name: "KubinModel"),
+        .target(name: "KubinSupport", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "KubinModel", dependencies: ["KubinSupport"]),
         .target(
             name: "Clients",
             dependencies: [
-                "KubinModel",
+                "KubinModel", "KubinSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "_NIOFileSystem", package: "swift-nio"),
@@ -51,7 +52,7 @@ let package = Package(
         .target(
             name: "Orchestrators",
             dependencies: [
-                "KubinModel", "Clients",
+                "KubinModel", "KubinSupport", "Clients",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -62,7 +63,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "KubinModel", "Clients", "Orchestrators",
+                "KubinModel", "KubinSupport", "Clients", "Orchestrators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -102,7 +103,7 @@ let package = Package(
         .testTarget(
             name: "ClientsTests",
             dependencies: [
-                "Clients", "KubinModel", "TestSupport",
+                "Clients", "KubinModel", "KubinSupport", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

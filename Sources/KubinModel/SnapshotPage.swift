@@ -1,4 +1,5 @@
 import Foundation
+import KubinSupport
 
 /// A position in the newest-first list of snapshots: the last item of the previous page.
 ///
@@ -17,17 +18,13 @@ package struct SnapshotCursor: Sendable, Equatable {
 
     /// The opaque text form: base64url of `v1.<micros>.<id>`.
     package var token: String {
-        Data("v1.\(createdAtMicros).\(id.rawValue)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Base64URL.encode(Array("v1.\(createdAtMicros).\(id.rawValue)".utf8))
     }
 
     /// Decodes a token made by ``token``; nil for anything else.
     package init?(token: some StringProtocol) {
         guard token.utf8.count <= 128 else { return nil }
-        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else {
+        guard let data = Base64URL.decode(token), let text = String(data: data, encoding: .utf8) else {
             return nil
         }
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)

@@ -1,4 +1,5 @@
 import NIOCore
+import TestSupport
 import Testing
 
 @testable import Clients
@@ -56,7 +57,7 @@ import Testing
 
     /// Random operations against a plain reference model: same hits, same bound.
     @Test func agreesWithAReferenceModel() {
-        var generator = SplitMix64(seed: 42)
+        var generator = SeededRandom(seed: 42)
         let capacity = 4_000
         var cache = LRUCacheState<Int>(capacity: capacity)
         var reference: [(key: String, size: Int, expiresAt: Int?)] = []  // most recent last
@@ -94,18 +95,5 @@ import Testing
             }
             #expect(cache.usedBytes <= capacity)
         }
-    }
-}
-
-/// A small deterministic generator for property tests.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

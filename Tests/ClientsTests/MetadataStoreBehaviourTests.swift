@@ -213,20 +213,20 @@ func makeSnapshot(
         let path = directory.path + "/metadata.sqlite"
         let snapshot = makeSnapshot(createdAt: Date(timeIntervalSince1970: 1_700_000_000))
         let first = try await SQLiteMetadataStore.open(path: path, logger: Logger(label: "test"))
-        try await first.insertSnapshot(snapshot, idempotencyKey: nil)
-        try await first.close()
+        try await closing(first.close) { try await first.insertSnapshot(snapshot, idempotencyKey: nil) }
 
         let second = try await SQLiteMetadataStore.open(path: path, logger: Logger(label: "test"))
-        #expect(try await second.snapshot(snapshot.id) == snapshot)
-        try await second.close()
+        let reread = try await closing(second.close) { try await second.snapshot(snapshot.id) }
+        #expect(reread == snapshot)
 
         let database = try await SQLiteDatabase.open(
             path: path, migrations: SQLiteMetadataStore.migrations, logger: Logger(label: "test"))
-        let versions = try await database.query("SELECT version FROM schema_migrations").compactMap {
-            $0.column("version")?.integer
+        let versions = try await closing(database.close) {
+            try await database.query("SELECT version FROM schema_migrations").compactMap {
+                $0.column("version")?.integer
+            }
         }
         #expect(versions == SQLiteMetadataStore.migrations.map(\.version))
-        try await database.close()
     }
 
     @Test func refusesADatabaseFromANewerGateway() async throws {
@@ -249,16 +249,17 @@ func makeSnapshot(
         defer { directory.remove() }
         let path = directory.path + "/metadata.sqlite"
         let broken = [
-            SQLiteDatabase.Migration(
+            Migration(
                 version: 1, name: "half broken", statements: ["CREATE TABLE a (x INTEGER)", "NOT SQL AT ALL"])
         ]
         await #expect(throws: (any Error).self) {
             _ = try await SQLiteDatabase.open(path: path, migrations: broken, logger: Logger(label: "test"))
         }
         let database = try await SQLiteDatabase.open(path: path, migrations: [], logger: Logger(label: "test"))
-        let tables = try await database.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'a'")
+        let tables = try await closing(database.close) {
+            try await database.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'a'")
+        }
         #expect(tables.isEmpty, "the migration's transaction rolled back")
-        try await database.close()
     }
 }
 

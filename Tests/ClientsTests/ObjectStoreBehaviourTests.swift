@@ -82,13 +82,13 @@ func readAll(_ store: any ObjectStore, _ key: ObjectKey, range: Range<Int64>? = 
 }
 
 func randomBytes(_ count: Int, seed: UInt64 = 7) -> [UInt8] {
-    var generator = SplitMix64(seed: seed)
+    var generator = SeededRandom(seed: seed)
     return (0..<count).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
 }
 
 /// Splits `bytes` into chunks of random sizes up to `maxChunk`.
 func chunked(_ bytes: [UInt8], maxChunk: Int, seed: UInt64 = 3) -> [ByteBuffer] {
-    var generator = SplitMix64(seed: seed)
+    var generator = SeededRandom(seed: seed)
     var chunks: [ByteBuffer] = []
     var offset = 0
     while offset < bytes.count {

@@ -125,16 +125,17 @@ enum Backends: String, CaseIterable, CustomTestStringConvertible {
 
     @Test(arguments: [("directory", "tar.gz"), ("directory", "zip"), ("stdout", "tar.gz")], Backends.allCases)
     func generatedDumpsAreIndexedExactly(form: (String, String), backends: Backends) async throws {
-        let (bytes, summary) = try generatedDumpWithSummary([
+        let dump = try GeneratedDump([
             "--form", form.0, "--archive", form.1, "--namespaces", "3", "--pods-per-namespace", "6",
             "--lines-per-container", "40", "--prefix", "some/leading/folder",
         ])
+        let bytes = dump.bytes
         try await backends.withGateway { live in
             let id = try await live.upload(bytes)
             let snapshot = try await live.indexed(id)
             #expect(snapshot["status"] as? String == "ready", "\(snapshot["failureReason"] ?? "")")
             let counts = try #require(snapshot["counts"] as? [String: Int])
-            let figure = { (key: String) in summary[key] as? Int }
+            let figure = { (key: String) in dump.summary[key] }
             #expect(counts["pods"] == figure("pods")! + figure("orphan_pods")!)
             #expect(counts["orphanPods"] == figure("orphan_pods"))
             #expect(counts["logLines"] == figure("log_lines"))
@@ -149,7 +150,7 @@ enum Backends: String, CaseIterable, CustomTestStringConvertible {
             let orphans = pods.filter { $0["orphan"] as? Bool == true }
             #expect(orphans.count == figure("orphan_pods"))
             #expect(orphans.allSatisfy { ($0["name"] as? String)?.hasPrefix("ghost") == true })
-            let phases = summary["phases"] as? [String: Int] ?? [:]
+            let phases = dump.phases
             for (phase, count) in phases {
                 #expect(try await live.all(base + "/pods?phase=\(phase)").count == count)
             }
@@ -242,7 +243,7 @@ enum Backends: String, CaseIterable, CustomTestStringConvertible {
 
     @Test func badQueriesGetProblemsNeverA500() async throws {
         try await withLiveGateway(["ingest.concurrency": "0"]) { live in
-            let stored = try await live.upload(try generatedDump(form: "stdout"))
+            let stored = try await live.upload(try GeneratedDump(form: "stdout", seed: 1).bytes)
             let missing = "01a210bd-04ab-7688-b1e6-ff0dd674448a"
             let cases: [(path: String, status: Int, type: String, parameter: String?)] = [
                 ("/internal/api/v1/snapshots/\(stored)/pods", 409, "snapshot-not-ready", nil),

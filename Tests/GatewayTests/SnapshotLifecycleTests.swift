@@ -10,9 +10,9 @@ import Testing
 @Suite struct SnapshotLifecycleTests {
     @Test func everyDumpFormTravelsTheWholeRoundTrip() async throws {
         let dumps: [(name: String, bytes: [UInt8], format: String)] = [
-            ("directory.tar.gz", try generatedDump(form: "directory", archive: "tar.gz"), "gzip"),
-            ("directory.zip", try generatedDump(form: "directory", archive: "zip"), "zip"),
-            ("stdout.json", try generatedDump(form: "stdout"), "json"),
+            ("directory.tar.gz", try GeneratedDump(form: "directory", archive: "tar.gz", seed: 1).bytes, "gzip"),
+            ("directory.zip", try GeneratedDump(form: "directory", archive: "zip", seed: 1).bytes, "zip"),
+            ("stdout.json", try GeneratedDump(form: "stdout", seed: 1).bytes, "json"),
         ]
         // No indexing here: the snapshots stay `stored`, so the status filter below has a fixed answer.
         try await withLiveGateway(["ingest.concurrency": "0"]) { live in
@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test func downloadsHonourRangesAndConditions() async throws {
-        let bytes = try generatedDump(form: "directory", archive: "tar.gz", seed: 5)
+        let bytes = try GeneratedDump(form: "directory", archive: "tar.gz", seed: 5).bytes
         try await withLiveGateway { live in
             let id = try #require(
                 try await live.json(.POST, "/api/v1/snapshots?cluster=c", body: .bytes(ByteBuffer(bytes: bytes)))

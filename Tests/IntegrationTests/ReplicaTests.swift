@@ -60,21 +60,9 @@ import Testing
         return id
     }
 
-    static func generated(_ arguments: [String]) throws -> (bytes: [UInt8], summary: [String: Int]) {
-        let output = NSTemporaryDirectory() + "replica-dump-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: output) }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/generate-dump.py").path
-        let printed = try python(
-            "import subprocess,sys; sys.stdout.write(subprocess.check_output(['python3', '\(script)', '--out', "
-                + "'\(output)', " + arguments.map { "'\($0)'" }.joined(separator: ", ") + "]).decode())")
-        let summary = (try JSONSerialization.jsonObject(with: Data(printed)) as? [String: Any] ?? [:])
-            .compactMapValues { $0 as? Int }
-        return (Array(try Data(contentsOf: URL(fileURLWithPath: output))), summary)
-    }
-
     @Test func anUploadThroughAIsListedByBAndQueriedThroughCWithOneSharedCache() async throws {
-        let (bytes, summary) = try Self.generated(["--namespaces", "2", "--pods-per-namespace", "5"])
+        let dump = try GeneratedDump(["--namespaces", "2", "--pods-per-namespace", "5"])
+        let (bytes, summary) = (dump.bytes, dump.summary)
         try await TestServers.withPostgresDatabase { database in
             let prefix = "replicas-\(UUID().uuidString)"
             let replicas = try (0..<3).map { _ in
@@ -192,9 +180,10 @@ import Testing
     }
 
     @Test func aReplicaKilledMidIngestIsReplacedWithoutDuplicates() async throws {
-        let (bytes, summary) = try Self.generated([
+        let dump = try GeneratedDump([
             "--namespaces", "4", "--pods-per-namespace", "25", "--lines-per-container", "300",
         ])
+        let (bytes, summary) = (dump.bytes, dump.summary)
         try await TestServers.withPostgresDatabase { database in
             let prefix = "replicas-\(UUID().uuidString)"
             let doomed = try GatewayProcess(

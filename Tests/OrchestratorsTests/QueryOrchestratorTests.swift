@@ -104,9 +104,8 @@ import Testing
         _ behaviour: Behaviour, branchTimeout: Duration = .seconds(5),
         _ body: (QueryOrchestrator<ManualClock>, SnapshotID, Stores) async throws -> Void
     ) async throws {
-        let stores = try await Stores.open()
-        do {
-            let (bytes, _) = try generateDump(form: "directory", archive: "tar.gz", seed: 9)
+        try await Stores.with { stores in
+            let bytes = try GeneratedDump(form: "directory", archive: "tar.gz", seed: 9).bytes
             let snapshot = try await IngestWorkerTests.upload(bytes, to: stores, now: { Date() })
             let ingest = IngestOrchestrator(
                 metadata: stores.metadata, objects: stores.objects, analytics: stores.analytics,
@@ -117,10 +116,6 @@ import Testing
                 analytics: Analytics(stores.analytics, behaviour), timeout: .seconds(10), branchTimeout: branchTimeout,
                 clock: behaviour.clock)
             try await body(queries, snapshot.id, stores)
-            try await stores.close()
-        } catch {
-            try? await stores.close()
-            throw error
         }
     }
 

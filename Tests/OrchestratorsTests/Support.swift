@@ -27,6 +27,12 @@ struct Stores {
                 path: directory + "/analytics.sqlite", logger: Logger(label: "t")))
     }
 
+    /// Runs `body` with fresh stores, closed and removed whether it returns or throws.
+    static func with<Result>(_ body: (Stores) async throws -> Result) async throws -> Result {
+        let stores = try await open()
+        return try await closing(stores.close) { try await body(stores) }
+    }
+
     func close() async throws {
         try await metadata.close()
         try await analytics.close()

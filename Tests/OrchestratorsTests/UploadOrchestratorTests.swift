@@ -16,20 +16,15 @@ import Testing
         metadata: ((SQLiteMetadataStore) -> any SnapshotStore)? = nil,
         _ body: (UploadOrchestrator, Stores) async throws -> Void
     ) async throws {
-        let stores = try await Stores.open()
         var configuration = UploadOrchestrator.Configuration()
         configuration.maxConcurrent = maxConcurrent
         configuration.maxBytes = maxBytes
         configuration.retryAfterSeconds = 3
-        let orchestrator = UploadOrchestrator(
-            configuration: configuration, metadata: metadata?(stores.metadata) ?? stores.metadata,
-            objects: stores.objects)
-        do {
+        try await Stores.with { stores in
+            let orchestrator = UploadOrchestrator(
+                configuration: configuration, metadata: metadata?(stores.metadata) ?? stores.metadata,
+                objects: stores.objects)
             try await body(orchestrator, stores)
-            try await stores.close()
-        } catch {
-            try? await stores.close()
-            throw error
         }
     }
 

@@ -28,8 +28,11 @@ package final class ManualClock: Clock, Sendable {
     private let state = Mutex(State())
     private let start: Date
 
-    /// A clock whose ``date`` starts at `start`.
-    package init(start: Date = Date(timeIntervalSince1970: 1_700_000_000)) { self.start = start }
+    /// A clock whose ``date`` starts at `start`, rounded down to a whole second so that every time it moves to is
+    /// exact in microseconds.
+    package init(start: Date = Date(timeIntervalSince1970: 1_700_000_000)) {
+        self.start = Date(timeIntervalSince1970: start.timeIntervalSince1970.rounded(.down))
+    }
 
     package var now: Instant { state.withLock { $0.now } }
     package var minimumResolution: Duration { .nanoseconds(1) }

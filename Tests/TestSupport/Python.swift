@@ -1,10 +1,11 @@
 import Foundation
 
-/// Runs a Python script with `input` on its standard input and returns its standard output; throws when it fails.
-package func python(_ script: String, input: [UInt8] = []) throws -> [UInt8] {
+/// Runs a Python script with `arguments` (its `sys.argv[1:]`) and `input` on its standard input, and returns its
+/// standard output; throws when it fails.
+package func python(_ script: String, arguments: [String] = [], input: [UInt8] = []) throws -> [UInt8] {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script]
+    process.arguments = ["python3", "-c", script] + arguments
     let output = Pipe()
     let standardInput = Pipe()
     process.standardOutput = output

@@ -22,7 +22,7 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
     private static let maxBindsPerStatement = 30_000
 
     /// The schema, oldest first. Append new versions; never edit a released one.
-    package static let migrations: [SQLiteDatabase.Migration] = [
+    package static let migrations: [Migration] = [
         .init(
             version: 1, name: "log streams, log lines and events",
             statements: [
@@ -283,7 +283,7 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
             FROM \(tables)
             WHERE \(filter.sql) ORDER BY l.stream_id, l.line LIMIT ?
             """, filter.binds + [.integer(query.limit + 1)])
-        let entries = try rows.prefix(query.limit).map { row in
+        return try Page(rows: rows, limit: query.limit) { row in
             guard let namespace = row.column("namespace")?.string, let pod = row.column("pod")?.string,
                 let container = row.column("container")?.string, let previous = row.column("previous")?.integer,
                 let number = row.column("line")?.integer, let text = row.column("text")?.string
@@ -291,9 +291,8 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
             return LogEntry(
                 stream: LogStreamKey(namespace: namespace, pod: pod, container: container, isPrevious: previous != 0),
                 line: LogLine(number: number, text: text, timestampMicros: row.column("ts")?.integer.map(Int64.init)))
-        }
-        return Self.page(entries, rows: rows, limit: query.limit) { row in
-            [row.column("id")?.integer, row.column("line")?.integer].map { "\($0 ?? 0)" }
+        } cursor: { row, _ in
+            IndexCursor([row.column("id")?.integer, row.column("line")?.integer].map { "\($0 ?? 0)" }).token
         }
     }
 
@@ -313,7 +312,7 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
                    involved_name, involved_namespace
             FROM events WHERE \(filter.sql) ORDER BY sort_ts DESC, seq DESC LIMIT ?
             """, filter.binds + [.integer(query.limit + 1)])
-        let events = try rows.prefix(query.limit).map { row in
+        return try Page(rows: rows, limit: query.limit) { row in
             guard let namespace = row.column("namespace")?.string, let name = row.column("name")?.string,
                 let type = row.column("type")?.string, let reason = row.column("reason")?.string,
                 let message = row.column("message")?.string, let count = row.column("count")?.integer,
@@ -324,9 +323,8 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
                 firstMicros: row.column("first_ts")?.integer.map(Int64.init),
                 lastMicros: row.column("last_ts")?.integer.map(Int64.init), involvedKind: kind,
                 involvedName: involved, involvedNamespace: row.column("involved_namespace")?.string)
-        }
-        return Self.page(events, rows: rows, limit: query.limit) { row in
-            [row.column("sort_ts")?.integer, row.column("seq")?.integer].map { "\($0 ?? 0)" }
+        } cursor: { row, _ in
+            IndexCursor([row.column("sort_ts")?.integer, row.column("seq")?.integer].map { "\($0 ?? 0)" }).token
         }
     }
 
@@ -401,12 +399,4 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
 
     private static func earliest(_ a: Int64?, _ b: Int64?) -> Int64? { [a, b].compactMap { $0 }.min() }
     private static func latest(_ a: Int64?, _ b: Int64?) -> Int64? { [a, b].compactMap { $0 }.max() }
-
-    /// A page of `items` made from `rows` fetched with `LIMIT limit + 1`; the cursor is the last item's sort key.
-    static func page<Item>(
-        _ items: [Item], rows: [SQLiteRow], limit: Int, sortKey: (SQLiteRow) -> [String]
-    ) -> Page<Item> {
-        guard rows.count > limit, let last = rows.prefix(limit).last else { return Page(items: items, nextCursor: nil) }
-        return Page(items: items, nextCursor: IndexCursor(sortKey(last)).token)
-    }
 }

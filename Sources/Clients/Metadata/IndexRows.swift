@@ -1,15 +1,8 @@
 import Foundation
 import KubinModel
 
-/// What both metadata stores do with index rows: page them and read their JSON columns.
+/// What both metadata stores do with index rows: read and write their JSON columns.
 enum IndexRows {
-    /// A page of `items`, fetched with one row more than the page size: `hasMore` says that row came, and the next
-    /// page's cursor is the last item's sort key.
-    static func page<Item>(_ items: [Item], hasMore: Bool, sortKey: (Item) -> [String]) -> Page<Item> {
-        guard hasMore, let last = items.last else { return Page(items: items, nextCursor: nil) }
-        return Page(items: items, nextCursor: IndexCursor(sortKey(last)).token)
-    }
-
     /// A JSON column's value; a missing or unreadable one is a corrupt row.
     static func decode<Value: Decodable>(_ type: Value.Type, _ text: String?) throws -> Value {
         guard let text, let value = try? JSONDecoder().decode(type, from: Data(text.utf8)) else {

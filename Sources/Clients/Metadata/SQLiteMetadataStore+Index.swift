@@ -88,9 +88,8 @@ extension SQLiteMetadataStore {
         let rows = try await database.query(
             "SELECT \(Self.resourceColumns) FROM resources WHERE \(filter.sql) ORDER BY kind, namespace, name LIMIT ?",
             filter.binds + [.integer(query.limit + 1)])
-        let items = try rows.prefix(query.limit).map(Self.decodeResource)
-        return IndexRows.page(items, hasMore: rows.count > query.limit) { last in
-            [last.record.kind, last.record.namespace ?? "", last.record.name]
+        return try Page(rows: rows, limit: query.limit, item: Self.decodeResource) { _, resource in
+            IndexCursor([resource.record.kind, resource.record.namespace ?? "", resource.record.name]).token
         }
     }
 
@@ -119,8 +118,9 @@ extension SQLiteMetadataStore {
         let rows = try await database.query(
             "SELECT \(Self.podColumns) FROM pods WHERE \(filter.sql) ORDER BY namespace, name LIMIT ?",
             filter.binds + [.integer(query.limit + 1)])
-        let items = try rows.prefix(query.limit).map(Self.decodePod)
-        return IndexRows.page(items, hasMore: rows.count > query.limit) { [$0.record.namespace, $0.record.name] }
+        return try Page(rows: rows, limit: query.limit, item: Self.decodePod) { _, pod in
+            IndexCursor([pod.record.namespace, pod.record.name]).token
+        }
     }
 
     package func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {

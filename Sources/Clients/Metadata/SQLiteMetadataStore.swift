@@ -10,7 +10,7 @@ package final class SQLiteMetadataStore: MetadataStore {
     let database: SQLiteDatabase
 
     /// The schema, oldest first. Append new versions; never edit a released one.
-    package static let migrations: [SQLiteDatabase.Migration] = [
+    package static let migrations: [Migration] = [
         .init(
             version: 1, name: "snapshots and idempotency keys",
             statements: [
@@ -196,11 +196,9 @@ package final class SQLiteMetadataStore: MetadataStore {
         binds.append(.integer(query.limit + 1))  // one more than the page tells whether a next page exists
         let rows = try await database.query(
             "SELECT \(Self.columns) FROM snapshots \(filter) ORDER BY created_at DESC, id DESC LIMIT ?", binds)
-        let items = try rows.prefix(query.limit).map(Self.decode)
-        guard rows.count > query.limit, let last = rows.prefix(query.limit).last,
-            let micros = last.column("created_at")?.integer, let lastItem = items.last
-        else { return Page(items: items, nextCursor: nil) }
-        return Page(items: items, nextCursor: SnapshotCursor(createdAtMicros: Int64(micros), id: lastItem.id).token)
+        return try Page(rows: rows, limit: query.limit, item: Self.decode) { row, snapshot in
+            SnapshotCursor(createdAtMicros: Int64(row.column("created_at")?.integer ?? 0), id: snapshot.id).token
+        }
     }
 
     package func deleteSnapshot(_ id: SnapshotID) async throws -> Bool {

@@ -1,4 +1,5 @@
 import Foundation
+import KubinSupport
 import Synchronization
 
 /// Rate-limit state in this process's memory: exact for one instance, and the fallback while Redis is unreachable.

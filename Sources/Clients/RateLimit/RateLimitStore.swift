@@ -1,3 +1,5 @@
+import KubinSupport
+
 /// Where rate-limit state lives: one GCRA TAT per key, decided and updated atomically.
 ///
 /// ``LocalRateLimitStore`` (this process) is the embedded default and the fallback; ``RedisRateLimitStore`` shares one

@@ -1,3 +1,4 @@
+import KubinSupport
 import NIOCore
 
 /// Rate-limit state in Redis, shared by every replica: one Lua script decides and updates a key atomically, on the

@@ -10,23 +10,6 @@ import SQLiteNIO
 /// and a busy timeout (sqlite-nio's own busy handler spins) are set on open; schema changes are versioned
 /// ``Migration``s.
 package final class SQLiteDatabase: Sendable {
-    /// One schema change: a version (strictly increasing), a name for logs, and its statements (one per string).
-    package struct Migration: Sendable {
-        /// The schema version this migration produces.
-        package var version: Int
-        /// A short description.
-        package var name: String
-        /// The statements, run in order inside one transaction.
-        package var statements: [String]
-
-        /// Creates a migration.
-        package init(version: Int, name: String, statements: [String]) {
-            self.version = version
-            self.name = name
-            self.statements = statements
-        }
-    }
-
     private let connection: SQLiteConnection
     private let lock = AsyncLock()
 
@@ -122,32 +105,27 @@ package final class SQLiteDatabase: Sendable {
         let future: EventLoopFuture<[SQLiteRow]> = connection.query(statement, [])
         _ = try await future.get()
     }
+}
 
-    private func migrate(_ migrations: [Migration], logger: Logger) async throws {
-        try await lock.withLock {
-            _ = try await connection.query(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                    + "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
-            let current =
-                try await connection.query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
-                .first?.column("v")?.integer ?? 0
-            let newest = migrations.map(\.version).max() ?? 0
-            guard current <= newest else {
-                throw SQLiteDatabaseError(
-                    "database schema version \(current) is newer than this gateway knows (\(newest)); "
-                        + "run a newer gateway or restore a matching backup")
-            }
-            for migration in migrations.sorted(by: { $0.version < $1.version }) where migration.version > current {
-                try await inTransaction { transaction in
-                    for statement in migration.statements { _ = try await transaction.query(statement) }
-                    _ = try await transaction.query(
-                        "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                        [.integer(migration.version), .text(migration.name)])
-                }
-                logger.info(
-                    "applied schema migration",
-                    metadata: ["version": "\(migration.version)", "migration": "\(migration.name)"])
-            }
+/// The ledger lives in the database itself; each migration runs in its own transaction.
+extension SQLiteDatabase: MigrationTarget {
+    func createLedger() async throws {
+        _ = try await query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                + "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    }
+
+    func appliedVersion() async throws -> Int {
+        try await query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").first?.column("v")?.integer
+            ?? 0
+    }
+
+    func apply(_ migration: Migration) async throws {
+        try await transaction { transaction in
+            for statement in migration.statements { _ = try await transaction.query(statement) }
+            _ = try await transaction.query(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                [.integer(migration.version), .text(migration.name)])
         }
     }
 }

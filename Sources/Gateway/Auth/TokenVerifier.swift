@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import JWTKit
 import KubinModel
+import KubinSupport
 
 /// One key a token may be verified with: its `kid`, the algorithms it verifies, and a jwt-kit collection holding it
 /// alone (so jwt-kit can never pick another key than the one chosen here).

@@ -1,5 +1,6 @@
 import Clients
 import KubinModel
+import KubinSupport
 import Orchestrators
 
 extension GatewayConfiguration {

@@ -1,5 +1,6 @@
 import Clients
 import KubinModel
+import KubinSupport
 
 /// One configuration key: its name, default, meaning, the values it takes and how a value may be shown.
 ///

@@ -1,5 +1,6 @@
 import Clients
 import Foundation
+import KubinSupport
 
 #if canImport(Glibc)
     import Glibc

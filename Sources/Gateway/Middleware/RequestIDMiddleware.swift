@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import KubinModel
+import KubinSupport
 
 /// Gives every request an id: the client's `X-Request-ID` when well-formed (1 to 128 of `A-Z a-z 0-9 . _ : -`),
 /// otherwise a new one. The id is echoed on the response and carried by every log line of the request.

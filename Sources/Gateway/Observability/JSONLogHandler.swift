@@ -1,5 +1,6 @@
 import Clients
 import Foundation
+import KubinSupport
 import Logging
 import NIOCore
 import Synchronization

@@ -1,5 +1,6 @@
 import Foundation
 import KubinModel
+import KubinSupport
 import Logging
 import NIOCore
 import NIOSSL

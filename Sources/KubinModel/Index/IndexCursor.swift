@@ -1,4 +1,5 @@
 import Foundation
+import KubinSupport
 
 /// A position in an index listing: the sort key of the last item of the previous page.
 ///
@@ -12,17 +13,13 @@ package struct IndexCursor: Sendable, Equatable {
 
     /// The opaque text form.
     package var token: String {
-        let data = (try? JSONEncoder().encode(["c1"] + fields)) ?? Data()
-        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        Base64URL.encode((try? JSONEncoder().encode(["c1"] + fields)) ?? Data())
     }
 
     /// Decodes a token made by ``token`` with exactly `arity` fields; nil for anything else.
     package init?(token: some StringProtocol, arity: Int) {
         guard token.utf8.count <= 4096 else { return nil }
-        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64),
+        guard let data = Base64URL.decode(token),
             let parts = try? JSONDecoder().decode([String].self, from: data),
             parts.count == arity + 1, parts.first == "c1"
         else { return nil }

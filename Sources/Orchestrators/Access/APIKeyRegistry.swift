@@ -2,6 +2,7 @@ import Clients
 import Crypto
 import Foundation
 import KubinModel
+import KubinSupport
 import Logging
 
 /// Makes, lists, revokes and checks API keys.

@@ -1,5 +1,6 @@
 import Clients
 import Crypto
+import KubinSupport
 import Logging
 import Synchronization
 

@@ -1,5 +1,6 @@
 import Crypto
 import KubinModel
+import KubinSupport
 import NIOCore
 import Synchronization
 
@@ -50,7 +51,7 @@ struct MeteredBody<Base: AsyncSequence<ByteBuffer, any Error>>: AsyncSequence {
             }
             guard let chunk else {
                 let digest = hasher.finalize()
-                outcome.result.withLock { [size] in $0 = (size, Hex.encode(digest)) }
+                outcome.result.withLock { [size] in $0 = (size, digest.hexString) }
                 return nil
             }
             size += Int64(chunk.readableBytes)
@@ -65,17 +66,3 @@ struct MeteredBody<Base: AsyncSequence<ByteBuffer, any Error>>: AsyncSequence {
 
 /// The client's stream failed (it disconnected or sent malformed framing), as opposed to the store.
 struct ClientStreamError: Error { var underlying: any Error }
-
-/// Lowercase hexadecimal text of bytes.
-package enum Hex {
-    /// The bytes of `bytes` as lowercase hex.
-    package static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
-}

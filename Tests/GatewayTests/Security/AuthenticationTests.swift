@@ -284,37 +284,39 @@ struct TokenCorpus {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let metadata = try await SQLiteMetadataStore.open(path: directory + "/m.sqlite", logger: Logger(label: "t"))
-        let authenticator = Authenticator(
-            verifier: TokenVerifier(
-                keys: keys, rules: .init(issuer: TokenCorpus.issuer, audience: TokenCorpus.audience, leeway: .zero)),
-            apiKeys: APIKeyRegistry(metadata: metadata), leeway: .zero, now: { clock.date })
-        let token = ["Bearer \(corpus["es256"])"]
-        guard case .success(let principal) = try await authenticator.authenticate(token) else {
-            Issue.record("a good token was refused")
-            return
+        try await closing(metadata.close) {
+            let authenticator = Authenticator(
+                verifier: TokenVerifier(
+                    keys: keys, rules: .init(issuer: TokenCorpus.issuer, audience: TokenCorpus.audience, leeway: .zero)),
+                apiKeys: APIKeyRegistry(metadata: metadata), leeway: .zero, now: { clock.date })
+            let token = ["Bearer \(corpus["es256"])"]
+            guard case .success(let principal) = try await authenticator.authenticate(token) else {
+                Issue.record("a good token was refused")
+                return
+            }
+            #expect(principal.tenant.rawValue == "acme" && principal.scopes == Set(Scope.allCases))
+            // With every key gone, the remembered token still passes (no signature check) but no other token does.
+            try Data(#"{"keys": []}"#.utf8).write(to: URL(fileURLWithPath: corpus.jwksPath))
+            try await keys.refresh()
+            guard case .success = try await authenticator.authenticate(token) else {
+                Issue.record("a verified token was checked again")
+                return
+            }
+            guard case .failure(let refusal) = try await authenticator.authenticate(["Bearer \(corpus["eddsa"])"])
+            else {
+                Issue.record("a token of a removed key was accepted")
+                return
+            }
+            #expect(refusal.failure.reason == "unknown-kid")
+            // Past its exp (600 s after it was made) the remembered token is verified again, and refused.
+            try original.write(to: URL(fileURLWithPath: corpus.jwksPath))
+            try await keys.refresh()
+            clock.advance(by: .seconds(601))
+            guard case .failure(let expired) = try await authenticator.authenticate(token) else {
+                Issue.record("an expired token was accepted from memory")
+                return
+            }
+            #expect(expired.failure.reason == "expired")
         }
-        #expect(principal.tenant.rawValue == "acme" && principal.scopes == Set(Scope.allCases))
-        // With every key gone, the remembered token still passes (no signature check) but no other token does.
-        try Data(#"{"keys": []}"#.utf8).write(to: URL(fileURLWithPath: corpus.jwksPath))
-        try await keys.refresh()
-        guard case .success = try await authenticator.authenticate(token) else {
-            Issue.record("a verified token was checked again")
-            return
-        }
-        guard case .failure(let refusal) = try await authenticator.authenticate(["Bearer \(corpus["eddsa"])"]) else {
-            Issue.record("a token of a removed key was accepted")
-            return
-        }
-        #expect(refusal.failure.reason == "unknown-kid")
-        // Past its exp (600 s after it was made) the remembered token is verified again, and refused.
-        try original.write(to: URL(fileURLWithPath: corpus.jwksPath))
-        try await keys.refresh()
-        clock.advance(by: .seconds(601))
-        guard case .failure(let expired) = try await authenticator.authenticate(token) else {
-            Issue.record("an expired token was accepted from memory")
-            return
-        }
-        #expect(expired.failure.reason == "expired")
-        try await metadata.close()
     }
 }

@@ -38,7 +38,7 @@ import Testing
             let readyID = try #require(
                 try await live.json(
                     .POST, "/api/v1/snapshots?cluster=corpus", headers: [bearer],
-                    body: .bytes(ByteBuffer(bytes: try generatedDump(form: "directory")))
+                    body: .bytes(ByteBuffer(bytes: try GeneratedDump(form: "directory", seed: 1).bytes))
                 )
                 .object["id"] as? String)
             try await live.eventually("the snapshot indexed", timeout: .seconds(60)) {

@@ -11,7 +11,7 @@ import Testing
 /// unknown id does, on every route that takes one.
 @Suite struct TenantIsolationTests {
     @Test func everyRouteAnswersAnotherTenantsSnapshotAsUnknown() async throws {
-        let bytes = try generatedDump(form: "directory")
+        let bytes = try GeneratedDump(form: "directory", seed: 1).bytes
         try await withLiveGateway { live in
             let signer = try #require(live.gateway.access.developmentSigner)
             func bearer(_ tenant: String) async throws -> (String, String) {
@@ -29,7 +29,7 @@ import Testing
                 body: .bytes(ByteBuffer(bytes: bytes)))
             let theirs = try await live.json(
                 .POST, "/api/v1/snapshots?cluster=shared", headers: [globex, ("Idempotency-Key", "nightly")],
-                body: .bytes(ByteBuffer(bytes: try generatedDump(form: "directory", seed: 2))))
+                body: .bytes(ByteBuffer(bytes: try GeneratedDump(form: "directory", seed: 2).bytes)))
             #expect(mine.status == 202 && theirs.status == 202)
             let id = try #require(mine.object["id"] as? String)
             let otherID = try #require(theirs.object["id"] as? String)

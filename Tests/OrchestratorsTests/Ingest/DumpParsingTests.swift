@@ -166,17 +166,9 @@ func splitStdoutDump(
     /// The generator's stdout form: every List document and every log block, with the generator's own counts.
     @Test(arguments: [1, 2, 3])
     func splitsGeneratedStdoutDumps(seed: Int) async throws {
-        let directory = NSTemporaryDirectory() + "stdout-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts/generate-dump.py")
-            .path
-        let summaryText = try python(
-            "import subprocess,sys; sys.stdout.write(subprocess.check_output(['python3', '\(script)', '--out', '\(directory)', "
-                + "'--form', 'stdout', '--seed', '\(seed)', '--namespaces', '4']).decode())")
-        let summary = try #require(try JSONSerialization.jsonObject(with: Data(summaryText)) as? [String: Any])
-            .compactMapValues { $0 as? Int }
-        let split = try await splitStdoutDump(Array(try Data(contentsOf: URL(fileURLWithPath: directory))))
+        let dump = try GeneratedDump(["--form", "stdout", "--seed", "\(seed)", "--namespaces", "4"])
+        let summary = dump.summary
+        let split = try await splitStdoutDump(dump.bytes)
         #expect(split.documents.count == 1 + 4 * 7, "NodeList + 7 lists per namespace")
         for document in split.documents {
             #expect((try? JSONSerialization.jsonObject(with: Data(document.utf8))) != nil)

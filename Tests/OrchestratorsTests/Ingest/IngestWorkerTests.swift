@@ -63,160 +63,165 @@ import Testing
     }
 
     @Test func aWorkerThatDiesMidIngestIsReplacedAndNothingIsDuplicated() async throws {
-        let stores = try await Stores.open()
-        let clock = ManualClock()
-        let (bytes, summary) = try generateDump(form: "directory", archive: "tar.gz", seed: 5)
-        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
-        var settings = IngestOrchestrator.Settings()
-        settings.lease = .seconds(30)
-        settings.limits.logBatchSize = 7  // many writes, so the crash lands in the middle
-        settings.linesPerWrite = 7
-        let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 20)
-        let doomed = IngestOrchestrator(
-            metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
-            logger: Logger(label: "t"), now: { clock.date })
-        await #expect(throws: SimulatedCrash.self) { try await doomed.ingestNext(as: "doomed") }
+        try await Stores.with { stores in
+            let clock = ManualClock()
+            let dump = try GeneratedDump(form: "directory", archive: "tar.gz", seed: 5)
+            let (bytes, summary) = (dump.bytes, dump.summary)
+            let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
+            var settings = IngestOrchestrator.Settings()
+            settings.lease = .seconds(30)
+            settings.limits.logBatchSize = 7  // many writes, so the crash lands in the middle
+            settings.linesPerWrite = 7
+            let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 20)
+            let doomed = IngestOrchestrator(
+                metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
+                logger: Logger(label: "t"), now: { clock.date })
+            await #expect(throws: SimulatedCrash.self) { try await doomed.ingestNext(as: "doomed") }
 
-        // The dead worker left half an index and its lease.
-        #expect(try await stores.metadata.snapshot(snapshot.id)?.status == .processing)
-        let partial = try await stores.analytics.logLines(of: snapshot.id, LogQuery(limit: 5000)).items.count
-        #expect(partial > 0 && partial < summary["log_lines"]!)
-        let rescuer = IngestOrchestrator(
-            metadata: stores.metadata, objects: stores.objects, analytics: stores.analytics, settings: settings,
-            logger: Logger(label: "t"), now: { clock.date })
-        #expect(try await rescuer.ingestNext(as: "rescuer") == false, "the lease still holds")
+            // The dead worker left half an index and its lease.
+            #expect(try await stores.metadata.snapshot(snapshot.id)?.status == .processing)
+            let partial = try await stores.analytics.logLines(of: snapshot.id, LogQuery(limit: 5000)).items.count
+            #expect(partial > 0 && partial < summary["log_lines"]!)
+            let rescuer = IngestOrchestrator(
+                metadata: stores.metadata, objects: stores.objects, analytics: stores.analytics, settings: settings,
+                logger: Logger(label: "t"), now: { clock.date })
+            #expect(try await rescuer.ingestNext(as: "rescuer") == false, "the lease still holds")
 
-        clock.advance(by: .seconds(31))
-        #expect(try await rescuer.ingestNext(as: "rescuer"))
-        let ready = try #require(try await stores.metadata.snapshot(snapshot.id))
-        #expect(ready.status == .ready)
-        #expect(ready.counts?.logLines == summary["log_lines"])
-        #expect(ready.counts?.pods == summary["pods"]! + summary["orphan_pods"]!)
-        let lines = try await stores.analytics.logLines(of: snapshot.id, LogQuery(limit: 5000)).items
-        #expect(lines.count == summary["log_lines"])
-        let keys = Set(lines.map { "\($0.stream.namespace)/\($0.stream.pod)/\($0.stream.container)/\($0.line.number)" })
-        #expect(keys.count == lines.count, "no line twice")
-        let events = try await stores.analytics.events(of: snapshot.id, EventQuery(limit: 1000)).items
-        #expect(events.count == 1)
-        #expect(
-            try await stores.metadata.completeIngest(snapshot.id, worker: "doomed", counts: .init(), at: clock.date)
-                == false)
-        try await stores.close()
+            clock.advance(by: .seconds(31))
+            #expect(try await rescuer.ingestNext(as: "rescuer"))
+            let ready = try #require(try await stores.metadata.snapshot(snapshot.id))
+            #expect(ready.status == .ready)
+            #expect(ready.counts?.logLines == summary["log_lines"])
+            #expect(ready.counts?.pods == summary["pods"]! + summary["orphan_pods"]!)
+            let lines = try await stores.analytics.logLines(of: snapshot.id, LogQuery(limit: 5000)).items
+            #expect(lines.count == summary["log_lines"])
+            let keys = Set(
+                lines.map { "\($0.stream.namespace)/\($0.stream.pod)/\($0.stream.container)/\($0.line.number)" })
+            #expect(keys.count == lines.count, "no line twice")
+            let events = try await stores.analytics.events(of: snapshot.id, EventQuery(limit: 1000)).items
+            #expect(events.count == 1)
+            #expect(
+                try await stores.metadata.completeIngest(snapshot.id, worker: "doomed", counts: .init(), at: clock.date)
+                    == false)
+        }
     }
 
     @Test func aJobInterruptedTooOftenFailsWithAReason() async throws {
-        let stores = try await Stores.open()
-        let clock = ManualClock()
-        let (bytes, _) = try generateDump(form: "stdout", archive: "tar.gz", seed: 6)
-        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
-        var settings = IngestOrchestrator.Settings()
-        settings.maxAttempts = 2
-        settings.limits.logBatchSize = 7
-        settings.linesPerWrite = 7
-        let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 3)
-        let worker = IngestOrchestrator(
-            metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
-            logger: Logger(label: "t"), now: { clock.date })
-        for _ in 1...2 {
-            crashing.batches.store(0, ordering: .relaxed)
-            await #expect(throws: SimulatedCrash.self) { try await worker.ingestNext(as: "w") }
-            clock.advance(by: .seconds(61))
+        try await Stores.with { stores in
+            let clock = ManualClock()
+            let bytes = try GeneratedDump(form: "stdout", archive: "tar.gz", seed: 6).bytes
+            let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
+            var settings = IngestOrchestrator.Settings()
+            settings.maxAttempts = 2
+            settings.limits.logBatchSize = 7
+            settings.linesPerWrite = 7
+            let crashing = CrashingAnalytics(base: stores.analytics, crashAt: 3)
+            let worker = IngestOrchestrator(
+                metadata: stores.metadata, objects: stores.objects, analytics: crashing, settings: settings,
+                logger: Logger(label: "t"), now: { clock.date })
+            for _ in 1...2 {
+                crashing.batches.store(0, ordering: .relaxed)
+                await #expect(throws: SimulatedCrash.self) { try await worker.ingestNext(as: "w") }
+                clock.advance(by: .seconds(61))
+            }
+            #expect(try await worker.ingestNext(as: "w"))
+            let failed = try #require(try await stores.metadata.snapshot(snapshot.id))
+            #expect(failed.status == .failed)
+            #expect(failed.failureReason?.contains("interrupted 2 times") == true)
+            #expect(try await stores.analytics.logLines(of: snapshot.id, LogQuery()).items.isEmpty, "no partial index")
+            #expect(try await stores.metadata.pods(of: snapshot.id, PodQuery()).items.isEmpty)
+            #expect(!stores.storedFiles.contains { $0.contains("manifests") })
         }
-        #expect(try await worker.ingestNext(as: "w"))
-        let failed = try #require(try await stores.metadata.snapshot(snapshot.id))
-        #expect(failed.status == .failed)
-        #expect(failed.failureReason?.contains("interrupted 2 times") == true)
-        #expect(try await stores.analytics.logLines(of: snapshot.id, LogQuery()).items.isEmpty, "no partial index")
-        #expect(try await stores.metadata.pods(of: snapshot.id, PodQuery()).items.isEmpty)
-        #expect(!stores.storedFiles.contains { $0.contains("manifests") })
-        try await stores.close()
     }
 
     @Test func progressIsVisibleWhileProcessing() async throws {
-        let stores = try await Stores.open()
-        let (bytes, _) = try generateDump(form: "directory", archive: "tar.gz", seed: 8)
-        let snapshot = try await Self.upload(bytes, to: stores, now: { Date() })
-        let reached = Gate()
-        let release = Gate()
-        var settings = IngestOrchestrator.Settings()
-        settings.lease = .milliseconds(300)  // renewed, with progress, every 100 ms
-        settings.linesPerWrite = 7
-        let worker = IngestOrchestrator(
-            metadata: stores.metadata, objects: stores.objects,
-            analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release), settings: settings,
-            logger: Logger(label: "t"))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await worker.ingestNext(as: "w") }
-            await reached.wait()
-            var seen: Snapshot?
-            try await poll("recorded progress", timeout: .seconds(20)) {
-                seen = try await stores.metadata.snapshot(snapshot.id)
-                return (seen?.progress?.entriesRead ?? 0) > 0
+        try await Stores.with { stores in
+            let bytes = try GeneratedDump(form: "directory", archive: "tar.gz", seed: 8).bytes
+            let snapshot = try await Self.upload(bytes, to: stores, now: { Date() })
+            let reached = Gate()
+            let release = Gate()
+            var settings = IngestOrchestrator.Settings()
+            settings.lease = .milliseconds(300)  // renewed, with progress, every 100 ms
+            settings.linesPerWrite = 7
+            let worker = IngestOrchestrator(
+                metadata: stores.metadata, objects: stores.objects,
+                analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release),
+                settings: settings,
+                logger: Logger(label: "t"))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await worker.ingestNext(as: "w") }
+                await reached.wait()
+                var seen: Snapshot?
+                try await poll("recorded progress", timeout: .seconds(20)) {
+                    seen = try await stores.metadata.snapshot(snapshot.id)
+                    return (seen?.progress?.entriesRead ?? 0) > 0
+                }
+                #expect(seen?.status == .processing)
+                #expect((seen?.progress?.bytesRead ?? 0) > 0 && (seen?.progress?.entriesRead ?? 0) > 0)
+                #expect((seen?.progress?.bytesRead ?? .max) <= snapshot.sizeBytes)
+                release.open()
+                try await tasks.waitForAll()
             }
-            #expect(seen?.status == .processing)
-            #expect((seen?.progress?.bytesRead ?? 0) > 0 && (seen?.progress?.entriesRead ?? 0) > 0)
-            #expect((seen?.progress?.bytesRead ?? .max) <= snapshot.sizeBytes)
-            release.open()
-            try await tasks.waitForAll()
+            let done = try #require(try await stores.metadata.snapshot(snapshot.id))
+            #expect(done.status == .ready && done.progress?.bytesRead == snapshot.sizeBytes)
         }
-        let done = try #require(try await stores.metadata.snapshot(snapshot.id))
-        #expect(done.status == .ready && done.progress?.bytesRead == snapshot.sizeBytes)
-        try await stores.close()
     }
 
     @Test func aSnapshotDeletedMidIngestLeavesNothingBehind() async throws {
-        let stores = try await Stores.open()
-        let (bytes, _) = try generateDump(form: "directory", archive: "tar.gz", seed: 10)
-        let snapshot = try await Self.upload(bytes, to: stores, now: { Date() })
-        let reached = Gate()
-        let release = Gate()
-        var settings = IngestOrchestrator.Settings()
-        settings.linesPerWrite = 7
-        let worker = IngestOrchestrator(
-            metadata: stores.metadata, objects: stores.objects,
-            analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release), settings: settings,
-            logger: Logger(label: "t"))
-        try await withThrowingTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask { try await worker.ingestNext(as: "w") }
-            await reached.wait()
-            let deleted = try await stores.metadata.deleteSnapshot(snapshot.id)
-            #expect(deleted)
-            release.open()
-            let didWork = try await tasks.next()
-            #expect(didWork == true, "the worker ends the job quietly")
+        try await Stores.with { stores in
+            let bytes = try GeneratedDump(form: "directory", archive: "tar.gz", seed: 10).bytes
+            let snapshot = try await Self.upload(bytes, to: stores, now: { Date() })
+            let reached = Gate()
+            let release = Gate()
+            var settings = IngestOrchestrator.Settings()
+            settings.linesPerWrite = 7
+            let worker = IngestOrchestrator(
+                metadata: stores.metadata, objects: stores.objects,
+                analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release),
+                settings: settings,
+                logger: Logger(label: "t"))
+            try await withThrowingTaskGroup(of: Bool.self) { tasks in
+                tasks.addTask { try await worker.ingestNext(as: "w") }
+                await reached.wait()
+                let deleted = try await stores.metadata.deleteSnapshot(snapshot.id)
+                #expect(deleted)
+                release.open()
+                let didWork = try await tasks.next()
+                #expect(didWork == true, "the worker ends the job quietly")
+            }
+            #expect(try await stores.analytics.logLines(of: snapshot.id, LogQuery()).items.isEmpty)
+            #expect(try await stores.analytics.events(of: snapshot.id, EventQuery()).items.isEmpty)
+            #expect(!stores.storedFiles.contains { $0.contains("manifests") })
+            #expect(try await stores.metadata.pods(of: snapshot.id, PodQuery()).items.isEmpty)
         }
-        #expect(try await stores.analytics.logLines(of: snapshot.id, LogQuery()).items.isEmpty)
-        #expect(try await stores.analytics.events(of: snapshot.id, EventQuery()).items.isEmpty)
-        #expect(!stores.storedFiles.contains { $0.contains("manifests") })
-        #expect(try await stores.metadata.pods(of: snapshot.id, PodQuery()).items.isEmpty)
-        try await stores.close()
     }
 
     @Test func gracefulShutdownGivesTheJobBack() async throws {
-        let stores = try await Stores.open()
-        let clock = ManualClock()
-        let (bytes, _) = try generateDump(form: "directory", archive: "zip", seed: 7)
-        let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
-        let reached = Gate()
-        let release = Gate()
-        var settings = IngestOrchestrator.Settings()
-        settings.linesPerWrite = 7  // the first write comes while the archive is still being read
-        let worker = IngestOrchestrator(
-            metadata: stores.metadata, objects: stores.objects,
-            analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release), settings: settings,
-            logger: Logger(label: "t"), now: { clock.date })
-        let group = ServiceGroup(services: [worker], logger: Logger(label: "t"))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            await reached.wait()
-            await group.triggerGracefulShutdown()
-            release.open()
-            try await tasks.waitForAll()
+        try await Stores.with { stores in
+            let clock = ManualClock()
+            let bytes = try GeneratedDump(form: "directory", archive: "zip", seed: 7).bytes
+            let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
+            let reached = Gate()
+            let release = Gate()
+            var settings = IngestOrchestrator.Settings()
+            settings.linesPerWrite = 7  // the first write comes while the archive is still being read
+            let worker = IngestOrchestrator(
+                metadata: stores.metadata, objects: stores.objects,
+                analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release),
+                settings: settings,
+                logger: Logger(label: "t"), now: { clock.date })
+            let group = ServiceGroup(services: [worker], logger: Logger(label: "t"))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                await reached.wait()
+                await group.triggerGracefulShutdown()
+                release.open()
+                try await tasks.waitForAll()
+            }
+            // Given back: claimable at once, without waiting for the lease.
+            let job = try await stores.metadata.claimIngestJob(
+                worker: "next", now: clock.date, leaseUntil: clock.date + 60)
+            #expect(job?.snapshot.id == snapshot.id)
         }
-        // Given back: claimable at once, without waiting for the lease.
-        let job = try await stores.metadata.claimIngestJob(
-            worker: "next", now: clock.date, leaseUntil: clock.date + 60)
-        #expect(job?.snapshot.id == snapshot.id)
-        try await stores.close()
     }
 }

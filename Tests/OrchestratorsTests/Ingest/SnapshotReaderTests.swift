@@ -41,28 +41,13 @@ func readSnapshot(
     return sink
 }
 
-/// Runs the dump generator; returns the archive and the generator's summary counts.
-func generateDump(
-    form: String, archive: String, seed: Int, namespaces: Int = 3
-) throws -> (bytes: [UInt8], summary: [String: Int]) {
-    let output = NSTemporaryDirectory() + "dump-" + UUID().uuidString
-    defer { try? FileManager.default.removeItem(atPath: output) }
-    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts/generate-dump.py").path
-    let summary = try python(
-        "import subprocess,sys; sys.stdout.write(subprocess.check_output(['python3', '\(script)', '--out', '\(output)', '--form', "
-            + "'\(form)', '--archive', '\(archive)', '--seed', '\(seed)', '--namespaces', '\(namespaces)']).decode())")
-    let printed = try JSONSerialization.jsonObject(with: Data(summary)) as? [String: Any] ?? [:]
-    let counts = printed.compactMapValues { $0 as? Int }
-    return (Array(try Data(contentsOf: URL(fileURLWithPath: output))), counts)
-}
-
 @Suite struct SnapshotReaderTests {
     @Test(arguments: [
         ("directory", "tar.gz", SnapshotFormat.gzip), ("directory", "zip", .zip), ("stdout", "tar.gz", .json),
     ])
     func readsEveryGeneratedFormExactly(_ form: String, _ archive: String, _ format: SnapshotFormat) async throws {
-        let (bytes, summary) = try generateDump(form: form, archive: archive, seed: 11, namespaces: 4)
+        let dump = try GeneratedDump(form: form, archive: archive, seed: 11, namespaces: 4)
+        let (bytes, summary) = (dump.bytes, dump.summary)
         let sink = try await readSnapshot(bytes, format)
         try checkGenerated(sink, summary, namespaces: 4)
         // Sequential forms are read once; a zip's directory is read before its entries.
@@ -72,7 +57,8 @@ func generateDump(
     }
 
     @Test func readsAGzippedStdoutDump() async throws {
-        let (plain, summary) = try generateDump(form: "stdout", archive: "tar.gz", seed: 12)
+        let dump = try GeneratedDump(form: "stdout", archive: "tar.gz", seed: 12)
+        let (plain, summary) = (dump.bytes, dump.summary)
         let compressed = try python(
             "import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))", input: plain)
         try checkGenerated(try await readSnapshot(compressed, .gzip), summary, namespaces: 3)

@@ -1,5 +1,6 @@
 import Foundation
 import KubinModel
+import KubinSupport
 import Logging
 import NIOCore
 import Synchronization
@@ -173,17 +174,14 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
         let rows = try await client.rows(
             "SELECT stream, line, ts, text FROM log_lines WHERE \(conditions.joined(separator: " AND ")) "
                 + "ORDER BY stream, line LIMIT \(query.limit + 1)")
-        let entries: [LogEntry] = try rows.prefix(query.limit).map { row in
+        return try Page(rows: rows, limit: query.limit) { row in
             guard let number = row.int("stream"), let key = keys[number], let line = row.int("line"),
                 let text = row["text"]
             else { throw ClickHouseError(.malformedAnswer, "a log line row is unreadable") }
-            return LogEntry(
-                stream: key, line: LogLine(number: line, text: text, timestampMicros: row.int64("ts")))
+            return LogEntry(stream: key, line: LogLine(number: line, text: text, timestampMicros: row.int64("ts")))
+        } cursor: { row, _ in
+            IndexCursor([row["stream"] ?? "0", row["line"] ?? "0"]).token
         }
-        guard rows.count > query.limit, let last = rows.prefix(query.limit).last else {
-            return Page(items: entries, nextCursor: nil)
-        }
-        return Page(items: entries, nextCursor: IndexCursor([last["stream"] ?? "0", last["line"] ?? "0"]).token)
     }
 
     package func events(of snapshot: SnapshotID, _ query: EventQuery) async throws -> Page<EventRecord> {
@@ -199,7 +197,7 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
         let rows = try await client.rows(
             "SELECT * FROM events WHERE \(conditions.joined(separator: " AND ")) ORDER BY sort_ts DESC, seq DESC "
                 + "LIMIT \(query.limit + 1)")
-        let events: [EventRecord] = try rows.prefix(query.limit).map { row in
+        return try Page(rows: rows, limit: query.limit) { row in
             guard let namespace = row["namespace"], let name = row["name"], let type = row["type"],
                 let reason = row["reason"], let message = row["message"], let count = row.int("count"),
                 let kind = row["involved_kind"], let involved = row["involved_name"]
@@ -208,11 +206,9 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
                 namespace: namespace, name: name, type: type, reason: reason, message: message, count: count,
                 firstMicros: row.int64("first_ts"), lastMicros: row.int64("last_ts"), involvedKind: kind,
                 involvedName: involved, involvedNamespace: row["involved_namespace"])
+        } cursor: { row, _ in
+            IndexCursor([row["sort_ts"] ?? "0", row["seq"] ?? "0"]).token
         }
-        guard rows.count > query.limit, let last = rows.prefix(query.limit).last else {
-            return Page(items: events, nextCursor: nil)
-        }
-        return Page(items: events, nextCursor: IndexCursor([last["sort_ts"] ?? "0", last["seq"] ?? "0"]).token)
     }
 
     package func podLogStats(of snapshot: SnapshotID, pods: [PodKey]) async throws -> [PodKey: PodLogStats] {

@@ -1,5 +1,6 @@
 import Crypto
 import KubinModel
+import KubinSupport
 import NIOCore
 
 /// A Lua script run with `EVALSHA`, loaded with `SCRIPT LOAD` when the server does not know it yet.

@@ -258,9 +258,8 @@ extension PostgresMetadataStore {
         }
         statement.append(" ORDER BY kind, namespace, name LIMIT \(try statement.bind(query.limit + 1))")
         let rows = try await rows(statement)
-        let items = try rows.prefix(query.limit).map(Self.decodeResource)
-        return IndexRows.page(items, hasMore: rows.count > query.limit) {
-            [$0.record.kind, $0.record.namespace ?? "", $0.record.name]
+        return try Page(rows: rows, limit: query.limit, item: Self.decodeResource) { _, resource in
+            IndexCursor([resource.record.kind, resource.record.namespace ?? "", resource.record.name]).token
         }
     }
 
@@ -288,8 +287,9 @@ extension PostgresMetadataStore {
         }
         statement.append(" ORDER BY namespace, name LIMIT \(try statement.bind(query.limit + 1))")
         let rows = try await rows(statement)
-        let items = try rows.prefix(query.limit).map(Self.decodePod)
-        return IndexRows.page(items, hasMore: rows.count > query.limit) { [$0.record.namespace, $0.record.name] }
+        return try Page(rows: rows, limit: query.limit, item: Self.decodePod) { _, pod in
+            IndexCursor([pod.record.namespace, pod.record.name]).token
+        }
     }
 
     package func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {

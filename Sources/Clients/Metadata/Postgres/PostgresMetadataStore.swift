@@ -87,11 +87,9 @@ package final class PostgresMetadataStore: MetadataStore {
         }
         statement.append(" ORDER BY created_at DESC, id DESC LIMIT \(try statement.bind(query.limit + 1))")
         let rows = try await rows(statement)
-        let items = try rows.prefix(query.limit).map(Self.decodeSnapshot)
-        guard rows.count > query.limit, let last = items.last else { return Page(items: items, nextCursor: nil) }
-        return Page(
-            items: items,
-            nextCursor: SnapshotCursor(createdAtMicros: Self.micros(last.createdAt), id: last.id).token)
+        return try Page(rows: rows, limit: query.limit, item: Self.decodeSnapshot) { _, snapshot in
+            SnapshotCursor(createdAtMicros: Self.micros(snapshot.createdAt), id: snapshot.id).token
+        }
     }
 
     package func deleteSnapshot(_ id: SnapshotID) async throws -> Bool {

@@ -3,7 +3,7 @@ import PostgresNIO
 
 /// The PostgreSQL schema of ``PostgresMetadataStore``, oldest first. Append new versions; never edit a released one.
 enum PostgresSchema {
-    static let migrations: [SQLiteDatabase.Migration] = [
+    static let migrations: [Migration] = [
         .init(
             version: 1, name: "snapshots, idempotency keys, ingest jobs and the snapshot index",
             statements: [
@@ -107,52 +107,48 @@ enum PostgresSchema {
     ]
 }
 
-/// Applies versioned migrations to a PostgreSQL database, once however many replicas start together.
-enum PostgresMigrator {
+/// Applies versioned migrations to a PostgreSQL database, once however many replicas start together: each holds an
+/// advisory lock while it migrates, on a connection of its own.
+struct PostgresMigrator: MigrationTarget {
     /// The advisory lock every replica takes while it migrates (an arbitrary constant of this project).
     static let lockKey: Int64 = 0x6B75_6269_6E00  // "kubin"
 
-    static func migrate(
-        _ location: PostgresLocation, migrations: [SQLiteDatabase.Migration], logger: Logger
-    ) async throws {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    static func migrate(_ location: PostgresLocation, migrations: [Migration], logger: Logger) async throws {
         let connection = try await PostgresConnection.connect(
             configuration: try location.connectionConfiguration(), id: 1, logger: logger)
-        do {
-            try await connection.execute(
-                PostgresStatement("SELECT pg_advisory_lock(\(lockKey))"), logger: logger)
-            try await connection.execute(
-                PostgresStatement(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                        + "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"), logger: logger)
-            let current =
-                try await connection.rows(
-                    PostgresStatement("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations"), logger: logger
-                ).first?.value("v", as: Int.self) ?? 0
-            let newest = migrations.map(\.version).max() ?? 0
-            guard current <= newest else {
-                throw SQLiteDatabaseError(
-                    "database schema version \(current) is newer than this gateway knows (\(newest)); "
-                        + "run a newer gateway")
+        // Closing the session releases the advisory lock.
+        try await closing(connection.close) {
+            try await connection.execute(PostgresStatement("SELECT pg_advisory_lock(\(lockKey))"), logger: logger)
+            try await PostgresMigrator(connection: connection, logger: logger).migrate(migrations, logger: logger)
+        }
+    }
+
+    func createLedger() async throws {
+        try await connection.execute(
+            PostgresStatement(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                    + "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"), logger: logger)
+    }
+
+    func appliedVersion() async throws -> Int {
+        try await connection.rows(
+            PostgresStatement("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations"), logger: logger
+        ).first?.value("v", as: Int.self) ?? 0
+    }
+
+    func apply(_ migration: Migration) async throws {
+        _ = try await connection.withTransaction(logger: logger) { transaction in
+            for statement in migration.statements {
+                try await transaction.execute(PostgresStatement(statement), logger: logger)
             }
-            for migration in migrations.sorted(by: { $0.version < $1.version }) where migration.version > current {
-                _ = try await connection.withTransaction(logger: logger) { transaction in
-                    for statement in migration.statements {
-                        try await transaction.execute(PostgresStatement(statement), logger: logger)
-                    }
-                    var record = PostgresStatement()
-                    record.append(
-                        "INSERT INTO schema_migrations (version, name) VALUES (\(try record.bind(migration.version)), "
-                            + "\(try record.bind(migration.name)))")
-                    try await transaction.execute(record, logger: logger)
-                }
-                logger.info(
-                    "applied schema migration",
-                    metadata: ["version": "\(migration.version)", "migration": "\(migration.name)"])
-            }
-            try await connection.close()
-        } catch {
-            try? await connection.close()  // closing the session releases the advisory lock
-            throw error
+            var record = PostgresStatement()
+            record.append(
+                "INSERT INTO schema_migrations (version, name) VALUES (\(try record.bind(migration.version)), "
+                    + "\(try record.bind(migration.name)))")
+            try await transaction.execute(record, logger: logger)
         }
     }
 }

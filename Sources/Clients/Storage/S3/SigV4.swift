@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KubinModel
+import KubinSupport
 
 /// AWS Signature Version 4 for S3 requests, in the `Authorization` header form.
 ///
