@@ -9,7 +9,6 @@ package struct OwnerReference: Sendable, Equatable, Codable {
     /// True for the managing controller.
     package var isController: Bool
 
-    /// Creates a reference.
     package init(kind: String, name: String, uid: String? = nil, isController: Bool = false) {
         self.kind = kind
         self.name = name
@@ -26,18 +25,14 @@ package struct ResourceRecord: Sendable, Equatable {
     package var apiVersion: String
     /// The namespace; nil for cluster-scoped objects.
     package var namespace: String?
-    /// The name.
     package var name: String
-    /// The uid.
     package var uid: String?
-    /// The labels.
     package var labels: [String: String]
     /// `metadata.creationTimestamp`, in microseconds since 1970.
     package var createdAtMicros: Int64?
     /// `metadata.ownerReferences`.
     package var owners: [OwnerReference]
 
-    /// Creates a record.
     package init(
         kind: String, apiVersion: String, namespace: String?, name: String, uid: String? = nil,
         labels: [String: String] = [:], createdAtMicros: Int64? = nil, owners: [OwnerReference] = []
@@ -67,9 +62,7 @@ package struct ContainerRecord: Sendable, Equatable, Codable {
 
     /// The container's name.
     package var name: String
-    /// Its role.
     package var role: Role
-    /// Its image.
     package var image: String?
     /// `waiting`, `running`, `terminated` or `unknown`.
     package var state: String
@@ -84,7 +77,6 @@ package struct ContainerRecord: Sendable, Equatable, Codable {
     /// Its exit code then.
     package var lastExitCode: Int?
 
-    /// Creates a container record.
     package init(
         name: String, role: Role, image: String?, state: String, stateReason: String? = nil, isReady: Bool = false,
         restarts: Int = 0, lastTerminationReason: String? = nil, lastExitCode: Int? = nil
@@ -103,9 +95,7 @@ package struct ContainerRecord: Sendable, Equatable, Codable {
 
 /// A pod of a snapshot with what the UI's pod table shows.
 package struct PodRecord: Sendable, Equatable {
-    /// The namespace.
     package var namespace: String
-    /// The name.
     package var name: String
     /// `status.phase` (`Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`).
     package var phase: String
@@ -114,7 +104,6 @@ package struct PodRecord: Sendable, Equatable {
     /// Init, sidecar and main containers, in that order.
     package var containers: [ContainerRecord]
 
-    /// Creates a pod record.
     package init(namespace: String, name: String, phase: String, node: String?, containers: [ContainerRecord]) {
         self.namespace = namespace
         self.name = name
@@ -129,7 +118,6 @@ package struct PodRecord: Sendable, Equatable {
 
 /// A Kubernetes event of a snapshot.
 package struct EventRecord: Sendable, Equatable {
-    /// The namespace.
     package var namespace: String
     /// The event object's name.
     package var name: String
@@ -137,7 +125,6 @@ package struct EventRecord: Sendable, Equatable {
     package var type: String
     /// The reason, for example `BackOff`.
     package var reason: String
-    /// The message.
     package var message: String
     /// How often it happened.
     package var count: Int
@@ -152,7 +139,6 @@ package struct EventRecord: Sendable, Equatable {
     /// The involved object's namespace.
     package var involvedNamespace: String?
 
-    /// Creates an event record.
     package init(
         namespace: String, name: String, type: String, reason: String, message: String, count: Int,
         firstMicros: Int64?, lastMicros: Int64?, involvedKind: String, involvedName: String,

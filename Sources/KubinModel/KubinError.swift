@@ -66,7 +66,6 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
     /// The cause, for logs only.
     package var underlying: (any Error)?
 
-    /// Creates an error.
     package init(
         _ code: Code, _ detail: String, parameter: String? = nil, reason: String? = nil,
         retryAfterSeconds: Int? = nil, underlying: (any Error)? = nil

@@ -2,14 +2,11 @@
 package struct LogStreamKey: Sendable, Hashable {
     /// The pod's namespace.
     package var namespace: String
-    /// The pod.
     package var pod: String
-    /// The container.
     package var container: String
     /// True for the log of the container's previous run.
     package var isPrevious: Bool
 
-    /// Creates a key.
     package init(namespace: String, pod: String, container: String, isPrevious: Bool) {
         self.namespace = namespace
         self.pod = pod
@@ -27,7 +24,6 @@ package struct LogLine: Sendable, Equatable {
     /// The recognised timestamp, in microseconds since 1970, or nil.
     package var timestampMicros: Int64?
 
-    /// Creates a line.
     package init(number: Int, text: String, timestampMicros: Int64?) {
         self.number = number
         self.text = text
@@ -42,7 +38,6 @@ package struct LogBatch: Sendable, Equatable {
     /// Its next lines, in order.
     package var lines: [LogLine]
 
-    /// Creates a batch.
     package init(stream: LogStreamKey, lines: [LogLine]) {
         self.stream = stream
         self.lines = lines
@@ -53,10 +48,8 @@ package struct LogBatch: Sendable, Equatable {
 package struct LogEntry: Sendable, Equatable {
     /// The container log.
     package var stream: LogStreamKey
-    /// The line.
     package var line: LogLine
 
-    /// Creates an entry.
     package init(stream: LogStreamKey, line: LogLine) {
         self.stream = stream
         self.line = line
@@ -74,7 +67,6 @@ package struct PodLogStats: Sendable, Equatable {
     /// Containers whose log could not be fetched, with the message (`previous` logs under `<name> (previous)`).
     package var fetchErrors: [String: String]
 
-    /// Creates statistics.
     package init(
         lines: Int = 0, firstMicros: Int64? = nil, lastMicros: Int64? = nil, fetchErrors: [String: String] = [:]
     ) {
@@ -92,7 +84,6 @@ package struct NamespaceActivity: Sendable, Equatable {
     /// Warning events in the namespace.
     package var warningEvents: Int
 
-    /// Creates activity figures.
     package init(logLines: Int = 0, warningEvents: Int = 0) {
         self.logLines = logLines
         self.warningEvents = warningEvents

@@ -64,7 +64,6 @@ package struct Snapshot: Sendable, Equatable {
     /// What the index holds; nil unless `status` is `ready`.
     package var counts: SnapshotCounts?
 
-    /// Creates a snapshot value.
     package init(
         id: SnapshotID, cluster: ClusterName, status: SnapshotStatus, format: SnapshotFormat, sizeBytes: Int64,
         sha256: String, createdAt: Date, updatedAt: Date, failureReason: String? = nil,

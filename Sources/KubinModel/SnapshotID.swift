@@ -33,7 +33,6 @@ package struct SnapshotID: Hashable, Sendable, Comparable, CustomStringConvertib
 package final class SnapshotIDGenerator: Sendable {
     private let last = Mutex<(millis: UInt64, counter: UInt16)>((0, 0))
 
-    /// Creates a generator.
     package init() {}
 
     /// The next id, for something created at `date`.

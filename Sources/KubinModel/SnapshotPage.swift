@@ -10,7 +10,6 @@ package struct SnapshotCursor: Sendable, Equatable {
     /// The id of the last item seen; breaks ties between equal timestamps.
     package var id: SnapshotID
 
-    /// Creates a cursor that continues after the given item.
     package init(createdAtMicros: Int64, id: SnapshotID) {
         self.createdAtMicros = createdAtMicros
         self.id = id
@@ -53,7 +52,6 @@ package struct SnapshotQuery: Sendable, Equatable {
     /// Continue after this item.
     package var after: SnapshotCursor?
 
-    /// Creates a query.
     package init(
         tenant: TenantID? = nil, cluster: ClusterName? = nil, status: SnapshotStatus? = nil,
         limit: Int = Self.defaultLimit, after: SnapshotCursor? = nil
@@ -73,7 +71,6 @@ package struct Page<Item: Sendable>: Sendable {
     /// The opaque cursor of the next page, or nil when this is the last.
     package var nextCursor: String?
 
-    /// Creates a page.
     package init(items: [Item], nextCursor: String?) {
         self.items = items
         self.nextCursor = nextCursor

@@ -38,7 +38,7 @@ import Testing
             }
             #expect(!monitor.report().isReady)
             monitor.startDraining()
-            #expect(monitor.report().status == "shutting-down")
+            #expect(monitor.report().status == .shuttingDown)
             group.cancelAll()
         }
     }

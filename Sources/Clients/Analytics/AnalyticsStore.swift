@@ -51,12 +51,9 @@ extension AnalyticsStore {
 
 /// A pod's identity within a snapshot.
 package struct PodKey: Sendable, Hashable {
-    /// The namespace.
     package var namespace: String
-    /// The name.
     package var name: String
 
-    /// Creates a key.
     package init(namespace: String, name: String) {
         self.namespace = namespace
         self.name = name

@@ -7,7 +7,7 @@ package final class InProcessCache<C: Clock>: Cache where C.Duration == Duration
     private let state: Mutex<LRUCacheState<C.Instant>>
     private let clock: C
 
-    /// Creates a cache holding at most `capacityBytes`.
+    /// A cache holding at most `capacityBytes`.
     package init(capacityBytes: Int, clock: C) {
         self.state = Mutex(LRUCacheState(capacity: capacityBytes))
         self.clock = clock
@@ -38,7 +38,7 @@ package final class InProcessCache<C: Clock>: Cache where C.Duration == Duration
 }
 
 extension InProcessCache where C == ContinuousClock {
-    /// Creates a cache holding at most `capacityBytes`, timed by the continuous clock.
+    /// A cache holding at most `capacityBytes`, timed by the continuous clock.
     package convenience init(capacityBytes: Int) {
         self.init(capacityBytes: capacityBytes, clock: ContinuousClock())
     }

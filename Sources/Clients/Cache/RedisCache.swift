@@ -18,7 +18,7 @@ package final class RedisCache: Cache {
     package func get(_ key: String) async throws -> ByteBuffer? {
         switch try await client.send([ByteBuffer(string: "GET"), ByteBuffer(string: keyPrefix + key)]) {
         case .bulkString(let value): return value
-        default: throw RedisError(.unexpectedReply, "unexpected reply to GET")
+        default: throw RedisError(code: .unexpectedReply, message: "unexpected reply to GET")
         }
     }
 
@@ -41,7 +41,7 @@ package final class RedisCache: Cache {
         repeat {
             guard case .array(let reply?) = try await client.send("SCAN", cursor, "MATCH", pattern, "COUNT", "1000"),
                 reply.count == 2, case .bulkString(let next?) = reply[0], case .array(let keys?) = reply[1]
-            else { throw RedisError(.unexpectedReply, "unexpected reply to SCAN") }
+            else { throw RedisError(code: .unexpectedReply, message: "unexpected reply to SCAN") }
             cursor = String(buffer: next)
             let names = keys.compactMap { key -> ByteBuffer? in
                 if case .bulkString(let name?) = key { return name }
@@ -53,7 +53,7 @@ package final class RedisCache: Cache {
 
     package func checkHealth() async throws {
         guard case .simpleString("PONG") = try await client.send("PING") else {
-            throw RedisError(.unexpectedReply, "unexpected reply to PING")
+            throw RedisError(code: .unexpectedReply, message: "unexpected reply to PING")
         }
     }
 

@@ -26,14 +26,10 @@ package protocol IndexStore: Sendable {
 
 /// Index rows written together.
 package struct IndexBatch: Sendable, Equatable {
-    /// Namespaces.
     package var namespaces: [String] = []
-    /// Resources.
     package var resources: [IndexedResource] = []
-    /// Pods.
     package var pods: [IndexedPod] = []
 
-    /// Creates a batch.
     package init(namespaces: [String] = [], resources: [IndexedResource] = [], pods: [IndexedPod] = []) {
         self.namespaces = namespaces
         self.resources = resources

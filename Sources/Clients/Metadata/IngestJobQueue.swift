@@ -30,7 +30,6 @@ package struct IngestJob: Sendable, Equatable {
     /// 1 for the first attempt; more after a worker died or lost its lease.
     package var attempt: Int
 
-    /// Creates a job value.
     package init(snapshot: Snapshot, attempt: Int) {
         self.snapshot = snapshot
         self.attempt = attempt

@@ -29,7 +29,6 @@ package struct IdempotencyRecord: Sendable, Equatable {
     /// The snapshot created by the first upload with this key.
     package var snapshotID: SnapshotID
 
-    /// Creates a record.
     package init(key: String, sha256: String, snapshotID: SnapshotID) {
         self.key = key
         self.sha256 = sha256

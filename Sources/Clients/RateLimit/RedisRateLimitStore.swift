@@ -37,7 +37,7 @@ package final class RedisRateLimitStore: RateLimitStore {
             arguments: [String(rate.intervalMicros), String(rate.periodMicros)])
         guard case .array(let values?) = reply, values.count == 3, case .integer(let allowed) = values[0],
             case .integer(let ahead) = values[1], case .integer(let retryAfter) = values[2]
-        else { throw RedisError(.unexpectedReply, "unexpected reply to the rate limit script") }
+        else { throw RedisError(code: .unexpectedReply, message: "unexpected reply to the rate limit script") }
         return GCRA.Decision(isAllowed: allowed == 1, ahead: ahead, retryAfterMicros: retryAfter, rate: rate)
     }
 }

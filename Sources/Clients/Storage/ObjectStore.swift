@@ -32,7 +32,6 @@ package struct ObjectInfo: Sendable, Equatable {
     /// The object's size in bytes.
     package var size: Int64
 
-    /// Creates object facts.
     package init(size: Int64) { self.size = size }
 }
 

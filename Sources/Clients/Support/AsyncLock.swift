@@ -12,7 +12,6 @@ package final class AsyncLock: Sendable {
 
     private let state = Mutex(State())
 
-    /// Creates an unlocked lock.
     package init() {}
 
     /// Runs `body` while holding the lock. Waiting is not cancellable; `body` itself sees cancellation as usual.

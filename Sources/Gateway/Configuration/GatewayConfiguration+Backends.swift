@@ -9,13 +9,9 @@ extension GatewayConfiguration {
         case postgres(PostgresLocation)
 
         /// The backend `metadata.url` names: `sqlite:<path>` or `postgres://...`.
-        init?(url: URLSetting) {
-            switch url.scheme {
-            case "sqlite": if url.rest.isEmpty { return nil } else { self = .sqlite(path: url.rest) }
-            case "postgres", "postgresql":
-                guard let location = PostgresLocation(url: url.text) else { return nil }
-                self = .postgres(location)
-            default: return nil
+        static func named(by url: URLSetting) -> Self? {
+            url.store(local: "sqlite", Self.sqlite, shared: ["postgres", "postgresql"]) {
+                PostgresLocation(url: $0).map(Self.postgres)
             }
         }
     }
@@ -28,14 +24,8 @@ extension GatewayConfiguration {
         case s3(S3Location)
 
         /// The backend `storage.url` names: `file:<path>` or `s3://...`.
-        init?(url: URLSetting) {
-            switch url.scheme {
-            case "file": if url.rest.isEmpty { return nil } else { self = .directory(path: url.rest) }
-            case "s3":
-                guard let location = S3Location(url: url.text) else { return nil }
-                self = .s3(location)
-            default: return nil
-            }
+        static func named(by url: URLSetting) -> Self? {
+            url.store(local: "file", Self.directory, shared: ["s3"]) { S3Location(url: $0).map(Self.s3) }
         }
     }
 
@@ -46,13 +36,9 @@ extension GatewayConfiguration {
         case clickHouse(ClickHouseLocation)
 
         /// The backend `analytics.url` names: `sqlite:<path>` or `clickhouse://...`.
-        init?(url: URLSetting) {
-            switch url.scheme {
-            case "sqlite": if url.rest.isEmpty { return nil } else { self = .sqlite(path: url.rest) }
-            case "clickhouse", "clickhouses":
-                guard let location = ClickHouseLocation(url: url.text) else { return nil }
-                self = .clickHouse(location)
-            default: return nil
+        static func named(by url: URLSetting) -> Self? {
+            url.store(local: "sqlite", Self.sqlite, shared: ["clickhouse", "clickhouses"]) {
+                ClickHouseLocation(url: $0).map(Self.clickHouse)
             }
         }
     }
@@ -84,14 +70,9 @@ extension GatewayConfiguration {
         /// `redis://` or `rediss://`.
         case redis(RedisLocation)
 
-        init?(url: URLSetting) {
-            switch url.scheme {
-            case "memory": self = .memory
-            case "redis", "rediss":
-                guard let location = RedisLocation(url: url.text) else { return nil }
-                self = .redis(location)
-            default: return nil
-            }
+        static func named(by url: URLSetting) -> Self? {
+            if url.scheme == "memory" { return .memory }
+            return ["redis", "rediss"].contains(url.scheme) ? RedisLocation(url: url.text).map(Self.redis) : nil
         }
     }
 

@@ -229,4 +229,14 @@ struct URLSetting: Sendable {
         self.rest = String(rest)
         self.text = text
     }
+
+    /// The store this URL names: `<localScheme>:<path>` is `local(path)`; a URL of `sharedSchemes` is what `shared`
+    /// makes of the whole text (nil when it refuses it); anything else is nil.
+    func store<Backend>(
+        local localScheme: String, _ local: (String) -> Backend, shared sharedSchemes: Set<String>,
+        _ shared: (String) -> Backend?
+    ) -> Backend? {
+        if scheme == localScheme { return rest.isEmpty ? nil : local(rest) }
+        return sharedSchemes.contains(scheme) ? shared(text) : nil
+    }
 }

@@ -55,25 +55,25 @@ package struct SettingsTable: Sendable {
         allowed: "empty (embedded SQLite), sqlite:<path> or postgres://user:password@host:port/database?sslmode=...",
         "Metadata store. Empty: SQLite at <data.dir>/metadata.sqlite. sqlite:<path> names another file; "
             + "postgres://user:password@host:port/database?sslmode=disable|prefer|require shares it between replicas.",
-        GatewayConfiguration.MetadataBackend.init)
+        GatewayConfiguration.MetadataBackend.named)
     let storageURL = Setting.backend(
         "storage.url",
         allowed: "empty (embedded directory), file:<path> or s3://bucket[/prefix]?endpoint=...&region=...&style=path",
         "Object store. Empty: the directory <data.dir>/storage. file:<path> names another directory; "
             + "s3://bucket[/prefix]?endpoint=...&region=... shares it between replicas.",
-        GatewayConfiguration.StorageBackend.init)
+        GatewayConfiguration.StorageBackend.named)
     let analyticsURL = Setting.backend(
         "analytics.url",
         allowed: "empty (embedded SQLite), sqlite:<path> or clickhouse://user:password@host:port/database",
         "Analytics store (log lines, events). Empty: SQLite at <data.dir>/analytics.sqlite. sqlite:<path> names "
             + "another file; clickhouse://user:password@host:port/database shares it between replicas.",
-        GatewayConfiguration.AnalyticsBackend.init)
+        GatewayConfiguration.AnalyticsBackend.named)
     let cacheURL = Setting.backend(
         "cache.url",
         allowed: "empty or memory: (in-process), or redis://[user:password@]host[:port][/db] (rediss:// for TLS)",
         "Cache of answers. Empty or memory: in-process. redis://[user:password@]host[:port][/db] (rediss:// for TLS) "
             + "shares it, and the rate limits, between replicas.",
-        GatewayConfiguration.SharedCache.init)
+        GatewayConfiguration.SharedCache.named)
     let cacheMaxBytes = Setting.bytes(
         "cache.maxBytes", "64MiB", in: 0...(1 << 40),
         "Bound of the in-process cache, or of the local tier in front of Redis.")
@@ -164,7 +164,6 @@ package struct SettingsTable: Sendable {
         "log.level", "info", Dictionary(uniqueKeysWithValues: Logger.Level.allCases.map { ("\($0)", $0) }),
         "The least severe log level written.")
 
-    /// The table.
     static let shared = SettingsTable()
 
     /// Every row, in the order declared above (read by reflection, so a new row is one declaration).

@@ -18,7 +18,6 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var parserError: HTTPParserError?
     private var pendingBody: ByteBuffer?
 
-    /// Creates the handler for one connection.
     init() {}
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -16,7 +16,6 @@ package final class ReadinessMonitor: Service {
         /// Throws when the dependency cannot serve requests.
         package var check: @Sendable () async throws -> Void
 
-        /// Creates a dependency.
         package init(name: String, check: @escaping @Sendable () async throws -> Void) {
             self.name = name
             self.check = check
@@ -25,23 +24,30 @@ package final class ReadinessMonitor: Service {
 
     /// What `/readyz` answers.
     package struct Report: Sendable, Encodable {
+        /// Whether the instance should receive traffic.
+        package enum Status: String, Sendable, Encodable {
+            case ready, unready
+            /// Draining after SIGTERM, whatever the checks say.
+            case shuttingDown = "shutting-down"
+        }
+
         /// One dependency's state.
         package struct Check: Sendable, Encodable, Equatable {
-            /// `up` or `down`.
-            package var status: String
+            package enum Status: String, Sendable, Encodable { case up, down }
+
+            package var status: Status
             /// How long the latest check took (or has been running), in milliseconds.
             package var durationMs: Double
             /// Why it is down.
             package var error: String?
         }
 
-        /// `ready`, `unready` or `shutting-down`.
-        package var status: String
+        package var status: Status
         /// Every dependency by name.
         package var checks: [String: Check]
 
         /// True when the instance should receive traffic.
-        package var isReady: Bool { status == "ready" }
+        package var isReady: Bool { status == .ready }
     }
 
     private enum Outcome: Sendable {
@@ -57,7 +63,6 @@ package final class ReadinessMonitor: Service {
     private let drainStart = Mutex<ContinuousClock.Instant?>(nil)
     private let logger: Logger
 
-    /// Creates a monitor of `dependencies`.
     package init(dependencies: [Dependency], interval: Duration, timeout: Duration, logger: Logger) {
         self.dependencies = dependencies
         self.interval = interval
@@ -92,21 +97,22 @@ package final class ReadinessMonitor: Service {
             outcomes.mapValues { outcome -> Report.Check in
                 switch outcome {
                 case .pending:
-                    return Report.Check(status: "down", durationMs: 0, error: "not checked yet")
+                    return Report.Check(status: .down, durationMs: 0, error: "not checked yet")
                 case .running(let since, let last):
                     let elapsed = now - since
                     if elapsed > timeout {
                         return Report.Check(
-                            status: "down", durationMs: Self.milliseconds(elapsed),
+                            status: .down, durationMs: Self.milliseconds(elapsed),
                             error: "no answer for \(Self.milliseconds(elapsed)) ms (timeout \(timeout))")
                     }
-                    return last ?? Report.Check(status: "down", durationMs: 0, error: "first check running")
+                    return last ?? Report.Check(status: .down, durationMs: 0, error: "first check running")
                 case .finished(let check):
                     return check
                 }
             }
         }
-        let status = isDraining ? "shutting-down" : checks.values.allSatisfy { $0.status == "up" } ? "ready" : "unready"
+        let status: Report.Status =
+            isDraining ? .shuttingDown : checks.values.allSatisfy { $0.status == .up } ? .ready : .unready
         return Report(status: status, checks: checks)
     }
 
@@ -121,13 +127,13 @@ package final class ReadinessMonitor: Service {
             var check: Report.Check
             do {
                 try await dependency.check()
-                check = Report.Check(status: "up", durationMs: Self.milliseconds(.now - started))
+                check = Report.Check(status: .up, durationMs: Self.milliseconds(.now - started))
             } catch {
-                check = Report.Check(status: "down", durationMs: Self.milliseconds(.now - started), error: "\(error)")
+                check = Report.Check(status: .down, durationMs: Self.milliseconds(.now - started), error: "\(error)")
             }
-            if check.status == "up", ContinuousClock.now - started > timeout {
+            if check.status == .up, ContinuousClock.now - started > timeout {
                 check = Report.Check(
-                    status: "down", durationMs: check.durationMs, error: "answered after the \(timeout) timeout")
+                    status: .down, durationMs: check.durationMs, error: "answered after the \(timeout) timeout")
             }
             let previous = outcomes.withLock { outcomes in
                 defer { outcomes[dependency.name] = .finished(check) }
@@ -138,7 +144,8 @@ package final class ReadinessMonitor: Service {
                 var metadata: Logger.Metadata = ["dependency": "\(dependency.name)"]
                 if let error = check.error { metadata["error"] = "\(error)" }
                 logger.log(
-                    level: check.status == "up" ? .info : .warning, "dependency \(check.status)", metadata: metadata)
+                    level: check.status == .up ? .info : .warning, "dependency \(check.status.rawValue)",
+                    metadata: metadata)
             }
             try? await Task.sleep(for: interval)
         }

@@ -69,7 +69,6 @@ package struct Principal: Sendable, Equatable {
     /// How the caller authenticated.
     package var method: Method
 
-    /// Creates a principal.
     package init(subject: String, tenant: TenantID, scopes: Set<Scope>, method: Method) {
         self.subject = subject
         self.tenant = tenant
@@ -95,7 +94,6 @@ package struct APIKey: Sendable, Equatable {
     /// When it was revoked; nil while it works.
     package var revokedAt: Date?
 
-    /// Creates a key record.
     package init(
         id: String, tenant: TenantID, scopes: Set<Scope>, name: String, secretSHA256: String, createdAt: Date,
         revokedAt: Date? = nil

@@ -8,7 +8,6 @@ package struct IndexCursor: Sendable, Equatable {
     /// The sort key's fields, in sort order.
     package var fields: [String]
 
-    /// Creates a cursor that continues after the item with these sort-key fields.
     package init(_ fields: [String]) { self.fields = fields }
 
     /// The opaque text form.

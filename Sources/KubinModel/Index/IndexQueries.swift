@@ -13,7 +13,6 @@ package struct ResourceQuery: Sendable, Equatable {
     /// Continue after this item (kind, namespace, name).
     package var after: IndexCursor?
 
-    /// Creates a query.
     package init(
         namespace: String? = nil, kind: String? = nil, namePrefix: String? = nil, selector: LabelSelector? = nil,
         limit: Int = 100, after: IndexCursor? = nil
@@ -42,7 +41,6 @@ package struct PodQuery: Sendable, Equatable {
     /// Continue after this item (namespace, name).
     package var after: IndexCursor?
 
-    /// Creates a query.
     package init(
         namespace: String? = nil, phase: String? = nil, node: String? = nil, selector: LabelSelector? = nil,
         limit: Int = 100, after: IndexCursor? = nil
@@ -80,7 +78,6 @@ package struct LogQuery: Sendable, Equatable {
     /// Continue after this line (log id, line number).
     package var after: IndexCursor?
 
-    /// Creates a query.
     package init(
         namespace: String? = nil, pod: String? = nil, container: String? = nil, previous: Bool? = nil,
         text: String? = nil, sinceMicros: Int64? = nil, untilMicros: Int64? = nil, limit: Int = 500,
@@ -113,7 +110,6 @@ package struct EventQuery: Sendable, Equatable {
     /// Continue after this event (time, sequence).
     package var after: IndexCursor?
 
-    /// Creates a query.
     package init(
         namespace: String? = nil, type: String? = nil, involvedKind: String? = nil, involvedName: String? = nil,
         limit: Int = 100, after: IndexCursor? = nil
@@ -134,7 +130,6 @@ package struct IndexedResource: Sendable, Equatable {
     /// Where the manifest's bytes are.
     package var location: ManifestLocation
 
-    /// Creates an indexed resource.
     package init(record: ResourceRecord, location: ManifestLocation) {
         self.record = record
         self.location = location
@@ -143,14 +138,12 @@ package struct IndexedResource: Sendable, Equatable {
 
 /// Where one manifest's bytes are in the object store: one ranged read.
 package struct ManifestLocation: Sendable, Equatable {
-    /// The object's key.
     package var objectKey: String
     /// The first byte.
     package var offset: Int64
     /// How many bytes.
     package var length: Int64
 
-    /// Creates a location.
     package init(objectKey: String, offset: Int64, length: Int64) {
         self.objectKey = objectKey
         self.offset = offset
@@ -162,12 +155,10 @@ package struct ManifestLocation: Sendable, Equatable {
 package struct IndexedPod: Sendable, Equatable {
     /// The pod.
     package var record: PodRecord
-    /// Its labels.
     package var labels: [String: String]
     /// True for a pod that has logs in the snapshot but no entry in its pod lists.
     package var isOrphan: Bool
 
-    /// Creates an indexed pod.
     package init(record: PodRecord, labels: [String: String], isOrphan: Bool) {
         self.record = record
         self.labels = labels
@@ -179,12 +170,9 @@ package struct IndexedPod: Sendable, Equatable {
 package struct NamespaceSummary: Sendable, Equatable {
     /// The namespace's name.
     package var name: String
-    /// Pods by phase.
     package var podsByPhase: [String: Int]
-    /// Resources by kind.
     package var resourcesByKind: [String: Int]
 
-    /// Creates a summary.
     package init(name: String, podsByPhase: [String: Int] = [:], resourcesByKind: [String: Int] = [:]) {
         self.name = name
         self.podsByPhase = podsByPhase
@@ -202,18 +190,15 @@ package struct SnapshotCounts: Sendable, Equatable, Codable {
     package var pods = 0
     /// Pods with logs but no entry in the pod lists.
     package var orphanPods = 0
-    /// Events.
     package var events = 0
     /// Container logs.
     package var logStreams = 0
-    /// Log lines.
     package var logLines = 0
     /// Container logs that could not be fetched when the snapshot was taken.
     package var logFetchErrors = 0
     /// List items without a name or kind, left out.
     package var skippedItems = 0
 
-    /// Creates zero counts.
     package init() {}
 }
 
@@ -224,7 +209,6 @@ package struct IngestProgress: Sendable, Equatable {
     /// Archive entries (or stdout documents) read.
     package var entriesRead: Int
 
-    /// Creates progress figures.
     package init(bytesRead: Int64, entriesRead: Int) {
         self.bytesRead = bytesRead
         self.entriesRead = entriesRead

@@ -25,7 +25,6 @@ package struct SnapshotReader {
         /// Log lines handed to the sink at once.
         package var logBatchSize = 2000
 
-        /// The defaults.
         package init() {}
     }
 

@@ -14,7 +14,6 @@ import NIOCore
 package final class AnswerCache: Sendable {
     /// An encoded answer and its entity tag.
     package struct Answer: Sendable {
-        /// The body.
         package var body: ByteBuffer
         /// The strong ETag, quoted.
         package var etag: String
@@ -24,18 +23,15 @@ package final class AnswerCache: Sendable {
     package enum Outcome: Sendable {
         /// The client's copy is current (`304`).
         case notModified(etag: String)
-        /// The answer.
         case answer(Answer)
     }
 
     /// What a computation produced: the body, and whether it may be cached (a partial answer may not).
     package struct Computed: Sendable {
-        /// The body.
         package var body: ByteBuffer
         /// False for answers that must not be reused (partial ones).
         package var isCacheable: Bool
 
-        /// Creates a computed answer.
         package init(body: ByteBuffer, isCacheable: Bool) {
             self.body = body
             self.isCacheable = isCacheable
@@ -46,7 +42,6 @@ package final class AnswerCache: Sendable {
     private let logger: Logger
     private let flights = SingleFlight<Answer>()
 
-    /// Creates the answer cache over `cache`.
     package init(cache: any Cache, logger: Logger) {
         self.cache = cache
         self.logger = logger

@@ -34,7 +34,7 @@ package final class QueryOrchestrator<C: Clock>: Sendable where C.Duration == Du
     /// Namespaces by name, with counts from metadata and activity from analytics (optional).
     package func namespaces(
         of id: SnapshotID, tenant: TenantID, limit: Int, after: IndexCursor?
-    ) async throws -> NamespacesView {
+    ) async throws -> PartialPage<NamespaceView> {
         let (_, all, activity) = try await fanOut(
             until: deadline(),
             readyCheck(id, tenant: tenant),
@@ -46,18 +46,14 @@ package final class QueryOrchestrator<C: Clock>: Sendable where C.Duration == Du
             NamespaceView(summary: summary, activity: activity.value.map { $0[summary.name] ?? .init() })
         }
         let next = start + slice.count < all.count ? slice.last.map { IndexCursor([$0.name]).token } : nil
-        return NamespacesView(page: Page(items: views, nextCursor: next), missing: [activity.missing].compactMap { $0 })
+        return PartialPage(page: Page(items: views, nextCursor: next), missing: [activity.missing].compactMap { $0 })
     }
 
     /// A page of resources.
     package func resources(
         of id: SnapshotID, tenant: TenantID, _ query: ResourceQuery
     ) async throws -> Page<IndexedResource> {
-        try await fanOut(
-            until: deadline(),
-            readyCheck(id, tenant: tenant),
-            FanOut.required("resources", from: .metadata) { try await self.metadata.resources(of: id, query) }
-        ).1
+        try await checked(id, tenant, "resources", from: .metadata) { try await self.metadata.resources(of: id, query) }
     }
 
     /// One resource's manifest, as stored: one ranged read.
@@ -89,7 +85,7 @@ package final class QueryOrchestrator<C: Clock>: Sendable where C.Duration == Du
     }
 
     /// A page of pods with their log statistics (optional, from analytics once the page is known).
-    package func pods(of id: SnapshotID, tenant: TenantID, _ query: PodQuery) async throws -> PodsView {
+    package func pods(of id: SnapshotID, tenant: TenantID, _ query: PodQuery) async throws -> PartialPage<PodView> {
         let deadline = deadline()
         let (_, page) = try await fanOut(
             until: deadline,
@@ -102,26 +98,18 @@ package final class QueryOrchestrator<C: Clock>: Sendable where C.Duration == Du
         let views = zip(page.items, keys).map { pod, key in
             PodView(pod: pod, logs: stats.value.map { $0[key] ?? PodLogStats() })
         }
-        return PodsView(
+        return PartialPage(
             page: Page(items: views, nextCursor: page.nextCursor), missing: [stats.missing].compactMap { $0 })
     }
 
     /// A page of log lines.
     package func logs(of id: SnapshotID, tenant: TenantID, _ query: LogQuery) async throws -> Page<LogEntry> {
-        try await fanOut(
-            until: deadline(),
-            readyCheck(id, tenant: tenant),
-            FanOut.required("logs", from: .analytics) { try await self.analytics.logLines(of: id, query) }
-        ).1
+        try await checked(id, tenant, "logs", from: .analytics) { try await self.analytics.logLines(of: id, query) }
     }
 
     /// A page of events, newest first.
     package func events(of id: SnapshotID, tenant: TenantID, _ query: EventQuery) async throws -> Page<EventRecord> {
-        try await fanOut(
-            until: deadline(),
-            readyCheck(id, tenant: tenant),
-            FanOut.required("events", from: .analytics) { try await self.analytics.events(of: id, query) }
-        ).1
+        try await checked(id, tenant, "events", from: .analytics) { try await self.analytics.events(of: id, query) }
     }
 
     /// The landing page: metadata (required), analytics and storage (optional), all at once.
@@ -163,6 +151,16 @@ package final class QueryOrchestrator<C: Clock>: Sendable where C.Duration == Du
         until deadline: C.Instant, _ branches: repeat FanOut.Branch<each Output>
     ) async throws -> (repeat each Output) {
         try await FanOut.run(on: clock, until: deadline, branchTimeout: branchTimeout, repeat each branches)
+    }
+
+    /// One required branch beside the ready check.
+    private func checked<Value: Sendable>(
+        _ id: SnapshotID, _ tenant: TenantID, _ section: String, from dependency: FanOut.Dependency,
+        _ operation: @escaping @Sendable () async throws -> Value
+    ) async throws -> Value {
+        try await fanOut(
+            until: deadline(), readyCheck(id, tenant: tenant), FanOut.required(section, from: dependency, operation)
+        ).1
     }
 
     /// The required branch every view has: the snapshot exists, is `tenant`'s (another tenant's is not found, like

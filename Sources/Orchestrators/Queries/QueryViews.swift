@@ -9,10 +9,9 @@ package struct NamespaceView: Sendable {
     package var activity: NamespaceActivity?
 }
 
-/// A page of namespaces.
-package struct NamespacesView: Sendable {
-    package var page: Page<NamespaceView>
-    /// Sections left out.
+/// A page of a listing whose items an optional store completes: the sections it left out say what is missing.
+package struct PartialPage<Item: Sendable>: Sendable {
+    package var page: Page<Item>
     package var missing: [FanOut.Missing]
 }
 
@@ -21,13 +20,6 @@ package struct PodView: Sendable {
     package var pod: IndexedPod
     /// Its log statistics: zero when it has no logs, nil when analytics is missing.
     package var logs: PodLogStats?
-}
-
-/// A page of pods.
-package struct PodsView: Sendable {
-    package var page: Page<PodView>
-    /// Sections left out.
-    package var missing: [FanOut.Missing]
 }
 
 /// The landing page.

@@ -16,7 +16,6 @@ package final class UploadOrchestrator: Sendable {
         /// What a refused upload is told to wait, in seconds.
         package var retryAfterSeconds = 1
 
-        /// The defaults.
         package init() {}
     }
 
@@ -41,7 +40,6 @@ package final class UploadOrchestrator: Sendable {
         /// The `Content-Length` header, when the body is not chunked.
         package var declaredLength: Int64?
 
-        /// Creates a request.
         package init(tenant: TenantID, cluster: ClusterName, idempotencyKey: String?, declaredLength: Int64?) {
             self.tenant = tenant
             self.cluster = cluster

@@ -62,6 +62,20 @@ import Testing
         ).snapshot
     }
 
+    /// A worker writing 7 lines at a time whose first analytics write opens `reached` and waits for `release`.
+    static func heldWorker(
+        _ stores: Stores, _ settings: IngestOrchestrator.Settings = .init()
+    ) -> (worker: IngestOrchestrator, reached: Gate, release: Gate) {
+        let (reached, release) = (Gate(), Gate())
+        var settings = settings
+        settings.linesPerWrite = 7
+        let worker = IngestOrchestrator(
+            metadata: stores.metadata, objects: stores.objects,
+            analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release), settings: settings,
+            logger: Logger(label: "t"))
+        return (worker, reached, release)
+    }
+
     @Test func aWorkerThatDiesMidIngestIsReplacedAndNothingIsDuplicated() async throws {
         try await Stores.with { stores in
             let clock = ManualClock()
@@ -138,16 +152,9 @@ import Testing
         try await Stores.with { stores in
             let bytes = try GeneratedDump(form: "directory", archive: "tar.gz", seed: 8).bytes
             let snapshot = try await Self.upload(bytes, to: stores, now: { Date() })
-            let reached = Gate()
-            let release = Gate()
             var settings = IngestOrchestrator.Settings()
             settings.lease = .milliseconds(300)  // renewed, with progress, every 100 ms
-            settings.linesPerWrite = 7
-            let worker = IngestOrchestrator(
-                metadata: stores.metadata, objects: stores.objects,
-                analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release),
-                settings: settings,
-                logger: Logger(label: "t"))
+            let (worker, reached, release) = Self.heldWorker(stores, settings)
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await worker.ingestNext(as: "w") }
                 await reached.wait()
@@ -171,15 +178,7 @@ import Testing
         try await Stores.with { stores in
             let bytes = try GeneratedDump(form: "directory", archive: "tar.gz", seed: 10).bytes
             let snapshot = try await Self.upload(bytes, to: stores, now: { Date() })
-            let reached = Gate()
-            let release = Gate()
-            var settings = IngestOrchestrator.Settings()
-            settings.linesPerWrite = 7
-            let worker = IngestOrchestrator(
-                metadata: stores.metadata, objects: stores.objects,
-                analytics: HeldAnalytics(base: stores.analytics, reached: reached, release: release),
-                settings: settings,
-                logger: Logger(label: "t"))
+            let (worker, reached, release) = Self.heldWorker(stores)
             try await withThrowingTaskGroup(of: Bool.self) { tasks in
                 tasks.addTask { try await worker.ingestNext(as: "w") }
                 await reached.wait()

@@ -135,7 +135,8 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
                     + "AND table IN ('log_lines', 'log_streams', 'events')")
             if (pending.first?.int("n") ?? 0) == 0 { return }
             guard ContinuousClock.now < deadline else {
-                throw ClickHouseError(.unfinished, "deleting a snapshot's rows did not finish within 60 s")
+                throw ClickHouseError(
+                    code: .unfinished, message: "deleting a snapshot's rows did not finish within 60 s")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -177,7 +178,7 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
         return try Page(rows: rows, limit: query.limit) { row in
             guard let number = row.int("stream"), let key = keys[number], let line = row.int("line"),
                 let text = row["text"]
-            else { throw ClickHouseError(.malformedAnswer, "a log line row is unreadable") }
+            else { throw ClickHouseError(code: .malformedAnswer, message: "a log line row is unreadable") }
             return LogEntry(stream: key, line: LogLine(number: line, text: text, timestampMicros: row.int64("ts")))
         } cursor: { row, _ in
             IndexCursor([row["stream"] ?? "0", row["line"] ?? "0"]).token
@@ -201,7 +202,7 @@ package final class ClickHouseAnalyticsStore: AnalyticsStore {
             guard let namespace = row["namespace"], let name = row["name"], let type = row["type"],
                 let reason = row["reason"], let message = row["message"], let count = row.int("count"),
                 let kind = row["involved_kind"], let involved = row["involved_name"]
-            else { throw ClickHouseError(.malformedAnswer, "an event row is unreadable") }
+            else { throw ClickHouseError(code: .malformedAnswer, message: "an event row is unreadable") }
             return EventRecord(
                 namespace: namespace, name: name, type: type, reason: reason, message: message, count: count,
                 firstMicros: row.int64("first_ts"), lastMicros: row.int64("last_ts"), involvedKind: kind,

@@ -4,65 +4,24 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Where a ClickHouse server is: `clickhouse://user[:password]@host:port/database` (the HTTP interface's port);
-/// `clickhouses://` for HTTPS. The password never appears in ``description``.
-package struct ClickHouseLocation: Sendable, Equatable, CustomStringConvertible {
-    package var host: String
-    package var port: Int
-    package var username: String
-    package var password: String?
-    package var database: String
-    package var usesTLS: Bool
-
-    package init?(url text: String) {
-        guard let components = URLComponents(string: text), let scheme = components.scheme,
-            ["clickhouse", "clickhouses"].contains(scheme), let host = components.host, !host.isEmpty
-        else { return nil }
-        let database = String(components.path.drop { $0 == "/" })
-        guard database.isEmpty || database.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { return nil }
-        self.host = host
-        self.port = components.port ?? (scheme == "clickhouses" ? 8443 : 8123)
-        self.username = components.user.flatMap { $0.removingPercentEncoding } ?? "default"
-        self.password = components.password.flatMap { $0.removingPercentEncoding }
-        self.database = database.isEmpty ? "default" : database
-        self.usesTLS = scheme == "clickhouses"
-    }
-
-    package var description: String {
-        "\(usesTLS ? "clickhouses" : "clickhouse")://\(username)@\(host):\(port)/\(database)"
-    }
-}
-
 /// Why a ClickHouse call failed: the server's error code and first line, or the transport's error.
 package struct ClickHouseError: Error, Sendable, CustomStringConvertible {
     /// The kind of failure.
-    package struct Code: Sendable, Hashable, CustomStringConvertible {
-        private enum Base: String, Sendable, Hashable {
-            case server, answerTooLarge, malformedAnswer, unfinished
-        }
-        private let base: Base
-
+    package enum Code: String, Sendable {
         /// The server refused or failed a statement; ``ClickHouseError/serverCode`` says which error.
-        package static let server = Code(base: .server)
+        case server
         /// An answer exceeded the client's bound.
-        package static let answerTooLarge = Code(base: .answerTooLarge)
+        case answerTooLarge
         /// An answer could not be read as rows of the expected shape.
-        package static let malformedAnswer = Code(base: .malformedAnswer)
+        case malformedAnswer
         /// Work the server accepted (a mutation) did not finish in time.
-        package static let unfinished = Code(base: .unfinished)
-
-        package var description: String { base.rawValue }
+        case unfinished
     }
 
     package let code: Code
     /// The server's first line (`Code: 47, e.displayText() = DB::Exception: ...`) or the client's reason; never a
     /// statement.
     package let message: String
-
-    package init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
 
     /// The server's error number (`Code: 47` is 47), for ``Code/server`` errors that carry one.
     package var serverCode: Int? {
@@ -107,7 +66,8 @@ package final class ClickHouseClient: Sendable {
         for try await chunk in response.body {
             received += chunk.readableBytes
             guard received <= Self.maxAnswerBytes else {
-                throw ClickHouseError(.answerTooLarge, "an answer exceeded \(Self.maxAnswerBytes >> 20) MiB")
+                throw ClickHouseError(
+                    code: .answerTooLarge, message: "an answer exceeded \(Self.maxAnswerBytes >> 20) MiB")
             }
             rows += try decoder.feed(chunk)
         }
@@ -137,7 +97,7 @@ package final class ClickHouseClient: Sendable {
     /// Throws when the server does not answer `SELECT 1`.
     package func ping() async throws {
         guard try await send(ByteBuffer(string: "SELECT 1")).trimmingCharacters(in: .whitespacesAndNewlines) == "1"
-        else { throw ClickHouseError(.malformedAnswer, "unexpected answer to SELECT 1") }
+        else { throw ClickHouseError(code: .malformedAnswer, message: "unexpected answer to SELECT 1") }
     }
 
     /// Answers larger than this are refused (queries carry a `LIMIT`; this bounds a mistake).
@@ -166,7 +126,7 @@ package final class ClickHouseClient: Sendable {
     private static func failure(_ response: HTTPClientResponse) async throws -> ClickHouseError {
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
         let first = text.split(separator: "\n").first.map(String.init) ?? "HTTP \(response.status.code)"
-        return ClickHouseError(.server, String(first.prefix(300)))
+        return ClickHouseError(code: .server, message: String(first.prefix(300)))
     }
 }
 

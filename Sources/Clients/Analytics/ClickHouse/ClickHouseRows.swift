@@ -61,8 +61,8 @@ package struct TabSeparatedDecoder {
         let text = String(buffer: line)
         // "Code: 241, e.displayText() = DB::Exception: ..." when the query failed mid-answer.
         return text.hasPrefix("Code:")
-            ? ClickHouseError(.server, String(text.prefix(300)))
-            : ClickHouseError(.malformedAnswer, "a result row has the wrong number of columns")
+            ? ClickHouseError(code: .server, message: String(text.prefix(300)))
+            : ClickHouseError(code: .malformedAnswer, message: "a result row has the wrong number of columns")
     }
 
     private static func fields(_ line: ByteBuffer) throws -> [String?] {

@@ -47,7 +47,7 @@ package final class RedisClient: Sendable {
         let slot = slots[next.add(1, ordering: .relaxed).newValue % slots.count]
         let connection = try await connection(in: slot)
         let reply = try await connection.send(arguments, timeout: settings.commandTimeout)
-        if case .error(let message) = reply { throw RedisError(.serverError, message) }
+        if case .error(let message) = reply { throw RedisError(code: .serverError, message: message) }
         return reply
     }
 
@@ -68,7 +68,7 @@ package final class RedisClient: Sendable {
         return try await slot.connecting.withLock {
             if let open = slot.state.withLock({ $0.connection }), open.isActive { return open }
             if let retryAt = slot.state.withLock({ $0.retryAt }), ContinuousClock.now < retryAt {
-                throw RedisError(.backingOff, "cannot connect to \(location); retrying shortly")
+                throw RedisError(code: .backingOff, message: "cannot connect to \(location); retrying shortly")
             }
             do {
                 let connection = try await openConnection()
@@ -98,7 +98,9 @@ package final class RedisClient: Sendable {
                 let reply = try await connection.send(
                     command.map { ByteBuffer(string: $0) }, timeout: settings.commandTimeout)
                 // The reply text may echo nothing secret, but say only which step failed.
-                if case .error = reply { throw RedisError(.serverError, "\(command[0]) was refused by the server") }
+                if case .error = reply {
+                    throw RedisError(code: .serverError, message: "\(command[0]) was refused by the server")
+                }
             }
             return connection
         } catch {

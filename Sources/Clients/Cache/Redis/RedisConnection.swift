@@ -7,38 +7,26 @@ import Synchronization
 /// Why a Redis call failed: a ``Code`` to switch on and a message for people (never a password).
 package struct RedisError: Error, Sendable, CustomStringConvertible {
     /// The kind of failure.
-    package struct Code: Sendable, Hashable, CustomStringConvertible {
-        private enum Base: String, Sendable, Hashable {
-            case timedOut, connectionClosed, backingOff, serverError, unexpectedReply
-        }
-        private let base: Base
-
+    package enum Code: String, Sendable {
         /// No reply within the command timeout; the connection was closed.
-        package static let timedOut = Code(base: .timedOut)
+        case timedOut
         /// The connection closed before the reply came.
-        package static let connectionClosed = Code(base: .connectionClosed)
+        case connectionClosed
         /// A connect failed moments ago: none is tried again until its backoff has passed.
-        package static let backingOff = Code(base: .backingOff)
+        case backingOff
         /// The server answered with an error (`ERR ...`, `NOSCRIPT ...`, a refused `AUTH`).
-        package static let serverError = Code(base: .serverError)
+        case serverError
         /// A reply of a type the command never answers with.
-        package static let unexpectedReply = Code(base: .unexpectedReply)
-
-        package var description: String { base.rawValue }
+        case unexpectedReply
     }
 
     package let code: Code
     package let message: String
 
-    package init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
     package var description: String { "Redis: \(message)" }
 
-    static let timedOut = RedisError(.timedOut, "no reply in time; the connection was closed")
-    static let closed = RedisError(.connectionClosed, "the connection closed")
+    static let timedOut = RedisError(code: .timedOut, message: "no reply in time; the connection was closed")
+    static let closed = RedisError(code: .connectionClosed, message: "the connection closed")
 }
 
 /// One connection to a Redis server. Commands may be sent concurrently: they are pipelined, and replies are matched to

@@ -12,18 +12,14 @@ package struct RedisLocation: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses the URL; nil when it is not a Redis URL.
     package init?(url text: String) {
-        guard let components = URLComponents(string: text), let scheme = components.scheme,
-            ["redis", "rediss"].contains(scheme), let host = components.host, !host.isEmpty
+        guard let url = ServerURL(text, schemes: ["redis", "rediss"]), url.path.isEmpty || Int(url.path) != nil
         else { return nil }
-        let path = components.path.drop { $0 == "/" }
-        guard path.isEmpty || Int(path) != nil else { return nil }
-        self.host = host
-        self.port = components.port ?? 6379
-        let user = components.user.flatMap { $0.removingPercentEncoding }
-        self.username = user?.isEmpty == true ? nil : user
-        self.password = components.password.flatMap { $0.removingPercentEncoding }
-        self.database = Int(path) ?? 0
-        self.usesTLS = scheme == "rediss"
+        self.host = url.host
+        self.port = url.port ?? 6379
+        self.username = url.user?.isEmpty == true ? nil : url.user
+        self.password = url.password
+        self.database = Int(url.path) ?? 0
+        self.usesTLS = url.scheme == "rediss"
     }
 
     package var description: String {

@@ -30,7 +30,7 @@ extension RedisClient {
         } catch let error as RedisError where error.code == .serverError && error.message.hasPrefix("NOSCRIPT") {
             let loaded = try await send("SCRIPT", "LOAD", script.source)
             guard case .bulkString(let sha?) = loaded, String(buffer: sha) == script.sha1 else {
-                throw RedisError(.unexpectedReply, "SCRIPT LOAD answered an unexpected digest")
+                throw RedisError(code: .unexpectedReply, message: "SCRIPT LOAD answered an unexpected digest")
             }
             return try await send([ByteBuffer(string: "EVALSHA"), ByteBuffer(string: script.sha1)] + tail)
         }

@@ -24,22 +24,18 @@ package struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses a `postgres://` or `postgresql://` URL; nil when it is not one.
     package init?(url text: String) {
-        guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme),
-            let host = components.host, !host.isEmpty
+        guard let url = ServerURL(text, schemes: ["postgres", "postgresql"]), !url.path.isEmpty,
+            !url.path.contains("/"), let tls = TLSMode(rawValue: url.query("sslmode") ?? "prefer")
         else { return nil }
-        let database = String(components.path.drop { $0 == "/" })
-        guard !database.isEmpty, !database.contains("/") else { return nil }
-        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
-        guard let tls = TLSMode(rawValue: mode) else { return nil }
-        if let text = components.queryItems?.first(where: { $0.name == "statement_timeout" })?.value {
+        if let text = url.query("statement_timeout") {
             guard let milliseconds = Int(text), milliseconds >= 0 else { return nil }
             self.statementTimeoutMilliseconds = milliseconds
         }
-        self.host = host
-        self.port = components.port ?? 5432
-        self.username = components.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
-        self.password = components.password.flatMap { $0.removingPercentEncoding }
-        self.database = database
+        self.host = url.host
+        self.port = url.port ?? 5432
+        self.username = url.user ?? "postgres"
+        self.password = url.password
+        self.database = url.path
         self.tls = tls
     }
 

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import KubinSupport
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -171,7 +172,7 @@ package final class S3ObjectStore: ObjectStore {
     private func send(
         _ method: String, name: String?, query: [(String, String)], body: ByteBuffer?, expect: Set<UInt>
     ) async throws -> Answer {
-        let hash = body.map { SigV4Signer.hex(SHA256.hash(data: $0.readableBytesView)) } ?? SigV4Signer.emptyPayloadHash
+        let hash = body.map { SHA256.hash(data: $0.readableBytesView).hexString } ?? SigV4Signer.emptyPayloadHash
         let request = signedRequest(method, name: name, query: query, body: body, range: nil, payloadHash: hash)
         let response = try await http.execute(request, timeout: timeout, logger: logger)
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))

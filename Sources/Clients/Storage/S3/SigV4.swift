@@ -72,8 +72,8 @@ package struct SigV4Signer: Sendable {
         let (canonical, signedHeaders) = Self.canonicalRequest(signed)
         let scope = "\(day)/\(region)/\(service)/aws4_request"
         let stringToSign =
-            "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n\(Self.hex(SHA256.hash(data: Data(canonical.utf8))))"
-        let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: signingKey(day)))
+            "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n\(SHA256.hash(data: Data(canonical.utf8)).hexString)"
+        let signature = HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: signingKey(day)).hexString
         added.append(
             (
                 "authorization",
@@ -139,26 +139,10 @@ package struct SigV4Signer: Sendable {
     static func timestamps(_ date: Date) -> (String, String) {
         let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
         let days = seconds.quotientAndRemainder(dividingBy: 86_400)
-        let (year, month, day) = civil(days.quotient)
+        let (year, month, day) = CivilDays.date(ofDay: days.quotient)
         let time = days.remainder
         let stamp = String(format: "%04d%02d%02d", year, month, day)
         return (stamp + String(format: "T%02d%02d%02dZ", time / 3600, time / 60 % 60, time % 60), stamp)
     }
 
-    /// Year, month, day of a day count since 1970 (Howard Hinnant's civil-from-days).
-    private static func civil(_ days: Int64) -> (Int64, Int64, Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.hexString
-    }
 }

@@ -12,7 +12,6 @@ package struct ArchiveEntry: Sendable, Equatable {
     /// The body's size in bytes (0 for a directory).
     package var size: Int64
 
-    /// Creates an entry.
     package init(path: String, kind: Kind, size: Int64) {
         self.path = path
         self.kind = kind

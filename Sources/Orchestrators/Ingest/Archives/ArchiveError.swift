@@ -16,7 +16,6 @@ package struct ArchiveError: Error, Sendable, Equatable, CustomStringConvertible
     /// A sentence for the snapshot's `failureReason`.
     package var reason: String
 
-    /// Creates an error.
     package init(_ kind: Kind, _ reason: String) {
         self.kind = kind
         self.reason = reason

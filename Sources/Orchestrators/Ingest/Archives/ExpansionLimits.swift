@@ -7,7 +7,6 @@ package struct ExpansionLimits: Sendable {
     /// Output allowed before the ratio is checked (small archives of repetitive text compress very well).
     package var ratioGraceBytes: Int64 = 256 << 20
 
-    /// The defaults.
     package init() {}
 
     /// Throws when `produced` bytes out of `consumed` compressed ones break a limit.

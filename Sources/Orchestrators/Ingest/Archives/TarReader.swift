@@ -14,7 +14,6 @@ package enum TarReader {
         /// The largest pax extended header or GNU long name, in bytes.
         package var maxMetadataBytes = 1 << 20
 
-        /// The defaults.
         package init() {}
     }
 

@@ -16,7 +16,6 @@ package enum ZipReader {
         /// The largest central directory read into memory.
         package var maxDirectoryBytes = 64 << 20
 
-        /// The defaults.
         package init() {}
     }
 

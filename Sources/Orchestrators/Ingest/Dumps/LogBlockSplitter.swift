@@ -10,9 +10,7 @@ package struct LogBlockSplitter {
     package struct Block: Sendable, Equatable {
         /// The pod's namespace.
         package var namespace: String
-        /// The pod.
         package var pod: String
-        /// The container.
         package var container: String
     }
 

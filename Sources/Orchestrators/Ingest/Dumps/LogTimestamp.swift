@@ -1,3 +1,5 @@
+import KubinSupport
+
 /// Recognises the timestamp at the start of (or inside) a log line, as microseconds since 1970 (UTC).
 ///
 /// Formats, tried in this order: CRI (`2022-11-29T20:55:22.82649547Z stderr F msg`), an RFC 3339 prefix (`T` or a
@@ -217,25 +219,12 @@ package enum LogTimestamp {
         guard (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute),
             (0...60).contains(second)
         else { return nil }
-        // Days from civil (Howard Hinnant's algorithm).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = Int64(era * 146_097 + dayOfEra - 719_468)
+        let days = CivilDays.days(year: Int64(year), month: Int64(month), day: Int64(day))
         return days * 86_400 + Int64(hour * 3600 + minute * 60 + second)
     }
 
     /// The UTC year of a time in microseconds since 1970.
     static func civilYear(ofMicros micros: Int64) -> Int {
-        let days = Int(micros / 86_400_000_000)
-        let shifted = days + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        return yearOfEra + era * 400 + (monthIndex >= 10 ? 1 : 0)
+        Int(CivilDays.date(ofDay: micros / 86_400_000_000).year)
     }
 }

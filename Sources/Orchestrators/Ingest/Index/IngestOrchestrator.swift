@@ -28,7 +28,6 @@ package final class IngestOrchestrator: Service, Sendable {
         /// The reader's bounds.
         package var limits = SnapshotReader.Limits()
 
-        /// The defaults.
         package init() {}
     }
 

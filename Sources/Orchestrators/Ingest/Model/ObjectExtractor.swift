@@ -25,7 +25,6 @@ package enum ObjectExtractor {
         /// The namespace the file belongs to.
         package var fileNamespace: String?
 
-        /// Creates a context.
         package init(listKind: String?, listAPIVersion: String?, fileKind: String?, fileNamespace: String?) {
             self.listKind = listKind
             self.listAPIVersion = listAPIVersion
