@@ -39,6 +39,34 @@ import Testing
         }
     }
 
+    /// The README's table of keys states defaults too: each must be the settings table's.
+    @Test func theREADMEStatesTheDefaultsOfTheSettingsTable() throws {
+        let readme = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.components(separatedBy: "## Configuration").dropFirst().first)
+        let defaults = Dictionary(uniqueKeysWithValues: SettingsTable.rows.map { ($0.key, $0.defaultValue) })
+        var checked = 0
+        for row in section.split(separator: "\n") where row.hasPrefix("| `") {
+            let columns = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard columns.count >= 2 else { continue }
+            let keys = columns[0].split(separator: "`", omittingEmptySubsequences: false).enumerated().filter {
+                $0.offset % 2 == 1
+            }.map(\.element)
+                .map(String.init).filter { defaults[$0] != nil }
+            let stated = columns[1].split(separator: ",").map { text -> String in
+                let value = text.trimmingCharacters(in: .whitespaces)
+                return value.hasPrefix("empty") ? "" : value.trimmingCharacters(in: CharacterSet(charactersIn: "`"))
+            }
+            guard keys.count == stated.count else { continue }
+            for (key, value) in zip(keys, stated) {
+                #expect(defaults[key] == value, "README says \(key) defaults to '\(value)'")
+                checked += 1
+            }
+        }
+        #expect(checked >= 15, "the README's table was found")
+    }
+
     @Test func defaultsRunEverythingEmbeddedOnLoopback() async throws {
         let configuration = try await load()
         #expect(

@@ -67,6 +67,13 @@ import Testing
         }
         gateway.signal(SIGTERM)
         #expect(try await gateway.exitStatus() == 0)
+        // Standard output is for log shippers: JSON lines only, the development banner included.
+        let printed = gateway.standardOutput.split(separator: "\n")
+        #expect(!printed.isEmpty && printed.count == gateway.logLines.count, "\(gateway.standardOutput)")
+        #expect(
+            gateway.logLines.contains {
+                $0["message"] as? String == "development mode: no identity provider is configured"
+            })
 
         let withProvider = try GatewayProcess(
             ["token", "--data-dir", directory], environment: ["KUBIN_AUTH_HS256_SECRET": TestTokens.secret])
