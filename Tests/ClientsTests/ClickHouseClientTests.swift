@@ -66,9 +66,9 @@ import Testing
         try await withClient { client in
             await #expect {
                 try await client.execute("SELECT no_such_column FROM system.one WHERE 'secret-literal'")
-            } throws: { error in
-                let error = error as? ClickHouseError
-                return error?.code == .server && error?.serverCode == 47 && !"\(error)".contains("secret-literal")
+            } throws: { thrown in
+                let error = thrown as? ClickHouseError
+                return error?.code == .server && error?.serverCode == 47 && !"\(thrown)".contains("secret-literal")
             }
         }
         #expect(ClickHouseLocation(url: "clickhouse://app:p%40ss@ch:8123/kubin")?.password == "p@ss")

@@ -241,7 +241,7 @@ import Testing
                 unsafeSQL: "DELETE FROM snapshots WHERE id = $1",
                 binds: {
                     var binds = PostgresBindings()
-                    try binds.append(id)
+                    binds.append(id)
                     return binds
                 }()), logger: logger)
         try await connection.close()
