@@ -143,6 +143,22 @@ enum AnalyticsStores {
         }
     }
 
+    /// A search text is literal, whatever it holds: a NUL matches only the lines that hold one.
+    @Test(arguments: AnalyticsStores.all)
+    func aSearchForANulFindsOnlyLinesWithOne(_ factory: StoreFactory<any AnalyticsStore>) async throws {
+        try await factory.with { store in
+            let id = SnapshotID.generate(at: Date())
+            let texts = ["plain", "with \u{0} nul", "\u{0}", "nul-free too", "two\u{0}\u{0}"]
+            try await store.appendLogLines(
+                texts.enumerated().map { LogLine(number: $0.offset + 1, text: $0.element, timestampMicros: nil) },
+                of: Self.web, snapshot: id)
+            let found = try await store.logLines(of: id, LogQuery(text: "\u{0}", limit: 100)).items.map(\.line.text)
+            #expect(found == ["with \u{0} nul", "\u{0}", "two\u{0}\u{0}"])
+            let pair = try await store.logLines(of: id, LogQuery(text: "\u{0}\u{0}", limit: 100)).items
+            #expect(pair.map(\.line.text) == ["two\u{0}\u{0}"])
+        }
+    }
+
     /// Long logs span many blocks of the time index, with times out of order and gaps without timestamps; a range
     /// query returns exactly the lines a scan would.
     @Test(arguments: AnalyticsStores.all)

@@ -23,7 +23,13 @@ import Testing
             ("pages=1-2", .whole),
             ("bytes=a-b", .whole),
             ("bytes=-", .whole),
-            ("bytes=99999999999999999999-", .whole),
+            ("bytes=99999999999999999999-", .unsatisfiable),
+            ("bytes=0-99999999999999999999", .range(0..<100)),
+            ("bytes=90-18446744073709551616", .range(90..<100)),
+            ("bytes=-99999999999999999999", .range(0..<100)),
+            ("bytes=5-1e20", .whole),
+            ("bytes=1e3-", .whole),
+            ("bytes=0x10-", .whole),
         ] as [(String?, ByteRange.Request)])
     func interpretsTheRangeHeader(_ header: String?, _ expected: ByteRange.Request) {
         #expect(ByteRange.parse(header, size: 100) == expected)

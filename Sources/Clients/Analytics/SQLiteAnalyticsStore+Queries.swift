@@ -22,21 +22,23 @@ extension SQLiteAnalyticsStore {
         }
         filter.add("l.ts >= ?", query.sinceMicros.map(Self.integer))
         filter.add("l.ts < ?", query.untilMicros.map(Self.integer))
-        filter.add("l.text LIKE ? ESCAPE '\\'", query.text.map { .text("%" + Self.escapeLike($0) + "%") })
+        // instr compares bytes over the whole length, so every character is literal (a NUL too, which LIKE takes
+        // for the end of its pattern); lower() folds ASCII letters only, as the search promises.
+        filter.add("instr(lower(l.text), lower(?)) > 0", query.text.map(SQLiteData.text))
         if let after = query.after {
             guard let stream = after.integer(0), let line = after.integer(1) else { throw IndexQueryError.badCursor }
             filter.add("(l.stream_id, l.line) > (?, ?)", [.integer(Int(stream)), .integer(Int(line))])
         }
         let rows = try await database.query(
             """
-            SELECT s.id, s.namespace, s.pod, s.container, s.previous, l.line, l.ts, l.text
+            SELECT s.id, s.namespace, s.pod, s.container, s.previous, l.line, l.ts, CAST(l.text AS BLOB) AS text
             FROM \(tables)
             WHERE \(filter.sql) ORDER BY l.stream_id, l.line LIMIT ?
             """, filter.binds + [.integer(query.limit + 1)])
         return try Page(rows: rows, limit: query.limit) { row in
             guard let namespace = row.column("namespace")?.string, let pod = row.column("pod")?.string,
                 let container = row.column("container")?.string, let previous = row.column("previous")?.integer,
-                let number = row.column("line")?.integer, let text = row.column("text")?.string
+                let number = row.column("line")?.integer, let text = Self.wholeText(row, "text")
             else { throw SQLiteDatabaseError("a log line row is unreadable") }
             return LogEntry(
                 stream: LogStreamKey(namespace: namespace, pod: pod, container: container, isPrevious: previous != 0),
@@ -58,14 +60,14 @@ extension SQLiteAnalyticsStore {
         }
         let rows = try await database.query(
             """
-            SELECT seq, sort_ts, namespace, name, type, reason, message, count, first_ts, last_ts, involved_kind,
+            SELECT seq, sort_ts, namespace, name, type, reason, CAST(message AS BLOB) AS message, count, first_ts, last_ts, involved_kind,
                    involved_name, involved_namespace
             FROM events WHERE \(filter.sql) ORDER BY sort_ts DESC, seq DESC LIMIT ?
             """, filter.binds + [.integer(query.limit + 1)])
         return try Page(rows: rows, limit: query.limit) { row in
             guard let namespace = row.column("namespace")?.string, let name = row.column("name")?.string,
                 let type = row.column("type")?.string, let reason = row.column("reason")?.string,
-                let message = row.column("message")?.string, let count = row.column("count")?.integer,
+                let message = Self.wholeText(row, "message"), let count = row.column("count")?.integer,
                 let kind = row.column("involved_kind")?.string, let involved = row.column("involved_name")?.string
             else { throw SQLiteDatabaseError("an event row is unreadable") }
             return EventRecord(

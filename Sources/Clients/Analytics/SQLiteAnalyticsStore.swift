@@ -11,7 +11,7 @@ import SQLiteNIO
 /// the blocks that overlap it, while ingest writes one index row per block instead of one per line. Appends are
 /// multi-row inserts, one transaction per call. Commits are synced at ``flush()`` only (`synchronous=NORMAL`): ingest
 /// flushes before it marks a snapshot ready, and a crash before that re-ingests the snapshot from its archive.
-/// Text search is SQLite's `LIKE`, which ignores case for ASCII letters only.
+/// Text search is literal and ignores case for ASCII letters only (SQLite's `instr` over `lower`).
 package final class SQLiteAnalyticsStore: AnalyticsStore {
     let database: SQLiteDatabase
 
@@ -262,19 +262,19 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
     static func integer(_ value: Int64) -> SQLiteData { .integer(Int(value)) }
 
     /// `(?, ?), (?, ?)` for `rows` rows of `columns` columns.
+    /// A free-text column selected `CAST(... AS BLOB)`: sqlite-nio reads TEXT as a C string, which would end it at
+    /// its first NUL; its bytes are the whole UTF-8 text.
+    static func wholeText(_ row: SQLiteRow, _ column: String) -> String? {
+        switch row.column(column) {
+        case .blob(let bytes)?: String(buffer: bytes)
+        case .text(let text)?: text
+        default: nil
+        }
+    }
+
     static func placeholders(rows: Int, columns: Int) -> String {
         let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
         return Array(repeating: row, count: rows).joined(separator: ", ")
-    }
-
-    /// `text` with `LIKE`'s wildcards (and the escape character) escaped by `\`.
-    static func escapeLike(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
-            escaped.append(character)
-        }
-        return escaped
     }
 
     static func earliest(_ a: Int64?, _ b: Int64?) -> Int64? { [a, b].compactMap { $0 }.min() }

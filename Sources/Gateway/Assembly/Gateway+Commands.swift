@@ -12,6 +12,9 @@ extension Gateway {
         switch command {
         case .token(let tenant, let scopes, let validity, let subject):
             guard configuration.auth.isDevelopment else { throw ToolError.notDevelopmentMode }
+            guard validity <= configuration.auth.maxTokenLifetime else {
+                throw ToolError.longerThanAllowed(configuration.auth.maxTokenLifetime)
+            }
             try FileManager.default.createDirectory(
                 atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             let signer = try await DevelopmentSigner.open(
@@ -71,6 +74,7 @@ extension Gateway {
 package enum ToolError: Error, CustomStringConvertible {
     case notDevelopmentMode
     case noLiveKey(String)
+    case longerThanAllowed(Duration)
 
     package var description: String {
         switch self {
@@ -78,6 +82,9 @@ package enum ToolError: Error, CustomStringConvertible {
             "development tokens exist only in development mode; an identity provider is configured (auth.jwks or "
                 + "auth.hs256.secret): use its tokens, or an API key (kubin-gateway keys create)"
         case .noLiveKey(let id): "no active API key has the id '\(id.prefix(64))'"
+        case .longerThanAllowed(let lifetime):
+            "--ttl is longer than auth.maxTokenLifetime (\(SettingValues.text(of: lifetime))): the gateway would refuse "
+                + "the token"
         }
     }
 }

@@ -61,7 +61,7 @@ package struct Access: Sendable {
             keys: keySet,
             rules: .init(
                 issuer: auth.issuer ?? (auth.isDevelopment ? DevelopmentSigner.issuer : nil), audience: auth.audience,
-                tenantClaim: auth.tenantClaim, leeway: auth.leeway))
+                tenantClaim: auth.tenantClaim, leeway: auth.leeway, maxLifetime: auth.maxTokenLifetime))
         let apiKeys = APIKeyRegistry(metadata: keys, now: now)
         return Access(
             authenticator: Authenticator(verifier: verifier, apiKeys: apiKeys, leeway: auth.leeway, now: now),

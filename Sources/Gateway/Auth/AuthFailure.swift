@@ -31,6 +31,12 @@ struct AuthFailure: Error, Sendable, Equatable {
     static let badSignature = AuthFailure("bad-signature", "The token's signature does not verify.")
     static let expired = AuthFailure("expired", "The token has expired.")
     static let missingExpiry = AuthFailure("missing-exp", "The token has no expiry ('exp').")
+    static let lifetimeTooLong = AuthFailure(
+        "lifetime-too-long", "The token's expiry ('exp') is further away than the longest lifetime the gateway accepts."
+    )
+    static let criticalHeader = AuthFailure(
+        "unsupported-critical-header",
+        "The token marks header parameters as critical ('crit'); the gateway understands none of them.")
     static let notYetValid = AuthFailure("not-yet-valid", "The token is not valid yet ('nbf' or 'iat' in the future).")
     static let wrongIssuer = AuthFailure("wrong-issuer", "The token's issuer ('iss') is not the one configured.")
     static let wrongAudience = AuthFailure("wrong-audience", "The token is not meant for this audience ('aud').")

@@ -60,9 +60,15 @@ struct JWKSError: Error, CustomStringConvertible {
 }
 
 /// Verifies bearer JWTs locally: the header is checked before any key is used (`alg: none`, algorithms outside the
-/// allow-list, an algorithm that does not fit the named key, a missing `kid` when several keys fit), the signature is
-/// verified by jwt-kit with exactly the chosen key, and the claims (`exp` required, `nbf`, `iat` with leeway, `iss`,
-/// `aud`, the tenant claim, `scope`/`scp`) are checked here.
+/// allow-list, a `crit` header (RFC 7515 §4.1.11: no extension is understood here), an algorithm that does not fit the
+/// named key, a missing `kid` when several keys fit), the signature is verified by jwt-kit with exactly the chosen
+/// key, and the claims (`exp` required and at most `maxLifetime` away, `nbf`, `iat` with leeway, `iss`, `aud`, the
+/// tenant claim, `scope`/`scp`) are checked here.
+///
+/// ECDSA signatures are not required to be low-S: standard signers (OpenSSL, Java, Go) produce high-S signatures
+/// about half the time, so refusing them would refuse valid tokens. The malleability this allows gives nothing away:
+/// making the second form of a signature needs the first, a valid token of the same claims, and the remembered
+/// verifications are keyed by the token's text, so the second form is verified on its own.
 final class TokenVerifier: Sendable {
     /// What a token must carry.
     struct Rules: Sendable {
@@ -70,6 +76,8 @@ final class TokenVerifier: Sendable {
         var audience: String?
         var tenantClaim = "tenant"
         var leeway: Duration = .seconds(60)
+        /// The furthest away an `exp` may be.
+        var maxLifetime: Duration = .seconds(86400)
     }
 
     /// The longest token accepted.
@@ -96,6 +104,7 @@ final class TokenVerifier: Sendable {
         else { throw .malformed }
         guard alg.lowercased() != "none" else { throw .algNone }
         guard Self.algorithms.contains(alg) else { throw .unsupportedAlgorithm }
+        guard header["crit"] == nil else { throw .criticalHeader }
         let kid = header["kid"] as? String
         if header["kid"] != nil, kid == nil { throw .malformed }
         let key = try await keys.key(kid: kid, alg: alg)
@@ -113,6 +122,7 @@ final class TokenVerifier: Sendable {
         let now = now.timeIntervalSince1970
         guard let exp = try Self.time(claims["exp"]) else { throw .missingExpiry }
         guard now < exp + leeway else { throw .expired }
+        guard exp - now <= Double(rules.maxLifetime.components.seconds) + leeway else { throw .lifetimeTooLong }
         if let nbf = try Self.time(claims["nbf"]), nbf > now + leeway { throw .notYetValid }
         if let iat = try Self.time(claims["iat"]), iat > now + leeway { throw .notYetValid }
         if let issuer = rules.issuer, claims["iss"] as? String != issuer { throw .wrongIssuer }

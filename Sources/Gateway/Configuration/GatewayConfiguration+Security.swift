@@ -98,6 +98,8 @@ extension GatewayConfiguration {
         package var tenantClaim: String
         /// Tolerance for clock skew in `exp`, `nbf` and `iat`.
         package var leeway: Duration
+        /// The furthest away a token's `exp` may be.
+        package var maxTokenLifetime: Duration
         /// A PEM file of the certificate authorities trusted for an `https://` JWKS (nil: the system's).
         package var jwksCAFile: String?
         /// How often the JWKS is reloaded.
@@ -120,6 +122,7 @@ extension GatewayConfiguration {
             audience = read(\.authAudience)
             tenantClaim = read(\.authTenantClaim)
             leeway = read(\.authLeeway)
+            maxTokenLifetime = read(\.authMaxTokenLifetime)
             jwksCAFile = read(\.authJWKSCAFile)
             jwksRefreshInterval = read(\.authJWKSRefresh)
             jwksMinimumRefreshInterval = read(\.authJWKSMinRefresh)

@@ -119,6 +119,9 @@ package struct SettingsTable: Sendable {
             + "and for measuring what authentication costs.")
     let authLeeway = Setting.duration(
         "auth.leeway", "60s", in: .zero...(.seconds(3600)), "Clock skew allowed when checking exp, nbf and iat.")
+    let authMaxTokenLifetime = Setting.duration(
+        "auth.maxTokenLifetime", "24h", in: .seconds(60)...(.seconds(366 * 86400)),
+        "The furthest away a token's expiry may be: a token claiming a longer life is refused.")
     let authJWKSCAFile = Setting.optionalText(
         "auth.jwksCAFile",
         "A PEM file of the certificate authorities trusted for an https:// JWKS (empty: the system's).")

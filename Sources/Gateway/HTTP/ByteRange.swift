@@ -1,4 +1,9 @@
 /// The `Range` request header for one byte range (RFC 9110, section 14), and entity-tag comparison.
+///
+/// One policy for every corner: a header that is not one valid `bytes` range (another unit, several ranges, a last
+/// position before the first, anything but digits) is ignored and the whole object is sent, as §14.2 allows; a valid
+/// range is honoured whatever its numbers, however many digits they have: a first position at or past the end is
+/// unsatisfiable (416), a last position past the end is clamped to it (206).
 enum ByteRange {
     /// What a `Range` header asks of an object of a given size.
     enum Request: Equatable {
@@ -19,14 +24,16 @@ enum ByteRange {
         guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return .whole }
         let first = spec[..<dash].trimmingCharacters(in: .whitespaces)
         let last = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
-        guard first.allSatisfy(\.isASCIIDigit), last.allSatisfy(\.isASCIIDigit), first.count <= 18, last.count <= 18
-        else { return .whole }
-        switch (Int64(first), Int64(last)) {
+        guard first.allSatisfy(\.isASCIIDigit), last.allSatisfy(\.isASCIIDigit) else { return .whole }
+        // Digits beyond Int64 still name a position: one past the end of any object.
+        let start = first.isEmpty ? nil : Int64(first) ?? .max
+        let end = last.isEmpty ? nil : Int64(last) ?? .max
+        switch (start, end) {
         case (let start?, nil):
             return start < size ? .range(start..<size) : .unsatisfiable
         case (let start?, let end?):
             guard start <= end else { return .whole }
-            return start < size ? .range(start..<min(end + 1, size)) : .unsatisfiable
+            return start < size ? .range(start..<(min(end, size - 1) + 1)) : .unsatisfiable
         case (nil, let suffix?):
             return suffix > 0 && size > 0 ? .range(max(0, size - suffix)..<size) : .unsatisfiable
         case (nil, nil):

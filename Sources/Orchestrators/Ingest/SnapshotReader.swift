@@ -188,10 +188,12 @@ package struct SnapshotReader {
         return ParsedList(source: source, namespace: namespace, items: items, skippedItems: skipped)
     }
 
-    /// A tar header: its checksum field matches its bytes.
+    /// True for a block that starts a tar archive: a ustar magic, or (old tars have none) a checksum that matches.
     static func isTarHeader(_ block: ByteBuffer) -> Bool {
         let header = Array(block.readableBytesView)
         guard header.count == 512, !header.allSatisfy({ $0 == 0 }) else { return false }
+        // A ustar magic says tar whatever the checksum: the tar reader then says what is wrong with the header.
+        if header[257..<262].elementsEqual("ustar".utf8) { return true }
         let field = header[148..<156].filter { (UInt8(ascii: "0")...UInt8(ascii: "7")).contains($0) }
         guard let stored = Int(String(decoding: field, as: UTF8.self), radix: 8) else { return false }
         let sum = header.enumerated().reduce(0) { $0 + Int((148..<156).contains($1.offset) ? 32 : $1.element) }

@@ -57,6 +57,8 @@ struct TokenCorpus {
         ("tampered-signature", "bad-signature"), ("signature-empty", "bad-signature"),
         ("signature-of-other-token", "bad-signature"), ("truncated-mid-signature", "bad-signature"),
         ("expired", "expired"), ("expired-just-past-leeway", "expired"), ("missing-exp", "missing-exp"),
+        ("exp-absurd", "lifetime-too-long"), ("exp-in-a-year", "lifetime-too-long"),
+        ("crit-unknown", "unsupported-critical-header"), ("crit-empty", "unsupported-critical-header"),
         ("exp-not-number", "malformed-token"), ("nbf-future", "not-yet-valid"), ("nbf-not-number", "malformed-token"),
         ("iat-future", "not-yet-valid"), ("wrong-issuer", "wrong-issuer"), ("missing-issuer", "wrong-issuer"),
         ("wrong-audience", "wrong-audience"), ("audience-list-without-ours", "wrong-audience"),
@@ -74,7 +76,7 @@ struct TokenCorpus {
     /// Tokens that open `GET /api/v1/snapshots`.
     static let accepted = [
         "rs256", "rs256-second-key", "ps256", "es256", "eddsa", "hs256", "audience-in-list", "scp-array",
-        "exp-within-leeway", "nbf-within-leeway", "read-only",
+        "exp-within-leeway", "nbf-within-leeway", "read-only", "es256-high-s",
     ]
 
     static func expectRefused(

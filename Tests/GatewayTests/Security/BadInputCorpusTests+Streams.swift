@@ -23,6 +23,14 @@ extension BadInputCorpusTests {
             return try gzip(writer.bytes)
         }
         let valid = try tar([("dump/nodes.json", nodes, "0", "")])
+        var damaged = TarWriter()
+        damaged.add("dump/nodes.json", nodes)
+        damaged.finish()
+        var damagedBytes = damaged.bytes
+        damagedBytes[10] ^= 0xFF  // inside the first name: its header's checksum no longer matches
+        let nulPath = "dump/" + String(repeating: "a", count: 100) + "\u{0}/nodes.json"  // long: written as pax
+        // What the failure must say, where the archive is refused for one specific reason.
+        let reasons = ["damaged tar header": "checksum", "NUL in a pax path": "NUL byte"]
         let archives: [(String, [UInt8])] = [
             ("symlink", try tar([("dump/nodes.json", nodes, "0", ""), ("dump/evil", [], "2", "/etc/shadow")])),
             ("hard link", try tar([("dump/nodes.json", nodes, "0", ""), ("dump/hard", [], "1", "dump/nodes.json")])),
@@ -39,6 +47,8 @@ extension BadInputCorpusTests {
             ("gzip header only", [0x1F, 0x8B, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03]),
             ("zip of garbage", Array("PK\u{3}\u{4}".utf8) + Array(repeating: 0x00, count: 200)),
             ("JSON cut short", Array(#"{"kind":"PodList","items":[{"metadata":"#.utf8)),
+            ("damaged tar header", try gzip(damagedBytes)),
+            ("NUL in a pax path", try tar([(nulPath, nodes, "0", "")])),
         ]
         for (name, bytes) in archives {
             let upload = try await live.json(
@@ -53,7 +63,9 @@ extension BadInputCorpusTests {
                 return ["ready", "failed"].contains(snapshot["status"] as? String)
             }
             #expect(snapshot["status"] as? String == "failed", "\(name)")
-            #expect((snapshot["failureReason"] as? String)?.isEmpty == false, "\(name)")
+            let failure = snapshot["failureReason"] as? String ?? ""
+            #expect(!failure.isEmpty, "\(name)")
+            if let words = reasons[name] { #expect(failure.contains(words), "\(name): \(failure)") }
             let view = try await live.send(
                 .GET, "/internal/api/v1/snapshots/\(id)/overview", headers: [bearer], authorized: false)
             check(view, Case(name: "\(name) view", path: "", status: 409, type: "snapshot-not-ready"))

@@ -263,6 +263,15 @@ import Testing
                 status: 200),
             Case(name: "inverted range is ignored", path: archive, headers: [("Range", "bytes=9-1")], status: 200),
             Case(
+                name: "range of an exponent is ignored", path: archive, headers: [("Range", "bytes=5-1e20")],
+                status: 200),
+            Case(
+                name: "range starting past any size", path: archive,
+                headers: [("Range", "bytes=99999999999999999999-")], status: 416, type: "range-not-satisfiable"),
+            Case(
+                name: "range ending past any size is clamped", path: archive,
+                headers: [("Range", "bytes=0-99999999999999999999")], status: 206),
+            Case(
                 name: "if-none-match of garbage", path: archive,
                 headers: [("If-None-Match", "garbage, \"unterminated")], status: 200),
             Case(

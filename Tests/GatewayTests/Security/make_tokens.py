@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
 jwks_path, secret, issuer, audience = sys.argv[1:5]
 now = int(time.time())
 
@@ -86,6 +88,16 @@ def claims(**changes):
     return {key: value for key, value in base.items() if value is not None}
 
 
+def high_s(token_text):
+    """The same ES256 token with its signature's other form: s replaced by n - s (valid, and high-S if s was low)."""
+    head_part, body_part, signature_part = token_text.split(".")
+    raw = base64.urlsafe_b64decode(signature_part + "=" * (-len(signature_part) % 4))
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    if s > P256_ORDER // 2:  # already high: keep it
+        return token_text
+    return head_part + "." + body_part + "." + b64(r.to_bytes(32, "big") + (P256_ORDER - s).to_bytes(32, "big"))
+
+
 def token(alg, key, kid=None, payload=None, header_extra=None):
     header = {"alg": alg, "typ": "JWT"}
     if kid:
@@ -116,6 +128,7 @@ tokens = {
     "write-only": token("ES256", ec_key, "ec", claims(scope="snapshots:write other:scope")),
     "no-scope": token("ES256", ec_key, "ec", claims(scope=None)),
     "other-tenant": token("ES256", ec_key, "ec", claims(tenant="globex")),
+    "es256-high-s": high_s(token("ES256", ec_key, "ec", claims(sub="user-high-s"))),
     # Refusals.
     "alg-none": encode({"alg": "none", "typ": "JWT"}) + "." + body + ".",
     "alg-None": encode({"alg": "None"}) + "." + body + ".",
@@ -143,6 +156,10 @@ tokens = {
     "expired": token("ES256", ec_key, "ec", claims(exp=now - 3600)),
     "expired-just-past-leeway": token("ES256", ec_key, "ec", claims(exp=now - 90)),
     "missing-exp": token("ES256", ec_key, "ec", claims(exp=None)),
+    "exp-absurd": token("ES256", ec_key, "ec", claims(exp=1e300)),
+    "exp-in-a-year": token("ES256", ec_key, "ec", claims(exp=now + 366 * 86400)),
+    "crit-unknown": token("ES256", ec_key, "ec", header_extra={"crit": ["kubin-ext"], "kubin-ext": True}),
+    "crit-empty": token("ES256", ec_key, "ec", header_extra={"crit": []}),
     "exp-not-number": token("ES256", ec_key, "ec", claims(exp="tomorrow")),
     "nbf-future": token("ES256", ec_key, "ec", claims(nbf=now + 3600)),
     "nbf-not-number": token("ES256", ec_key, "ec", claims(nbf="now")),

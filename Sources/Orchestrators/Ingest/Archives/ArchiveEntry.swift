@@ -22,7 +22,12 @@ package struct ArchiveEntry: Sendable, Equatable {
     /// `..` segments (an archive must not write outside itself).
     static func safePath(_ path: String) throws -> String {
         let normalised = path.replacingOccurrences(of: "\\", with: "/")
-        guard !normalised.hasPrefix("/"), !normalised.contains("\0"),
+        guard !normalised.contains("\0") else {
+            throw ArchiveError(
+                .refusedEntry,
+                "The archive contains a path with a NUL byte ('\(printable(path))'), which is not allowed.")
+        }
+        guard !normalised.hasPrefix("/"),
             !(normalised.count >= 2 && normalised.dropFirst().first == ":")  // a Windows drive letter
         else {
             throw ArchiveError(
