@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KubinModel
 import NIOCore
 import TestSupport
 import Testing
@@ -12,7 +13,7 @@ import Testing
     /// being read, and every admitted one completes.
     @Test func ofOneHundredAndOneTricklingUploadsExactlyTheOverflowIsRefused() async throws {
         // Without a rate for uploads: the 101st upload of one caller in a minute must meet the slots, not the rate.
-        try await withLiveGateway(["rateLimit.upload": "off"]) { live in
+        try await withLiveGateway(["rateLimit.upload": "off", "uploads.maxConcurrentPerPrincipal": "100"]) { live in
             let limit = live.gateway.configuration.uploads.maxConcurrent
             #expect(limit == 100)
             let release = Gate()
@@ -94,6 +95,112 @@ import Testing
             #expect(live.storedFiles.isEmpty)
             let listed = try await live.json(.GET, "/api/v1/snapshots").object["items"] as? [Any]
             #expect(listed?.isEmpty == true)
+        }
+    }
+
+    /// 100 uploads trickling a byte every 300 ms take every slot; each runs out of its pace within the body time-out
+    /// (2 s here) and gets 408 with nothing kept, and a real upload, refused while they hold the slots, is admitted.
+    @Test func tricklingBodiesCannotHoldTheUploadSlots() async throws {
+        let settings = [
+            "rateLimit.upload": "off", "uploads.maxConcurrentPerPrincipal": "100", "uploads.bodyTimeout": "2s",
+            "uploads.minBytesPerSecond": "1KiB",
+        ]
+        try await withLiveGateway(settings) { live in
+            let head =
+                "POST /api/v1/snapshots?cluster=trickle HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live.token)\r\n"
+                + "Content-Length: 1048576\r\n\r\n"
+            try await withThrowingTaskGroup(of: String.self) { tricklers in
+                for _ in 0..<100 {
+                    tricklers.addTask {
+                        try await RawClient.trickle(
+                            port: live.port, head: head, start: [0x1F, 0x8B], every: .milliseconds(300))
+                    }
+                }
+                try await live.eventually("the tricklers to hold every slot") {
+                    try await live.metric("gateway_uploads_in_flight") == 100
+                }
+                let refused = try await live.send(
+                    .POST, "/api/v1/snapshots?cluster=real", body: .bytes(ByteBuffer(bytes: jsonBody(10_000))))
+                #expect(refused.status == 429, "every slot is held")
+                var admitted = 0
+                try await live.eventually("a real upload admitted", timeout: .seconds(30)) {
+                    let answer = try await live.send(
+                        .POST, "/api/v1/snapshots?cluster=real", body: .bytes(ByteBuffer(bytes: jsonBody(10_000))))
+                    admitted = answer.status
+                    return answer.status == 202
+                }
+                #expect(admitted == 202)
+                var answers: [String] = []
+                for try await answer in tricklers { answers.append(answer) }
+                #expect(answers.count == 100)
+                #expect(answers.allSatisfy { $0.hasPrefix("HTTP/1.1 408") }, "\(answers.first ?? "")")
+            }
+            #expect(try await live.metric("gateway_uploads_rejected_total{reason=\"too_slow\"}") == 100)
+            #expect(try await live.metric("gateway_uploads_in_flight") == 0)
+            let listed = try await live.json(.GET, "/api/v1/snapshots?limit=500").object["items"] as? [[String: Any]]
+            #expect(listed?.map { $0["cluster"] as? String } == ["real"], "nothing of the tricklers is kept")
+            #expect(try live.storedObjects().count == 1, "only the real archive is stored")
+        }
+    }
+
+    /// One caller holding its share of the slots is refused the next one (429, reason principal); another caller
+    /// is still admitted.
+    @Test func oneCallerCannotTakeEverySlot() async throws {
+        try await withLiveGateway(["rateLimit.upload": "off", "uploads.maxConcurrentPerPrincipal": "2"]) { live in
+            let release = Gate()
+            try await withThrowingTaskGroup(of: Int.self) { held in
+                for index in 0..<2 {
+                    held.addTask {
+                        let bytes = jsonBody(50_000, seed: index)
+                        return try await live.send(
+                            .POST, "/api/v1/snapshots?cluster=held",
+                            body: .stream(GatedBody(bytes, gate: release), length: .known(Int64(bytes.count)))
+                        ).status
+                    }
+                }
+                try await live.eventually("two uploads in flight") {
+                    try await live.metric("gateway_uploads_in_flight") == 2
+                }
+                let third = try await live.json(
+                    .POST, "/api/v1/snapshots?cluster=held", body: .bytes(ByteBuffer(bytes: jsonBody(1000))))
+                #expect(third.status == 429)
+                #expect(third.object["reason"] as? String == "principal")
+                #expect(third.headers.first(name: "Retry-After") != nil)
+                let signer = try #require(live.gateway.access.developmentSigner)
+                let other = try await signer.token(
+                    subject: "someone-else", tenant: .legacy, scopes: Set(Scope.allCases), validity: .seconds(600))
+                let admitted = try await live.send(
+                    .POST, "/api/v1/snapshots?cluster=other", headers: [("Authorization", "Bearer \(other)")],
+                    body: .bytes(ByteBuffer(bytes: jsonBody(1000))))
+                #expect(admitted.status == 202, "another caller has slots")
+                release.open()
+                for try await status in held { #expect(status == 202) }
+            }
+            #expect(try await live.metric("gateway_uploads_rejected_total{reason=\"principal\"}") == 1)
+        }
+    }
+
+    /// A body that never comes after `100 Continue`, and one that stops short of its Content-Length, get 408 once
+    /// the body time-out passes, instead of holding their slots until the connection's idle time-out.
+    @Test func silentBodiesGet408AtTheBodyTimeout() async throws {
+        try await withLiveGateway(["uploads.bodyTimeout": "1s", "uploads.minBytesPerSecond": "0"]) { live in
+            let head =
+                "POST /api/v1/snapshots?cluster=silent HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live.token)\r\n"
+            let afterContinue = try await RawClient.converse(port: live.port) { conversation in
+                try await conversation.send(head + "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+                _ = try await conversation.read(through: "100 Continue\r\n\r\n")
+                return try await conversation.read(through: "\r\n\r\n")
+            }
+            #expect(afterContinue.hasPrefix("HTTP/1.1 408"), "\(afterContinue)")
+            let short = try await RawClient.converse(port: live.port) { conversation in
+                try await conversation.send(head + "Content-Length: 5000\r\n\r\n")
+                try await conversation.send(Array(jsonBody(5000).prefix(100)))
+                return try await conversation.read(through: "\r\n\r\n")
+            }
+            #expect(short.hasPrefix("HTTP/1.1 408"), "\(short)")
+            #expect(try await live.metric("gateway_uploads_rejected_total{reason=\"too_slow\"}") == 2)
+            #expect(try await live.metric("gateway_uploads_in_flight") == 0)
+            #expect(live.storedFiles.isEmpty)
         }
     }
 }

@@ -11,26 +11,29 @@ import Testing
 @Suite struct UploadOrchestratorTests {
     let prod = ClusterName(validating: "prod")!
 
+    /// An orchestrator over fresh stores, 10 slots (`perPrincipal` of them for one caller), bodies paced on `clock`
+    /// (30 s to start or pause, 1 KiB/s at least).
     func withOrchestrator(
-        maxConcurrent: Int = 10, maxBytes: Int64 = 1 << 20,
+        maxConcurrent: Int = 10, perPrincipal: Int = 10, maxBytes: Int64 = 1 << 20, clock: ManualClock = ManualClock(),
         metadata: ((SQLiteMetadataStore) -> any SnapshotStore)? = nil,
         _ body: (UploadOrchestrator, Stores) async throws -> Void
     ) async throws {
-        var configuration = UploadOrchestrator.Configuration()
-        configuration.maxConcurrent = maxConcurrent
-        configuration.maxBytes = maxBytes
-        configuration.retryAfterSeconds = 3
+        let configuration = UploadOrchestrator.Configuration(
+            maxConcurrent: maxConcurrent, maxConcurrentPerPrincipal: perPrincipal, maxBytes: maxBytes,
+            retryAfterSeconds: 3, bodyTimeout: .seconds(30), minBytesPerSecond: 1024)
         try await Stores.with { stores in
             let orchestrator = UploadOrchestrator(
                 configuration: configuration, metadata: metadata?(stores.metadata) ?? stores.metadata,
-                objects: stores.objects)
+                objects: stores.objects, clock: PaceClock(clock))
             try await body(orchestrator, stores)
         }
     }
 
-    func request(_ key: String? = nil, declared: Int? = nil, cluster: String = "prod") -> UploadOrchestrator.Request {
+    func request(
+        _ key: String? = nil, declared: Int? = nil, cluster: String = "prod", principal: String = "default/tester"
+    ) -> UploadOrchestrator.Request {
         .init(
-            tenant: .legacy, cluster: ClusterName(validating: cluster)!, idempotencyKey: key,
+            tenant: .legacy, principal: principal, cluster: ClusterName(validating: cluster)!, idempotencyKey: key,
             declaredLength: declared.map(Int64.init))
     }
 
@@ -238,6 +241,53 @@ import Testing
         }
     }
 
+    /// A body that sends its first bytes, then nothing until it is cancelled.
+    struct StallingBody: AsyncSequence, Sendable {
+        typealias Element = ByteBuffer
+        let first: [UInt8]
+        func makeAsyncIterator() -> Iterator { Iterator(first: first) }
+        struct Iterator: AsyncIteratorProtocol {
+            var first: [UInt8]?
+            mutating func next() async throws -> ByteBuffer? {
+                if let bytes = first {
+                    first = nil
+                    return ByteBuffer(bytes: bytes)
+                }
+                try await Task.sleep(for: .seconds(3600))
+                return nil
+            }
+        }
+    }
+
+    /// A body that stops sending runs out of its pace: 408 once the clock passes the body time-out, nothing kept,
+    /// and its slot free again.
+    @Test(.timeLimit(.minutes(1))) func aStalledBodyIsCutOffAtItsPaceAndLeavesNothing() async throws {
+        let clock = ManualClock()
+        try await withOrchestrator(maxConcurrent: 1, clock: clock) { uploads, stores in
+            async let stalled: KubinError.Code? = {
+                do {
+                    _ = try await uploads.upload(
+                        request(), body: StallingBody(first: Array(jsonBody(2000).prefix(1500))),
+                        logger: Logger(label: "t"))
+                    return nil
+                } catch {
+                    return (error as? KubinError)?.code
+                }
+            }()
+            // 1500 bytes earn 1.46 s at 1 KiB/s beyond the 30 s to start: the deadline is 30 s after them.
+            try await clock.waitForSleepers(1)
+            clock.advance(by: .seconds(29))
+            #expect(uploads.uploadsInFlight == 1, "still within its time")
+            clock.advance(by: .seconds(2))
+            #expect(await stalled == .requestTimeout)
+            #expect(uploads.uploadsInFlight == 0)
+            #expect(stores.storedFiles.isEmpty)
+            let accepted = try await uploads.upload(
+                request(), body: TestBody(jsonBody(2000)), logger: Logger(label: "t"))
+            #expect(accepted.snapshot.sizeBytes == 2000, "the slot is free again")
+        }
+    }
+
     @Test func aMetadataFailureRemovesTheStoredObject() async throws {
         let failures = FailureSwitch()
         try await withOrchestrator(metadata: { FailingSnapshotStore(base: $0, failInserts: failures) }) {
@@ -253,5 +303,34 @@ import Testing
             _ = try await uploads.upload(request(), body: TestBody(jsonBody(3000)), logger: Logger(label: "test"))
             #expect(stores.storedFiles.count == 1)
         }
+    }
+}
+
+@Suite struct UploadPaceTests {
+    @Test func aBodyFasterThanTheRateNeverRunsOutOfTime() {
+        var pace = UploadPace(timeout: .seconds(30), minBytesPerSecond: 1000)
+        #expect(pace.deadline == .seconds(30), "the first bytes within the time-out")
+        for second in 1...600 {
+            pace.received(2000, at: .seconds(second))
+            #expect(pace.deadline > .seconds(second), "second \(second)")
+            #expect(pace.deadline == .seconds(second + 30), "the gap rule binds while the rate is kept")
+        }
+    }
+
+    @Test func aTrickleRunsOutOfTimeHoweverRegular() {
+        var pace = UploadPace(timeout: .seconds(30), minBytesPerSecond: 1000)
+        var second = 0
+        while pace.deadline > .seconds(second) {
+            second += 5
+            pace.received(1, at: .seconds(second))
+        }
+        #expect(second == 35, "a byte every 5 s earns nothing: cut at the time-out, not at the next gap")
+        #expect(pace.deadline == .microseconds(30_007_000))
+    }
+
+    @Test func withoutARateOnlyGapsCount() {
+        var pace = UploadPace(timeout: .seconds(2), minBytesPerSecond: 0)
+        pace.received(1, at: .seconds(100))
+        #expect(pace.deadline == .seconds(102))
     }
 }

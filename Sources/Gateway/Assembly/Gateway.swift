@@ -74,11 +74,13 @@ package struct Gateway: Sendable {
             rates: configuration.rateLimits.rates, shared: stores.rateLimits,
             local: LocalRateLimitStore(now: { Int64((now().timeIntervalSince1970 * 1_000_000).rounded()) }),
             expectedReplicas: configuration.rateLimits.expectedReplicas, logger: logger)
-        var uploadLimits = UploadOrchestrator.Configuration()
-        uploadLimits.maxConcurrent = configuration.uploads.maxConcurrent
-        uploadLimits.maxBytes = configuration.uploads.maxBytes
-        uploadLimits.retryAfterSeconds = Int((configuration.uploads.retryAfter / .seconds(1)).rounded(.up))
-        self.uploads = UploadOrchestrator(configuration: uploadLimits, metadata: metadata, objects: objects, now: now)
+        let limits = configuration.uploads
+        self.uploads = UploadOrchestrator(
+            configuration: .init(
+                maxConcurrent: limits.maxConcurrent, maxConcurrentPerPrincipal: limits.maxConcurrentPerPrincipal,
+                maxBytes: limits.maxBytes, retryAfterSeconds: Int((limits.retryAfter / .seconds(1)).rounded(.up)),
+                bodyTimeout: limits.bodyTimeout, minBytesPerSecond: limits.minBytesPerSecond),
+            metadata: metadata, objects: objects, now: now)
         self.answers = AnswerCache(cache: cache, logger: logger)
         self.catalog = SnapshotCatalog(metadata: metadata, objects: objects, analytics: analytics, answers: answers)
         self.queries = QueryOrchestrator(

@@ -55,9 +55,15 @@ package struct GatewayConfiguration: Sendable {
     package struct Uploads: Sendable {
         /// Uploads in flight per instance.
         package var maxConcurrent: Int
+        /// Uploads of one principal in flight per instance.
+        package var maxConcurrentPerPrincipal: Int
         package var maxBytes: Int64
         /// Retry-After of a refused upload.
         package var retryAfter: Duration
+        /// The longest a body may take to start or pause (408 beyond).
+        package var bodyTimeout: Duration
+        /// The least average rate of a body (408 below); 0: none.
+        package var minBytesPerSecond: Int64
     }
 
     /// Shutdown timing.
@@ -122,8 +128,10 @@ package struct GatewayConfiguration: Sendable {
         ingest = Ingest(concurrency: read(\.ingestConcurrency), lease: read(\.ingestLease))
         query = Query(timeout: read(\.queryTimeout), branchTimeout: read(\.queryBranchTimeout))
         uploads = Uploads(
-            maxConcurrent: read(\.uploadsMaxConcurrent), maxBytes: read(\.uploadsMaxBytes),
-            retryAfter: read(\.uploadsRetryAfter))
+            maxConcurrent: read(\.uploadsMaxConcurrent),
+            maxConcurrentPerPrincipal: read(\.uploadsMaxConcurrentPerPrincipal), maxBytes: read(\.uploadsMaxBytes),
+            retryAfter: read(\.uploadsRetryAfter), bodyTimeout: read(\.uploadsBodyTimeout),
+            minBytesPerSecond: read(\.uploadsMinBytesPerSecond))
         shutdown = Shutdown(drainDelay: read(\.shutdownDrainDelay), gracePeriod: read(\.shutdownGracePeriod))
         readiness = Readiness(interval: read(\.readinessInterval), timeout: read(\.readinessTimeout))
         logLevel = read(\.logLevel)

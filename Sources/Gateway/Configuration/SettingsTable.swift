@@ -133,6 +133,17 @@ package struct SettingsTable: Sendable {
     let uploadsMaxConcurrent = Setting.integer(
         "uploads.maxConcurrent", "100", in: 1...100_000,
         "Uploads in flight per instance; the next one gets 429 at once.")
+    let uploadsMaxConcurrentPerPrincipal = Setting.integer(
+        "uploads.maxConcurrentPerPrincipal", "20", in: 1...100_000,
+        "Uploads in flight per instance of one caller; the next one gets 429, so no caller takes every slot.")
+    let uploadsBodyTimeout = Setting.duration(
+        "uploads.bodyTimeout", "30s", in: .seconds(1)...(.seconds(3600)),
+        "The longest an upload's body may take to start or pause between chunks; past it the upload gets 408 and "
+            + "nothing of it is kept.")
+    let uploadsMinBytesPerSecond = Setting.bytes(
+        "uploads.minBytesPerSecond", "16KiB", in: 0...(1 << 30),
+        "The least average rate of an upload's body (each this many bytes earn a second beyond uploads.bodyTimeout); "
+            + "a slower body gets 408, so trickling clients cannot hold upload slots. 0: no rate, only the pause rule.")
     let uploadsMaxBytes = Setting.bytes(
         "uploads.maxBytes", "4GiB", in: 1...(1 << 50), "Largest upload accepted; larger ones get 413.")
     let uploadsRetryAfter = Setting.duration(

@@ -7,6 +7,10 @@ package final class GatewayMetrics: Sendable {
     package enum RejectionReason: String, CaseIterable, Sendable {
         case concurrency, tooLarge = "too_large", unsupportedFormat = "unsupported_format"
         case idempotencyConflict = "idempotency_conflict", incomplete, invalid, unavailable
+        /// The principal holds its share of the slots.
+        case principal
+        /// The body did not keep its pace (`uploads.bodyTimeout`, `uploads.minBytesPerSecond`).
+        case tooSlow = "too_slow"
     }
 
     /// The registry `/metrics` renders.

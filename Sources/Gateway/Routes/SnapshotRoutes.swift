@@ -39,8 +39,10 @@ struct SnapshotRoutes {
                     retryAfterSeconds: 1)
             }
             try RequestParameters.onlyAllowed(request, ["cluster"])
+            let tenant = try context.tenant
             let upload = UploadOrchestrator.Request(
-                tenant: try context.tenant, cluster: try RequestParameters.cluster(request, required: true)!,
+                tenant: tenant, principal: "\(tenant)/\(context.principal?.subject ?? "")",
+                cluster: try RequestParameters.cluster(request, required: true)!,
                 idempotencyKey: try RequestParameters.idempotencyKey(request),
                 declaredLength: try RequestParameters.contentLength(request))
             let body = UploadBytes(
@@ -48,7 +50,7 @@ struct SnapshotRoutes {
                 continueOn: try RequestParameters.expectsContinue(request) ? context.channel : nil)
             accepted = try await uploads.upload(upload, body: body, logger: context.logger)
         } catch let error as KubinError {
-            metrics.uploadRejected(Self.rejectionReason(error.code))
+            metrics.uploadRejected(Self.rejectionReason(error))
             throw error
         }
         if !accepted.isReplay { ingest.jobCreated() }
@@ -126,9 +128,10 @@ struct SnapshotRoutes {
             })
     }
 
-    private static func rejectionReason(_ code: KubinError.Code) -> GatewayMetrics.RejectionReason {
-        switch code {
-        case .tooManyUploads: .concurrency
+    private static func rejectionReason(_ error: KubinError) -> GatewayMetrics.RejectionReason {
+        switch error.code {
+        case .tooManyUploads: error.reason == "principal" ? .principal : .concurrency
+        case .requestTimeout: .tooSlow
         case .payloadTooLarge: .tooLarge
         case .unsupportedFormat: .unsupportedFormat
         case .idempotencyKeyReused: .idempotencyConflict

@@ -50,6 +50,8 @@ struct MeteredBody<Base: AsyncSequence<ByteBuffer, any Error>>: AsyncSequence {
                 do { chunk = try await base.next() } catch { throw ClientStreamError(underlying: error) }
             }
             guard let chunk else {
+                // A cancelled read may end the stream early: that is not the body's end.
+                try Task.checkCancellation()
                 let digest = hasher.finalize()
                 outcome.result.withLock { [size] in $0 = (size, digest.hexString) }
                 return nil

@@ -7,16 +7,31 @@ import NIOCore
 /// Accepts snapshot uploads: admission, format detection, streaming to the object store while hashing and counting,
 /// the size limit, idempotent retries, and the metadata row. Nothing is recorded unless every byte is stored.
 package final class UploadOrchestrator: Sendable {
-    /// Limits of the upload path.
+    /// Limits of the upload path (the gateway's `uploads.*` settings).
     package struct Configuration: Sendable {
         /// The most uploads in flight on this instance; the next one is refused at once.
-        package var maxConcurrent = 100
+        package var maxConcurrent: Int
+        /// The most uploads of one principal in flight on this instance.
+        package var maxConcurrentPerPrincipal: Int
         /// The largest archive accepted, in bytes.
-        package var maxBytes: Int64 = 4 << 30
+        package var maxBytes: Int64
         /// What a refused upload is told to wait, in seconds.
-        package var retryAfterSeconds = 1
+        package var retryAfterSeconds: Int
+        /// The pace a body must keep: see ``UploadPace``.
+        package var bodyTimeout: Duration
+        package var minBytesPerSecond: Int64
 
-        package init() {}
+        package init(
+            maxConcurrent: Int, maxConcurrentPerPrincipal: Int, maxBytes: Int64, retryAfterSeconds: Int,
+            bodyTimeout: Duration, minBytesPerSecond: Int64
+        ) {
+            self.maxConcurrent = maxConcurrent
+            self.maxConcurrentPerPrincipal = maxConcurrentPerPrincipal
+            self.maxBytes = maxBytes
+            self.retryAfterSeconds = retryAfterSeconds
+            self.bodyTimeout = bodyTimeout
+            self.minBytesPerSecond = minBytesPerSecond
+        }
     }
 
     /// An accepted upload.
@@ -31,6 +46,8 @@ package final class UploadOrchestrator: Sendable {
     package struct Request: Sendable {
         /// The uploader's tenant: the snapshot's owner, and the scope of its idempotency key.
         package var tenant: TenantID
+        /// Who uploads, for the slots of one principal.
+        package var principal: String
         /// The cluster named in `?cluster=`.
         package var cluster: ClusterName
         /// The `Idempotency-Key` header, already validated.
@@ -40,8 +57,11 @@ package final class UploadOrchestrator: Sendable {
         /// The `Content-Length` header, when the body is not chunked.
         package var declaredLength: Int64?
 
-        package init(tenant: TenantID, cluster: ClusterName, idempotencyKey: String?, declaredLength: Int64?) {
+        package init(
+            tenant: TenantID, principal: String, cluster: ClusterName, idempotencyKey: String?, declaredLength: Int64?
+        ) {
             self.tenant = tenant
+            self.principal = principal
             self.cluster = cluster
             self.idempotencyKey = idempotencyKey
             self.declaredLength = declaredLength
@@ -53,17 +73,20 @@ package final class UploadOrchestrator: Sendable {
     private let objects: any ObjectStore
     private let gate: AdmissionGate
     private let now: @Sendable () -> Date
+    private let clock: PaceClock
 
-    /// Creates the orchestrator. `now` is injectable for tests; it is truncated to milliseconds.
+    /// `now` stamps snapshots (truncated to milliseconds); `clock` times the pace of bodies.
     package init(
         configuration: Configuration, metadata: any SnapshotStore, objects: any ObjectStore,
-        now: @escaping @Sendable () -> Date = Date.init
+        now: @escaping @Sendable () -> Date = Date.init, clock: PaceClock = PaceClock(ContinuousClock())
     ) {
         self.configuration = configuration
         self.metadata = metadata
         self.objects = objects
-        self.gate = AdmissionGate(limit: configuration.maxConcurrent)
+        self.gate = AdmissionGate(
+            limit: configuration.maxConcurrent, perPrincipalLimit: configuration.maxConcurrentPerPrincipal)
         self.now = now
+        self.clock = clock
     }
 
     /// Uploads admitted right now.
@@ -72,22 +95,63 @@ package final class UploadOrchestrator: Sendable {
     /// The longest upload accepted, in bytes.
     package var maxBytes: Int64 { configuration.maxBytes }
 
-    /// Stores one upload, logging with `logger` (the request's, so its lines carry the request id). Throws ``KubinError``: `tooManyUploads` before reading anything when every slot is taken,
-    /// `payloadTooLarge`, `unsupportedFormat`, `idempotencyKeyReused`, `incompleteBody`, `dependencyUnavailable`.
-    package func upload(
-        _ request: Request, body: some AsyncSequence<ByteBuffer, any Error>, logger: Logger
+    /// Stores one upload, logging with `logger` (the request's, so its lines carry the request id). Throws
+    /// ``KubinError``: `tooManyUploads` before reading anything when every slot, or every slot of the principal, is
+    /// taken (reason `principal` then), `requestTimeout` when the body does not keep its pace, `payloadTooLarge`,
+    /// `unsupportedFormat`, `idempotencyKeyReused`, `incompleteBody`, `dependencyUnavailable`.
+    package func upload<Body: AsyncSequence<ByteBuffer, any Error> & Sendable>(
+        _ request: Request, body: Body, logger: Logger
     ) async throws -> Accepted {
         if let declared = request.declaredLength, declared > configuration.maxBytes {
             throw tooLarge()
         }
-        let accepted = try await gate.withSlot { try await admitted(request, body: body, logger: logger) }
-        guard let accepted else {
+        let admission = try await gate.withSlot(for: request.principal) {
+            try await paced(body) { body in try await self.admitted(request, body: body, logger: logger) }
+        }
+        switch admission {
+        case .success(let accepted):
+            return accepted
+        case .failure(.full):
             throw KubinError(
                 .tooManyUploads,
                 "This instance is already receiving \(configuration.maxConcurrent) uploads; retry shortly.",
                 retryAfterSeconds: configuration.retryAfterSeconds)
+        case .failure(.principalFull):
+            throw KubinError(
+                .tooManyUploads,
+                "You already have \(configuration.maxConcurrentPerPrincipal) uploads in flight on this instance; "
+                    + "retry when one has finished.", reason: "principal",
+                retryAfterSeconds: configuration.retryAfterSeconds)
         }
-        return accepted
+    }
+
+    /// Runs `work` over `body` while a watch holds the body to its pace; a body that falls behind ends `work` (its
+    /// partial object removed as for any failure) and is answered `requestTimeout`.
+    private func paced<Body: AsyncSequence<ByteBuffer, any Error> & Sendable>(
+        _ body: Body, _ work: @escaping @Sendable (PacedBody<Body>) async throws -> Accepted
+    ) async throws -> Accepted {
+        let watch = PaceWatch(
+            UploadPace(timeout: configuration.bodyTimeout, minBytesPerSecond: configuration.minBytesPerSecond),
+            clock: clock)
+        do {
+            return try await withThrowingTaskGroup(of: Accepted?.self) { group in
+                group.addTask {
+                    try await watch.watch()
+                    return nil
+                }
+                group.addTask { try await work(PacedBody(base: body, watch: watch)) }
+                defer { group.cancelAll() }
+                while let result = try await group.next() {
+                    if let accepted = result { return accepted }
+                }
+                throw CancellationError()
+            }
+        } catch is BodyTooSlow {
+            throw KubinError(
+                .requestTimeout,
+                "The body came too slowly: it must start within \(configuration.bodyTimeout), pause no longer than that, "
+                    + "and average at least \(configuration.minBytesPerSecond) bytes per second.")
+        }
     }
 
     private func admitted<Body: AsyncSequence<ByteBuffer, any Error>>(

@@ -54,6 +54,31 @@ enum RawClient {
         }
     }
 
+    /// Sends `head` and `start`, then one byte every `interval` until the answer's head arrives; returns that head.
+    static func trickle(port: Int, head: String, start: [UInt8], every interval: Duration) async throws -> String {
+        let channel = try await connect(port: port)
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: Array(head.utf8) + start))
+            return try await withThrowingTaskGroup(of: String?.self) { group in
+                group.addTask {
+                    // Shapes the load, a byte at a time; ends when the answer has come (cancelled) or the server
+                    // stops reading.
+                    while (try? await Task.sleep(for: interval)) != nil {
+                        do { try await outbound.write(ByteBuffer(bytes: [0x41])) } catch { break }
+                    }
+                    return nil
+                }
+                var received = ""
+                for try await chunk in inbound {
+                    received += String(buffer: chunk)
+                    if received.contains("\r\n\r\n") { break }
+                }
+                group.cancelAll()
+                return received
+            }
+        }
+    }
+
     private static func connect(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in

@@ -55,9 +55,14 @@ import Testing
         _ bytes: [UInt8], to stores: Stores, now: @escaping @Sendable () -> Date
     ) async throws -> Snapshot {
         let uploads = UploadOrchestrator(
-            configuration: .init(), metadata: stores.metadata, objects: stores.objects, now: now)
+            configuration: .init(
+                maxConcurrent: 1, maxConcurrentPerPrincipal: 1, maxBytes: 1 << 30, retryAfterSeconds: 1,
+                bodyTimeout: .seconds(60), minBytesPerSecond: 0),
+            metadata: stores.metadata, objects: stores.objects, now: now)
         return try await uploads.upload(
-            .init(tenant: .legacy, cluster: ClusterName(validating: "c")!, idempotencyKey: nil, declaredLength: nil),
+            .init(
+                tenant: .legacy, principal: "default/t", cluster: ClusterName(validating: "c")!, idempotencyKey: nil,
+                declaredLength: nil),
             body: TestBody(bytes, chunkSize: 64 * 1024), logger: Logger(label: "t")
         ).snapshot
     }
