@@ -45,8 +45,12 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
         package static let rateLimited = Code("rate-limited")
         /// The request's URL is longer than the gateway reads.
         package static let uriTooLong = Code("uri-too-long")
-        /// The client took too long to send its request head.
+        /// The client took too long to send its request head or body.
         package static let requestTimeout = Code("request-timeout")
+        /// The request is not valid HTTP/1.1 (its framing, or a header every request must have).
+        package static let malformedRequest = Code("malformed-request")
+        /// The request asks for something the gateway does not do (CONNECT, a transfer coding).
+        package static let notImplemented = Code("not-implemented")
         /// The instance holds as many connections as it allows.
         package static let tooManyConnections = Code("too-many-connections")
         /// Anything unexpected; the detail says nothing about internals.

@@ -15,6 +15,7 @@ extension Gateway {
             SecurityHeadersMiddleware(isTLS: certificates != nil)
             CORSMiddleware(allowedOrigins: configuration.cors.allowedOrigins, maxAge: configuration.cors.maxAge)
             ProblemMiddleware(routes: routes)
+            RequestFramingMiddleware()
             RequestLimitsMiddleware(
                 maxURLBytes: configuration.http.maxURLBytes, maxBodyBytes: configuration.http.maxBodyBytes)
             AuthMiddleware(

@@ -37,6 +37,9 @@ final class ConnectionCount: Sendable {
 /// - A request head must arrive whole within `headTimeout` of its first byte, or the client gets
 ///   `408 request-timeout` and the connection closes: a client trickling its headers (slowloris) cannot hold a
 ///   connection open. Waiting between requests is the idle timeout's business, not this one's.
+/// - A request that starts with `CONNECT` while nothing is being served gets `501 not-implemented`, framed and
+///   whole, and the connection closes, before the HTTP decoder sees it: once the decoder has taken a CONNECT, it
+///   reads what follows as a tunnel and NIO frames no body for its answer.
 ///
 /// The first byte is seen by a companion handler placed before the HTTP decoder (which only passes on whole heads).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
@@ -68,7 +71,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let observer = FirstByteObserver { [weak self] in self?.bytesArrived(context: context) }
+        let observer = FirstByteObserver { [weak self] bytes in self?.bytesArrived(bytes, context: context) ?? true }
         try? context.pipeline.syncOperations.addHandler(observer, position: .first)
     }
 
@@ -112,9 +115,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
-    /// The first byte of a head arrived (called by the observer before the decoder sees it).
-    private func bytesArrived(context: ChannelHandlerContext) {
-        guard case .waiting = state else { return }
+    /// Bytes arrived (called by the observer before the decoder sees them); false: they are not to be decoded.
+    private func bytesArrived(_ bytes: ByteBuffer, context: ChannelHandlerContext) -> Bool {
+        guard case .waiting = state else { return true }
+        if bytes.readableBytesView.starts(with: Self.connect) {
+            answer(RequestFramingMiddleware.connectRefused, context: context)
+            return false
+        }
         let timer = context.eventLoop.assumeIsolated().scheduleTask(in: headTimeout) { [weak self] in
             guard let self, case .readingHead = self.state else { return }
             self.answer(
@@ -124,7 +131,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 context: context)
         }
         state = .readingHead(timer)
+        return true
     }
+
+    private static let connect = Array("CONNECT ".utf8)
 
     private func answer(_ error: KubinError, context: ChannelHandlerContext) {
         state = .closing
@@ -152,12 +162,12 @@ private final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHa
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private let arrived: () -> Void
+    private let arrived: (ByteBuffer) -> Bool
 
-    init(_ arrived: @escaping () -> Void) { self.arrived = arrived }
+    /// `arrived` sees every read first and says whether it goes on to the decoder.
+    init(_ arrived: @escaping (ByteBuffer) -> Bool) { self.arrived = arrived }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        arrived()
-        context.fireChannelRead(data)
+        if arrived(unwrapInboundIn(data)) { context.fireChannelRead(data) }
     }
 }

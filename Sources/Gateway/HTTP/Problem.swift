@@ -33,6 +33,8 @@ struct Problem: Encodable, Sendable {
         case .payloadTooLarge: (.contentTooLarge, "Content too large")
         case .uriTooLong: (.uriTooLong, "URI too long")
         case .requestTimeout: (.requestTimeout, "Request timeout")
+        case .malformedRequest: (.badRequest, "Malformed request")
+        case .notImplemented: (.notImplemented, "Not implemented")
         case .tooManyConnections: (.serviceUnavailable, "Too many connections")
         case .tooManyUploads: (.tooManyRequests, "Too many uploads in flight")
         case .idempotencyKeyReused: (.unprocessableContent, "Idempotency key reused")

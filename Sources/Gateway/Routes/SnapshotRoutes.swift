@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import KubinModel
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Orchestrators
 
@@ -51,7 +52,7 @@ struct SnapshotRoutes {
             accepted = try await uploads.upload(upload, body: body, logger: context.logger)
         } catch let error as KubinError {
             metrics.uploadRejected(Self.rejectionReason(error))
-            throw error
+            throw Self.framingError(error)
         }
         if !accepted.isReplay { ingest.jobCreated() }
         var headers: HTTPFields = [.location: "/api/v1/snapshots/\(accepted.snapshot.id)"]
@@ -126,6 +127,14 @@ struct SnapshotRoutes {
                 try await catalog.readArchive(of: snapshot, range: range) { chunk in try await writer.write(chunk) }
                 try await writer.finish(nil)
             })
+    }
+
+    /// A body that ended because its chunked framing broke (a malformed chunk size, say) says so, rather than that
+    /// it ended early.
+    private static func framingError(_ error: KubinError) -> KubinError {
+        guard error.code == .incompleteBody, let parser = error.underlying as? HTTPParserError else { return error }
+        return KubinError(
+            .malformedRequest, "The request body's framing is not valid HTTP/1.1 (\(parser)).", underlying: parser)
     }
 
     private static func rejectionReason(_ error: KubinError) -> GatewayMetrics.RejectionReason {

@@ -65,10 +65,11 @@ import Testing
             count += try await Self.rawCases(live, token: good)
             #expect(count >= 150, "\(count) cases")
 
-            // Not one answer was a server error.
+            // Not one answer was a server error. 501 is not one: it is RFC 9112's refusal of what the gateway does not
+            // do (CONNECT, a transfer coding other than chunked), answered on purpose.
             let metrics = try await live.metricsText()
             let serverErrors = metrics.split(separator: "\n").filter {
-                $0.hasPrefix("gateway_requests_total{") && $0.contains("status=\"5")
+                $0.hasPrefix("gateway_requests_total{") && $0.contains("status=\"5") && !$0.contains("status=\"501\"")
             }
             #expect(serverErrors.isEmpty, "\(serverErrors)")
         }
