@@ -194,6 +194,13 @@ import Testing
                     }, pods: pods), of: snapshot.id)
             let all = try await Self.everyPage { try await store.pods(of: snapshot.id, PodQuery(limit: 4, after: $0)) }
             #expect(all.count == 15)
+            let asked = [
+                PodKey(namespace: "ns-1", name: "pod-1"), PodKey(namespace: "ns-2", name: "pod-1"),
+                PodKey(namespace: "ns-0", name: "pod-12"), PodKey(namespace: "ns-0", name: "gone"),
+            ]
+            #expect(try await store.listedPods(of: snapshot.id, among: asked) == [asked[0], asked[2]])
+            #expect(try await store.listedPods(of: makeSnapshot(createdAt: Self.t0).id, among: asked).isEmpty)
+            #expect(try await store.listedPods(of: snapshot.id, among: []).isEmpty)
             #expect(all.first { $0.record.name == "pod-7" } == pods[7], "containers and labels round-trip")
             #expect(try await store.pods(of: snapshot.id, PodQuery(phase: "Pending", limit: 100)).items.count == 4)
             #expect(

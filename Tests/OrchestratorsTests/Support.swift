@@ -142,6 +142,9 @@ extension ForwardingIndexStore {
     func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {
         try await index.podsWithMostRestarts(of: id, limit: limit)
     }
+    func listedPods(of id: SnapshotID, among pods: [PodKey]) async throws -> Set<PodKey> {
+        try await index.listedPods(of: id, among: pods)
+    }
 }
 
 /// A snapshot store whose inserts fail while its switch is on; everything else goes to the real one.

@@ -86,7 +86,7 @@ extension SQLiteAnalyticsStore {
             let rows = try await database.query(
                 """
                 SELECT namespace, pod, container, previous, lines, first_ts, last_ts, fetch_error FROM log_streams
-                WHERE snapshot_id = ? AND (namespace, pod) IN (VALUES \(Self.placeholders(rows: chunk.count, columns: 2)))
+                WHERE snapshot_id = ? AND (namespace, pod) IN (VALUES \(SQLiteDatabase.placeholders(rows: chunk.count, columns: 2)))
                 """, [.text(snapshot.rawValue)] + chunk.flatMap { [.text($0.namespace), .text($0.name)] })
             for row in rows {
                 guard let namespace = row.column("namespace")?.string, let pod = row.column("pod")?.string,

@@ -127,7 +127,8 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
                     ]
                 }
                 for row in try await transaction.query(
-                    Self.upsertStreams + Self.placeholders(rows: chunk.count, columns: 8) + Self.upsertStreamsTail,
+                    Self.upsertStreams + SQLiteDatabase.placeholders(rows: chunk.count, columns: 8)
+                        + Self.upsertStreamsTail,
                     binds)
                 {
                     guard let id = row.column("id")?.integer, let stream = Self.streamKey(row) else {
@@ -165,7 +166,7 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
             for chunk in blocks.chunks(of: Self.maxBindsPerStatement / 5 * 5) {
                 _ = try await transaction.query(
                     "INSERT INTO log_blocks (stream_id, first_line, last_line, min_ts, max_ts) VALUES "
-                        + Self.placeholders(rows: chunk.count / 5, columns: 5), Array(chunk))
+                        + SQLiteDatabase.placeholders(rows: chunk.count / 5, columns: 5), Array(chunk))
             }
         }
     }
@@ -175,7 +176,7 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
     ) async throws {
         _ = try await transaction.query(
             "INSERT INTO log_lines (stream_id, line, ts, text) VALUES "
-                + placeholders(rows: binds.count / 4, columns: 4),
+                + SQLiteDatabase.placeholders(rows: binds.count / 4, columns: 4),
             binds)
         binds.removeAll(keepingCapacity: true)
     }
@@ -233,7 +234,7 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
                     """
                     INSERT INTO events (snapshot_id, seq, namespace, name, type, reason, message, count, first_ts,
                                         last_ts, sort_ts, involved_kind, involved_name, involved_namespace)
-                    VALUES \(Self.placeholders(rows: chunk.count, columns: columns))
+                    VALUES \(SQLiteDatabase.placeholders(rows: chunk.count, columns: columns))
                     """, binds)
             }
         }
@@ -270,11 +271,6 @@ package final class SQLiteAnalyticsStore: AnalyticsStore {
         case .text(let text)?: text
         default: nil
         }
-    }
-
-    static func placeholders(rows: Int, columns: Int) -> String {
-        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
-        return Array(repeating: row, count: rows).joined(separator: ", ")
     }
 
     static func earliest(_ a: Int64?, _ b: Int64?) -> Int64? { [a, b].compactMap { $0 }.min() }

@@ -20,6 +20,9 @@ package protocol IndexStore: Sendable {
     /// One page of pods of `id`.
     func pods(of id: SnapshotID, _ query: PodQuery) async throws -> Page<IndexedPod>
 
+    /// Which of `pods` the index of `id` lists (the others, seen only through their logs, are orphans).
+    func listedPods(of id: SnapshotID, among pods: [PodKey]) async throws -> Set<PodKey>
+
     /// The `limit` pods of `id` with the most restarts (ties by namespace and name), only pods that restarted.
     func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod]
 }

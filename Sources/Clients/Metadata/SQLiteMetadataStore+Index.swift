@@ -132,6 +132,23 @@ extension SQLiteMetadataStore {
         ).map(Self.decodePod)
     }
 
+    package func listedPods(of id: SnapshotID, among pods: [PodKey]) async throws -> Set<PodKey> {
+        var listed: Set<PodKey> = []
+        for chunk in pods.chunks(of: 10_000) {
+            let rows = try await database.query(
+                """
+                SELECT namespace, name FROM pods
+                WHERE snapshot_id = ? AND (namespace, name) IN (VALUES \(SQLiteDatabase.placeholders(rows: chunk.count, columns: 2)))
+                """, [.text(id.rawValue)] + chunk.flatMap { [SQLiteData.text($0.namespace), .text($0.name)] })
+            for row in rows {
+                if let namespace = row.column("namespace")?.string, let name = row.column("name")?.string {
+                    listed.insert(PodKey(namespace: namespace, name: name))
+                }
+            }
+        }
+        return listed
+    }
+
     // MARK: Helpers
 
     /// Inserts (or replaces) `rows` in multi-row statements within SQLite's bound on parameters.

@@ -62,9 +62,9 @@ package struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
     /// The folder under which ingest writes the manifests of the snapshot `id`.
     package static func manifests(of id: SnapshotID) -> ObjectKey { ObjectKey(trusted: "snapshots/\(id)/manifests") }
 
-    /// The manifests of the `list`th List document of the snapshot `id`.
-    package static func manifests(of id: SnapshotID, list: Int) -> ObjectKey {
-        ObjectKey(trusted: "snapshots/\(id)/manifests/\(list)")
+    /// The `part`th batch of manifests of the snapshot `id`, in archive order.
+    package static func manifests(of id: SnapshotID, part: Int) -> ObjectKey {
+        ObjectKey(trusted: "snapshots/\(id)/manifests/\(part)")
     }
 
     /// A key made of segments known to be valid (a snapshot id is hex and `-`).

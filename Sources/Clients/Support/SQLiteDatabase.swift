@@ -47,6 +47,12 @@ package final class SQLiteDatabase: Sendable {
         return database
     }
 
+    /// `(?, ?), (?, ?)`: placeholders of `rows` rows of `columns` values, for multi-row statements.
+    package static func placeholders(rows: Int, columns: Int) -> String {
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        return Array(repeating: row, count: rows).joined(separator: ", ")
+    }
+
     /// Closes the connection. No call may follow.
     package func close() async throws {
         try await lock.withLock { try await connection.close() }

@@ -5,7 +5,8 @@ import NIOCore
 import Synchronization
 
 /// Reads a stored snapshot of any accepted form and reports its lists and logs to a ``SnapshotSink``, streaming:
-/// memory is bounded by one document (`maxDocumentBytes`), one line and a batch of log lines.
+/// memory is bounded by one item (`maxItemBytes`), a batch of items (`batchBytes`), one line and a batch of log lines,
+/// whatever the size of a document or the number of its items.
 ///
 /// gzip: a tar (cluster-info dump directory or support bundle, any leading folder) or one stdout-form file;
 /// zip: the same layouts; json: the stdout form. Refused or broken archives throw ``ArchiveError``.
@@ -18,8 +19,15 @@ package struct SnapshotReader {
         package var tar = TarReader.Limits()
         /// Of zip archives.
         package var zip = ZipReader.Limits()
-        /// The largest JSON document (one List file).
-        package var maxDocumentBytes = 256 << 20
+        /// The largest item of a List (and the most a List holds besides its items). Kubernetes itself keeps objects
+        /// under 1.5 MiB (etcd's request limit).
+        package var maxItemBytes = 16 << 20
+        /// Items of a List handed to the sink at once (one manifest object, one index transaction).
+        package var itemsPerBatch = 1000
+        /// The most bytes of items handed to the sink at once, however few they are.
+        package var batchBytes = 4 << 20
+        /// The most bytes of items a List whose `kind` is not known yet is kept waiting for it.
+        package var maxPendingBytes = 16 << 20
         /// The longest log line kept whole.
         package var maxLineBytes = 64 << 10
         /// Log lines handed to the sink at once.
@@ -90,15 +98,9 @@ package struct SnapshotReader {
         guard entry.kind == .file else { return false }
         switch DumpFile.classify(entry.path) {
         case .clusterList(let kind):
-            try await sink.list(
-                try parseList(
-                    try await body.collect(maxBytes: limits.maxDocumentBytes), source: entry.path, namespace: nil,
-                    kind: kind))
+            try await readList(body, source: entry.path, namespace: nil, kind: kind, into: &sink)
         case .namespacedList(let namespace, let kind):
-            try await sink.list(
-                try parseList(
-                    try await body.collect(maxBytes: limits.maxDocumentBytes), source: entry.path, namespace: namespace,
-                    kind: kind))
+            try await readList(body, source: entry.path, namespace: namespace, kind: kind, into: &sink)
         case .podLogBlocks:
             let lines = LineReader(body, maxLineBytes: limits.maxLineBytes)
             var splitter = LogBlockSplitter()
@@ -124,7 +126,20 @@ package struct SnapshotReader {
         return true
     }
 
+    /// One List file of an archive, streamed through a ``ListReader``.
+    private func readList<Sink: SnapshotSink>(
+        _ body: some ArchiveEntryBody, source: String, namespace: String?, kind: String?, into sink: inout Sink
+    ) async throws {
+        var list = ListReader(source: source, namespace: namespace, fileKind: kind, limits: limits)
+        while let chunk = try await body.next(upTo: 256 * 1024) { try await list.feed(chunk, into: &sink) }
+        try await list.finish(into: &sink)
+    }
+
     /// The stdout form: JSON documents and log blocks, line by line. False when it held neither.
+    ///
+    /// A document starts at a line (outside log blocks) whose first non-blank byte is `{` or `[`, and streams
+    /// through a ``ListReader`` until its brackets balance, however many lines it spans. Other lines outside
+    /// documents and blocks are noise, not guessed at.
     private func readStdoutForm<Sink: SnapshotSink>(
         _ lines: LineReader, into sink: inout Sink, progress: Progress
     )
@@ -132,24 +147,33 @@ package struct SnapshotReader {
     {
         var isSnapshot = false
         var splitter = LogBlockSplitter()
-        var documents = JSONDocumentSplitter(maxDocumentBytes: limits.maxDocumentBytes)
+        var document: ListReader?
         var blocks = BlockLogs(reader: self)
         var events: [LogBlockSplitter.Event] = []
         while let line = try await lines.next() {
             events.removeAll(keepingCapacity: true)
-            if documents.isInDocument {
+            if document != nil {
                 events.append(.outside(line))
             } else {
                 splitter.feed(line, into: &events)
             }
             for event in events {
                 guard case .outside(let text) = event else { continue }
-                if let document = try documents.feed(text) {
+                if document == nil {
+                    guard let first = text.readableBytesView.first(where: { $0 != 0x20 && $0 != 0x09 }),
+                        first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
+                    else { continue }
                     isSnapshot = true
-                    let count = progress.countEntry()
-                    try await sink.list(
-                        try parseList(document, source: "stdout document \(count)", namespace: nil, kind: nil))
-                    try await sink.progress(bytesRead: progress.bytes, entriesRead: count)
+                    document = ListReader(
+                        source: "stdout document \(progress.countEntry())", namespace: nil, fileKind: nil,
+                        limits: limits)
+                }
+                try await document?.feed(text, into: &sink)
+                try await document?.feed(Self.newline, into: &sink)
+                if document?.isComplete == true {
+                    try await document?.finish(into: &sink)
+                    document = nil
+                    try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.entries)
                 }
             }
             if events.contains(where: { if case .start = $0 { true } else { false } }) { isSnapshot = true }
@@ -158,35 +182,13 @@ package struct SnapshotReader {
         events.removeAll()
         splitter.finish(into: &events)
         try await blocks.handle(events, into: &sink)
-        try documents.finish()
+        guard document == nil else {
+            throw ArchiveError(.corrupt, "The dump ends in the middle of a JSON document: it is truncated.")
+        }
         return isSnapshot
     }
 
-    /// A List document's indexable items.
-    private func parseList(
-        _ document: ByteBuffer, source: String, namespace: String?, kind: String?
-    ) throws -> ParsedList {
-        let bytes = Array(document.readableBytesView)
-        let list: JSONList
-        do { list = try JSONList(scanning: bytes) } catch var error as ArchiveError {
-            let sentence = error.reason.hasSuffix(".") ? String(error.reason.dropLast()) : error.reason
-            error.reason = sentence + " (in \(source))."
-            throw error
-        }
-        let context = ObjectExtractor.Context(
-            listKind: list.kind, listAPIVersion: list.apiVersion, fileKind: kind, fileNamespace: namespace)
-        var items: [ParsedList.Item] = []
-        var skipped = 0
-        for range in list.items {
-            let raw = Data(bytes[range])
-            guard let extracted = try? ObjectExtractor.extract(raw, context: context) else {
-                skipped += 1
-                continue
-            }
-            items.append(.init(extracted: extracted, raw: ByteBuffer(bytes: bytes[range])))
-        }
-        return ParsedList(source: source, namespace: namespace, items: items, skippedItems: skipped)
-    }
+    private static let newline = ByteBuffer(string: "\n")
 
     /// True for a block that starts a tar archive: a ustar magic, or (old tars have none) a checksum that matches.
     static func isTarHeader(_ block: ByteBuffer) -> Bool {

@@ -24,25 +24,38 @@ func splitStdoutDump(
     _ text: [UInt8]
 ) async throws -> (documents: [String], blocks: [(LogBlockSplitter.Block, [String])]) {
     var splitter = LogBlockSplitter()
-    var json = JSONDocumentSplitter(maxDocumentBytes: 64 << 20)
+    var document: (stream: JSONListStream, text: String)?
     var documents: [String] = []
     var blocks: [(LogBlockSplitter.Block, [String])] = []
     var events: [LogBlockSplitter.Event] = []
+    var items: [[UInt8]] = []
+    // A document starts at a line outside blocks whose first non-blank byte is '{', and ends when its List does.
+    func feed(_ line: String) throws {
+        if document == nil {
+            guard line.first(where: { $0 != " " && $0 != "\t" }) == "{" else { return }
+            document = (JSONListStream(maxItemBytes: 64 << 20), "")
+        }
+        try Array((line + "\n").utf8).withUnsafeBytes { try document?.stream.feed($0, into: &items) }
+        document?.text += line + "\n"
+        if let whole = document, whole.stream.isComplete {
+            documents.append(whole.text)
+            document = nil
+        }
+    }
     func handle(_ events: [LogBlockSplitter.Event]) throws {
         for event in events {
             switch event {
             case .start(let block): blocks.append((block, []))
             case .line(let line): blocks[blocks.count - 1].1.append(String(buffer: line))
             case .end: break
-            case .outside(let line):
-                if let document = try json.feed(line) { documents.append(String(buffer: document)) }
+            case .outside(let line): try feed(String(buffer: line))
             }
         }
     }
     for line in try await lines(of: text, chunkSize: 777) {
         events.removeAll()
-        if json.isInDocument {
-            if let document = try json.feed(ByteBuffer(string: line)) { documents.append(String(buffer: document)) }
+        if document != nil {
+            try feed(line)
             continue
         }
         splitter.feed(ByteBuffer(string: line), into: &events)
@@ -51,7 +64,7 @@ func splitStdoutDump(
     events.removeAll()
     splitter.finish(into: &events)
     try handle(events)
-    try json.finish()
+    #expect(document == nil, "the dump ends inside no document")
     return (documents, blocks)
 }
 
@@ -181,18 +194,21 @@ func splitStdoutDump(
     }
 
     @Test func bracesInStringsDoNotEndDocuments() throws {
-        var json = JSONDocumentSplitter(maxDocumentBytes: 1000)
-        #expect(try json.feed(ByteBuffer(string: ##"{"a": "}}}", "b": "\"{""##)) == nil)
-        let document = try json.feed(ByteBuffer(string: #", "c": [1, {"d": 2}]}"#))
-        #expect(document.map { try? JSONSerialization.jsonObject(with: Data($0.readableBytesView)) } != nil)
-        #expect(try json.feed(ByteBuffer(string: "not json")) == nil && json.noiseLines == 1)
-        var small = JSONDocumentSplitter(maxDocumentBytes: 10)
-        #expect { _ = try small.feed(ByteBuffer(string: #"{"key": "a long value"}"#)) } throws: {
+        var items: [[UInt8]] = []
+        var json = JSONListStream(maxItemBytes: 1000)
+        try Array(##"{"a": "}}}", "b": "\"{""##.utf8).withUnsafeBytes { try json.feed($0, into: &items) }
+        #expect(!json.isComplete)
+        try Array(#", "c": [1, {"d": 2}]}"#.utf8).withUnsafeBytes { try json.feed($0, into: &items) }
+        #expect(json.isComplete)
+        var small = JSONListStream(maxItemBytes: 10)
+        #expect {
+            try Array(#"{"key": "a long value"}"#.utf8).withUnsafeBytes { try small.feed($0, into: &items) }
+        } throws: {
             ($0 as? ArchiveError)?.kind == .limitExceeded
         }
-        var cut = JSONDocumentSplitter(maxDocumentBytes: 1000)
-        _ = try cut.feed(ByteBuffer(string: "{"))
-        #expect(throws: ArchiveError.self) { try cut.finish() }
+        var cut = JSONListStream(maxItemBytes: 1000)
+        try Array("{".utf8).withUnsafeBytes { try cut.feed($0, into: &items) }
+        #expect(throws: ArchiveError.self) { try cut.finish(into: &items) }
     }
 
     /// Random log lines — many of them starting with `{` — inside blocks never produce a document.

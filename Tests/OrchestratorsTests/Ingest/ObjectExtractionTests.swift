@@ -9,19 +9,38 @@ let sampleBundle = URL(fileURLWithPath: #filePath).deletingLastPathComponent().d
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("shared/samples/support-bundle-sbctl/cluster-resources").path
 
+/// A List document scanned as the ingest streams it, in pieces of `chunkSize` bytes.
+struct ScannedList {
+    var kind: String?
+    var apiVersion: String?
+    var items: [[UInt8]]
+
+    init(_ bytes: [UInt8], chunkSize: Int = 1 << 16, maxItemBytes: Int = 16 << 20) throws {
+        var stream = JSONListStream(maxItemBytes: maxItemBytes)
+        var items: [[UInt8]] = []
+        for start in stride(from: 0, to: bytes.count, by: chunkSize) {
+            try bytes[start..<min(start + chunkSize, bytes.count)].withUnsafeBytes { try stream.feed($0, into: &items) }
+        }
+        try stream.finish(into: &items)
+        self.kind = stream.kind
+        self.apiVersion = stream.apiVersion
+        self.items = items
+    }
+}
+
 /// Every item of a List file of the sample bundle, extracted as the ingest would.
 func extractSampleFile(_ relativePath: String) throws -> [ObjectExtractor.Extracted] {
     let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: sampleBundle + "/" + relativePath)))
-    let list = try JSONList(scanning: bytes)
+    let list = try ScannedList(bytes)
     guard case .namespacedList(let namespace, let kind) = DumpFile.classify("cluster-resources/" + relativePath) else {
         return []
     }
     let context = ObjectExtractor.Context(
         listKind: list.kind, listAPIVersion: list.apiVersion, fileKind: kind, fileNamespace: namespace)
-    return try list.items.compactMap { try ObjectExtractor.extract(Data(bytes[$0]), context: context) }
+    return try list.items.compactMap { try ObjectExtractor.extract(Data($0), context: context) }
 }
 
-@Suite struct JSONListTests {
+@Suite struct JSONListStreamTests {
     @Test func delimitsItemsOfPrettyAndCompactLists() throws {
         let pretty = """
             {
@@ -35,26 +54,41 @@ func extractSampleFile(_ relativePath: String) throws -> [ObjectExtractor.Extrac
             }
             """
         for text in [pretty, #"{"items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}],"kind":"PodList"}"#] {
-            let bytes = Array(text.utf8)
-            let list = try JSONList(scanning: bytes)
-            #expect(list.kind == "PodList")
-            #expect(list.items.count == 2)
-            let names = try list.items.map {
-                (try JSONSerialization.jsonObject(with: Data(bytes[$0])) as? [String: Any])?["metadata"]
-                    .flatMap { ($0 as? [String: Any])?["name"] as? String }
+            for chunkSize in [1, 7, 1 << 16] {
+                let list = try ScannedList(Array(text.utf8), chunkSize: chunkSize)
+                #expect(list.kind == "PodList")
+                #expect(list.items.count == 2)
+                let names = try list.items.map {
+                    (try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])?["metadata"]
+                        .flatMap { ($0 as? [String: Any])?["name"] as? String }
+                }
+                #expect(names == ["a", "b"], "chunks of \(chunkSize)")
             }
-            #expect(names == ["a", "b"])
         }
-        #expect(try JSONList(scanning: Array(#"{"kind":"EventList","items":null}"#.utf8)).items.isEmpty)
-        #expect(try JSONList(scanning: Array(#"{"kind":"Pod","metadata":{"name":"single"}}"#.utf8)).items.count == 1)
+        #expect(try ScannedList(Array(#"{"kind":"EventList","items":null}"#.utf8)).items.isEmpty)
+        let single = #"{"kind":"Pod","metadata":{"name":"single"},"spec":{"x":[1,"]"]}}"#
+        #expect(try ScannedList(Array(single.utf8), chunkSize: 3).items == [Array(single.utf8)], "the document itself")
+        #expect(try ScannedList(Array(#"{"kind":"PodList","items":[]}"#.utf8)).items.isEmpty)
     }
 
-    @Test(arguments: [#"["not", "an", "object"]"#, #"{"items": [{"a": 1}"#, #"{"items": "x"}"#, #"{"kind": 1"#, ""])
+    @Test func refusesAnItemOverTheLimitWithoutHoldingMore() {
+        let list = #"{"kind":"PodList","items":[{"metadata":{"name":"a"}},{"metadata":{"name":"far too long"}}]}"#
+        #expect { _ = try ScannedList(Array(list.utf8), chunkSize: 5, maxItemBytes: 30) } throws: {
+            ($0 as? ArchiveError)?.kind == .limitExceeded
+        }
+    }
+
+    @Test(arguments: [
+        #"["not", "an", "object"]"#, #"{"items": [{"a": 1}"#, #"{"items": "x"}"#, #"{"kind": 1"#, "",
+        #"{"kind": 1}"#, #"{"a": 1,}"#, #"{"items": [1,]}"#, #"{"a" 1}"#, #"{"items": [{}]"#,
+    ])
     func refusesMalformedDocuments(_ text: String) {
-        #expect { _ = try JSONList(scanning: Array(text.utf8)) } throws: { ($0 as? ArchiveError)?.kind == .corrupt }
+        #expect { _ = try ScannedList(Array(text.utf8), chunkSize: 2) } throws: {
+            ($0 as? ArchiveError)?.kind == .corrupt
+        }
     }
 
-    /// Random Lists written by Python's json module: every item's range decodes to that item.
+    /// Random Lists written by Python's json module, read in random pieces: every item decodes to that item.
     @Test func agreesWithPythonOnRandomLists() throws {
         let output = try python(
             """
@@ -75,14 +109,16 @@ func extractSampleFile(_ relativePath: String) throws -> [ObjectExtractor.Extrac
             sys.stdout.write(json.dumps(lists))
             """)
         let lists = try #require(try JSONSerialization.jsonObject(with: Data(output)) as? [String])
+        var random = SeededRandom.forThisRun()
         for text in lists {
             let bytes = Array(text.utf8)
-            let list = try JSONList(scanning: bytes)
+            let list = try ScannedList(bytes, chunkSize: Int.random(in: 1...64, using: &random))
             let expected =
                 (try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])?["items"] as? [Any] ?? []
-            #expect(list.items.count == expected.count)
-            for (range, item) in zip(list.items, expected) {
-                let decoded = try JSONSerialization.jsonObject(with: Data(bytes[range]))
+            #expect(list.items.count == expected.count, "\(random.replay)")
+            #expect(list.kind == "ThingList")
+            for (raw, item) in zip(list.items, expected) {
+                let decoded = try JSONSerialization.jsonObject(with: Data(raw))
                 #expect(
                     NSDictionary(dictionary: decoded as! [String: Any])
                         == NSDictionary(dictionary: item as! [String: Any]))

@@ -135,7 +135,7 @@ func readSnapshot(
             ($0 as? ArchiveError)?.kind == .refusedEntry
         }
         var limits = SnapshotReader.Limits()
-        limits.maxDocumentBytes = 10
+        limits.maxItemBytes = 10
         await #expect {
             _ = try await readSnapshot(Array(#"{"kind":"NodeList","items":[]}"#.utf8), .json, limits: limits)
         } throws: {

@@ -300,6 +300,24 @@ extension PostgresMetadataStore {
         return try await rows(statement).map(Self.decodePod)
     }
 
+    package func listedPods(of id: SnapshotID, among pods: [PodKey]) async throws -> Set<PodKey> {
+        var listed: Set<PodKey> = []
+        for chunk in pods.chunks(of: 10_000) {
+            var statement = PostgresStatement("SELECT namespace, name FROM pods WHERE ")
+            statement.append("snapshot_id = \(try statement.bind(id.rawValue)) AND (namespace, name) IN (")
+            for (index, pod) in chunk.enumerated() {
+                statement.append(
+                    (index == 0 ? "" : ", ") + "(\(try statement.bind(pod.namespace)), \(try statement.bind(pod.name)))"
+                )
+            }
+            statement.append(")")
+            for row in try await rows(statement) {
+                listed.insert(PodKey(namespace: try row.value("namespace"), name: try row.value("name")))
+            }
+        }
+        return listed
+    }
+
     // MARK: Decoding
 
     private static func decodeResource(_ row: PostgresRandomAccessRow) throws -> IndexedResource {

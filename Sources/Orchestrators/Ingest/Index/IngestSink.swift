@@ -4,11 +4,13 @@ import Foundation
 import KubinModel
 import NIOCore
 
-/// Writes what ``SnapshotReader`` finds into the stores: each List's items as one manifest object in storage (one JSON
-/// item per line) with their index rows in metadata, events in analytics, and log lines to `logs`, which a
-/// ``LogWriter`` drains into analytics concurrently (so reading and writing use both cores).
+/// Writes what ``SnapshotReader`` finds into the stores: each batch of a List's items as one manifest object in
+/// storage (one JSON item per line) with their index rows (and namespaces) in metadata, events in analytics, and log
+/// lines to `logs`, which a ``LogWriter`` drains into analytics concurrently (so reading and writing use both cores).
+/// What it keeps between batches grows with the container logs, never with the items: which pods are orphans (seen
+/// only through their logs) is asked of the index at the end.
 ///
-/// Everything it writes is keyed by the snapshot and by the archive's order (the n-th List is manifest object `n`),
+/// Everything it writes is keyed by the snapshot and by the archive's order (the n-th batch is manifest object `n`),
 /// so a re-ingest after ``IndexStore/clearIndex(_:)`` and ``AnalyticsStore/deleteSnapshot(_:)`` writes the same
 /// rows and objects again, never duplicates.
 struct IngestSink: SnapshotSink {
@@ -22,11 +24,9 @@ struct IngestSink: SnapshotSink {
     let onProgress: (IngestProgress) async throws -> Void
 
     private(set) var counts = SnapshotCounts()
-    private var namespaces: Set<String> = []
-    private var listedPods: Set<PodKey> = []
     private var logContainers: [PodKey: Set<String>] = [:]
     private var streams: [LogStreamKey: Int] = [:]  // lines stored so far per container log
-    private var listNumber = 0
+    private var part = 0
 
     init(
         snapshot: SnapshotID, metadata: any IndexStore, objects: any ObjectStore, analytics: any AnalyticsStore,
@@ -41,12 +41,16 @@ struct IngestSink: SnapshotSink {
     }
 
     mutating func list(_ list: ParsedList) async throws {
-        listNumber += 1
         counts.skippedItems += list.skippedItems
-        if let namespace = list.namespace { namespaces.insert(namespace) }
-        guard !list.items.isEmpty else { return }
-
-        let key = ObjectKey.manifests(of: snapshot, list: listNumber)
+        var namespaces: Set<String> = list.namespace.map { [$0] } ?? []
+        guard !list.items.isEmpty else {
+            if !namespaces.isEmpty {
+                try await metadata.insertIndex(IndexBatch(namespaces: namespaces.sorted()), of: snapshot)
+            }
+            return
+        }
+        part += 1
+        let key = ObjectKey.manifests(of: snapshot, part: part)
         var manifests = ByteBuffer()
         manifests.reserveCapacity(list.items.reduce(0) { $0 + $1.raw.readableBytes + 1 })
         var batch = IndexBatch()
@@ -66,11 +70,11 @@ struct IngestSink: SnapshotSink {
             if record.kind == "Namespace" { namespaces.insert(record.name) }
             if let pod = item.extracted.pod {
                 batch.pods.append(IndexedPod(record: pod, labels: record.labels, isOrphan: false))
-                listedPods.insert(PodKey(namespace: pod.namespace, name: pod.name))
             }
             if let event = item.extracted.event { events.append(event) }
         }
         _ = try await objects.put(key, body: OneBuffer(manifests))
+        batch.namespaces = namespaces.sorted()
         try await metadata.insertIndex(batch, of: snapshot)
         try await analytics.appendEvents(events, firstSequence: counts.events, snapshot: snapshot)
         counts.events += events.count
@@ -103,8 +107,9 @@ struct IngestSink: SnapshotSink {
     /// Writes what is known only at the end: namespaces, and pods seen only through their logs. Returns the counts for
     /// the snapshot.
     mutating func finish() async throws -> SnapshotCounts {
+        let listed = try await metadata.listedPods(of: snapshot, among: Array(logContainers.keys))
         var orphans: [IndexedPod] = []
-        for (pod, containers) in logContainers where !listedPods.contains(pod) {
+        for (pod, containers) in logContainers where !listed.contains(pod) {
             let containers = containers.sorted().map {
                 ContainerRecord(name: $0, role: .main, image: nil, state: "unknown")
             }
@@ -114,6 +119,7 @@ struct IngestSink: SnapshotSink {
                         namespace: pod.namespace, name: pod.name, phase: "Unknown", node: nil, containers: containers),
                     labels: [:], isOrphan: true))
         }
+        let namespaces = Set(logContainers.keys.map(\.namespace))
         try await metadata.insertIndex(
             IndexBatch(namespaces: namespaces.sorted(), pods: orphans.sorted { $0.record.name < $1.record.name }),
             of: snapshot)
@@ -123,7 +129,6 @@ struct IngestSink: SnapshotSink {
 
     /// Records the stream and its pod; returns the lines stored for it so far.
     private mutating func noteStream(_ stream: LogStreamKey) -> Int {
-        namespaces.insert(stream.namespace)
         logContainers[PodKey(namespace: stream.namespace, name: stream.pod), default: []].insert(stream.container)
         if let count = streams[stream] { return count }
         streams[stream] = 0

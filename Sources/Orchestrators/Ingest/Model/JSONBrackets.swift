@@ -1,9 +1,9 @@
-/// Counts JSON bracket depth byte by byte, understanding strings and escapes: the one mechanism behind finding where
-/// a document (``JSONDocumentSplitter``) or a value (``JSONList``) ends.
+/// Counts JSON bracket depth byte by byte, understanding strings and escapes: how ``JSONListStream`` finds where a
+/// value ends.
 struct JSONBrackets {
     /// Open `{` and `[` not yet closed; negative when there were more closing brackets than opening ones.
     private(set) var depth = 0
-    private var isInString = false
+    private(set) var isInString = false
     private var isEscaped = false
 
     /// Counts `byte`; true when it closes the outermost bracket.
