@@ -261,6 +261,35 @@ func makeSnapshot(
         }
         #expect(tables.isEmpty, "the migration's transaction rolled back")
     }
+
+    /// A `SELECT` runs on the reader connection: it answers from the last commit while a write transaction is open,
+    /// where one connection would have made it wait for the transaction.
+    @Test(.timeLimit(.minutes(1))) func aReadDoesNotWaitForAnOpenWriteTransaction() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let migrations = [Migration(version: 1, name: "t", statements: ["CREATE TABLE t (x INTEGER)"])]
+        let database = try await SQLiteDatabase.open(
+            path: directory.path + "/db.sqlite", migrations: migrations, logger: Logger(label: "test"))
+        let count = { try await database.query("SELECT count(*) AS n FROM t").first?.column("n")?.integer }
+        try await closing(database.close) {
+            let (entered, enter) = AsyncStream<Void>.makeStream()
+            let (released, release) = AsyncStream<Void>.makeStream()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await database.transaction { transaction in
+                        _ = try await transaction.query("INSERT INTO t (x) VALUES (1)")
+                        enter.yield()
+                        for await _ in released { break }
+                    }
+                }
+                for await _ in entered { break }
+                #expect(try await count() == 0, "the open transaction's row is not visible yet")
+                release.yield()
+                try await group.waitForAll()
+            }
+            #expect(try await count() == 1)
+        }
+    }
 }
 
 @Suite struct PostgresMetadataStoreTests {

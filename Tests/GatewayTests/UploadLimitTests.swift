@@ -135,7 +135,9 @@ import Testing
                 #expect(answers.count == 100)
                 #expect(answers.allSatisfy { $0.hasPrefix("HTTP/1.1 408") }, "\(answers.first ?? "")")
             }
-            #expect(try await live.metric("gateway_uploads_rejected_total{reason=\"too_slow\"}") == 100)
+            let tooSlow = try await live.metric("gateway_uploads_rejected_total{reason=\"too_slow\"}")
+            // At least: on a loaded machine a real upload's body can miss the 2 s start as well, and is retried.
+            #expect(tooSlow ?? 0 >= 100)
             #expect(try await live.metric("gateway_uploads_in_flight") == 0)
             let listed = try await live.json(.GET, "/api/v1/snapshots?limit=500").object["items"] as? [[String: Any]]
             #expect(listed?.map { $0["cluster"] as? String } == ["real"], "nothing of the tricklers is kept")

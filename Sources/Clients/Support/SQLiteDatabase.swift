@@ -1,19 +1,31 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import SQLiteNIO
 
-/// One SQLite file behind one connection, with statements serialised so that transactions are real.
+/// One SQLite file behind a writer and a reader connection, each with its statements serialised so that
+/// transactions are real.
 ///
 /// sqlite-nio runs each call on a thread pool and interleaves calls from different tasks on the same connection, so
-/// every use goes through an ``AsyncLock``. WAL mode, `synchronous=FULL` by default (a commit survives power loss)
+/// every use of a connection goes through its ``AsyncLock``. A statement that begins with `SELECT` runs on the reader
+/// (`query_only`), which WAL mode lets see the last commit while the writer is inside a long transaction: a page of
+/// pods does not wait for an ingest's batch. The two connections run on a thread pool of their own, so neither waits
+/// for a thread behind the other or behind file work. `synchronous=FULL` by default (a commit survives power loss)
 /// and a busy timeout (sqlite-nio's own busy handler spins) are set on open; schema changes are versioned
 /// ``Migration``s.
 package final class SQLiteDatabase: Sendable {
     private let connection: SQLiteConnection
+    private let reader: SQLiteConnection
+    private let threads: NIOThreadPool
     private let lock = AsyncLock()
+    private let readerLock = AsyncLock()
 
-    private init(connection: SQLiteConnection) { self.connection = connection }
+    private init(connection: SQLiteConnection, reader: SQLiteConnection, threads: NIOThreadPool) {
+        self.connection = connection
+        self.reader = reader
+        self.threads = threads
+    }
 
     /// How commits reach the disk (SQLite's `synchronous` pragma).
     package enum Durability: String, Sendable {
@@ -30,21 +42,32 @@ package final class SQLiteDatabase: Sendable {
     ) async throws -> SQLiteDatabase {
         try FileManager.default.createDirectory(
             at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        let database = SQLiteDatabase(connection: connection)
+        let threads = NIOThreadPool(numberOfThreads: 2)
+        threads.start()
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        var opened: [SQLiteConnection] = []
         do {
+            let connection = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: threads, logger: logger, on: loop)
+            opened.append(connection)
             for pragma in [
                 "PRAGMA busy_timeout=5000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=\(durability.rawValue)",
                 "PRAGMA foreign_keys=ON",
             ] {
                 _ = try await connection.query(pragma)
             }
+            let reader = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: threads, logger: logger, on: loop)
+            opened.append(reader)
+            for pragma in ["PRAGMA busy_timeout=5000", "PRAGMA query_only=ON"] { _ = try await reader.query(pragma) }
+            let database = SQLiteDatabase(connection: connection, reader: reader, threads: threads)
             try await database.migrate(migrations, logger: logger)
+            return database
         } catch {
-            try? await connection.close()
+            for connection in opened { try? await connection.close() }
+            try? await threads.shutdownGracefully()
             throw error
         }
-        return database
     }
 
     /// `(?, ?), (?, ?)`: placeholders of `rows` rows of `columns` values, for multi-row statements.
@@ -53,14 +76,20 @@ package final class SQLiteDatabase: Sendable {
         return Array(repeating: row, count: rows).joined(separator: ", ")
     }
 
-    /// Closes the connection. No call may follow.
+    /// Closes both connections and their threads. No call may follow.
     package func close() async throws {
+        try await readerLock.withLock { try await reader.close() }
         try await lock.withLock { try await connection.close() }
+        try await threads.shutdownGracefully()
     }
 
-    /// Runs one statement with positional `binds` and returns its rows.
+    /// Runs one statement with positional `binds` and returns its rows; a `SELECT` on the reader, anything else on
+    /// the writer.
     package func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
-        try await lock.withLock { try await connection.query(sql, binds) }
+        if sql.utf8.starts(with: "SELECT".utf8) {
+            return try await readerLock.withLock { try await reader.query(sql, binds) }
+        }
+        return try await lock.withLock { try await connection.query(sql, binds) }
     }
 
     /// Copies the write-ahead log into the database and syncs both: everything committed before is durable after.

@@ -65,7 +65,9 @@ package final class IngestOrchestrator: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for index in 0..<settings.concurrency {
-                    group.addTask { await self.work(as: "\(self.instance)-\(index)") }
+                    group.addTask(executorPreference: BackgroundExecutor.shared) {
+                        await self.work(as: "\(self.instance)-\(index)")
+                    }
                 }
             }
         } onGracefulShutdown: {
