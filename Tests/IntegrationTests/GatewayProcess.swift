@@ -9,7 +9,7 @@ import TestSupport
 
 /// The real `kubin-gateway` executable, started as a child process with its output captured in files.
 final class GatewayProcess: Sendable {
-    let process: Process
+    let process: ChildProcess
     let stdoutPath: String
     let stderrPath: String
 
@@ -23,21 +23,15 @@ final class GatewayProcess: Sendable {
         let base = NSTemporaryDirectory() + "kubin-process-" + UUID().uuidString
         stdoutPath = base + ".out"
         stderrPath = base + ".err"
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process = Process()
-        process.executableURL = Self.executable
-        process.arguments = arguments
         // Each process's metrics listener on a free port, unless the test names one.
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KUBIN_") }
-            .merging(["KUBIN_METRICS_PORT": "0"]) { $1 }.merging(environment) { $1 }
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        try process.run()
+        process = try ChildProcess(
+            [Self.executable.path] + arguments,
+            environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KUBIN_") }
+                .merging(["KUBIN_METRICS_PORT": "0"]) { $1 }.merging(environment) { $1 },
+            output: .file(stdoutPath), error: .file(stderrPath))
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(atPath: stdoutPath)
         try? FileManager.default.removeItem(atPath: stderrPath)
     }
@@ -86,12 +80,12 @@ final class GatewayProcess: Sendable {
         return token
     }
 
-    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+    func signal(_ signal: Int32) { process.signal(signal) }
 
     /// Waits for the process to end and returns its exit status.
     func exitStatus(timeout: Duration = .seconds(60)) async throws -> Int32 {
         try await poll("the process to exit", timeout: timeout) { !process.isRunning }
-        return process.terminationStatus
+        return process.exitStatus ?? -1
     }
 }
 

@@ -7,8 +7,7 @@ import Foundation
 /// A Python program a test runs beside it (a proxy, a small server): started with `arguments`, it prints the port it
 /// listens on as its first line of output; what it writes to standard error is the test's to read once it stops.
 package final class BackgroundPython: Sendable {
-    private let process: Process
-    private let errors: Pipe
+    private let child: ChildProcess
     /// The port from the program's first line.
     package let port: Int
 
@@ -19,20 +18,13 @@ package final class BackgroundPython: Sendable {
 
     /// Starts `script` with `arguments` and waits for its port.
     package init(script: String, arguments: [String]) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let output = Pipe()
-        errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
+        child = try ChildProcess(["python3", "-c", script] + arguments, output: .pipe, error: .pipe)
         var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
+        while let byte = try child.standardOutput?.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
             line.append(byte)
         }
         guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            kill(process.processIdentifier, SIGKILL)
+            child.signal(SIGKILL)
             throw Failed()
         }
         self.port = port
@@ -40,10 +32,9 @@ package final class BackgroundPython: Sendable {
 
     /// Stops the program and returns the lines it wrote to standard error.
     package func stop() -> [String] {
-        // SIGKILL: the test process ignores SIGTERM (service groups handle it), and children inherit that.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        child.signal(SIGKILL)
+        child.waitUntilExit()
+        let text = String(decoding: child.standardError?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
         return text.split(separator: "\n").map(String.init)
     }
 }

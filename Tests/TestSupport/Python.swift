@@ -3,19 +3,12 @@ import Foundation
 /// Runs a Python script with `arguments` (its `sys.argv[1:]`) and `input` on its standard input, and returns its
 /// standard output; throws when it fails.
 package func python(_ script: String, arguments: [String] = [], input: [UInt8] = []) throws -> [UInt8] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script] + arguments
-    let output = Pipe()
-    let standardInput = Pipe()
-    process.standardOutput = output
-    process.standardInput = standardInput
-    try process.run()
-    standardInput.fileHandleForWriting.write(Data(input))
-    try standardInput.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw PythonFailed(status: process.terminationStatus) }
+    let child = try ChildProcess(["python3", "-c", script] + arguments, input: .pipe, output: .pipe)
+    child.standardInput?.write(Data(input))
+    try child.standardInput?.close()
+    let data = child.standardOutput?.readDataToEndOfFile() ?? Data()
+    let status = child.waitUntilExit()
+    guard status == 0 else { throw PythonFailed(status: status) }
     return Array(data)
 }
 

@@ -8,24 +8,20 @@ import Foundation
 /// A redis-server of the test's own (installed by scripts/services), on a free loopback port, for tests that stop
 /// the server they use: the shared one serves every other test.
 package final class RedisServer: Sendable {
-    private let process: Process
+    private let server: ChildProcess
     /// Where it listens.
     package let location: RedisLocation
 
     /// Starts a server and waits until it answers `PING`.
     package init() throws {
         let port = try freePort()
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        server = try ChildProcess(
+            ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            output: .discard)
         location = RedisLocation(url: "redis://127.0.0.1:\(port)/0")!
         let deadline = Date() + 10
         while !Self.answersPing(port: port) {
-            guard Date() < deadline, process.isRunning else {
+            guard Date() < deadline, server.isRunning else {
                 stop()
                 throw TestServers.Missing(variable: "a redis-server binary that starts (run scripts/test)")
             }
@@ -35,22 +31,15 @@ package final class RedisServer: Sendable {
 
     /// Kills the server (SIGKILL: as abruptly as a crash).
     package func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        guard server.isRunning else { return }
+        server.signal(SIGKILL)
+        server.waitUntilExit()
     }
 
-    deinit { stop() }
-
     private static func answersPing(port: Int) -> Bool {
-        let ping = Process()
-        ping.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        ping.arguments = ["redis-cli", "-p", String(port), "ping"]
-        let output = Pipe()
-        ping.standardOutput = output
-        ping.standardError = FileHandle.nullDevice
-        guard (try? ping.run()) != nil else { return false }
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard let ping = try? ChildProcess(["redis-cli", "-p", String(port), "ping"], output: .pipe, error: .discard)
+        else { return false }
+        let text = String(decoding: ping.standardOutput?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
         ping.waitUntilExit()
         return text.contains("PONG")
     }

@@ -67,17 +67,13 @@ import Testing
     private static func run(
         port: Int, _ certificates: Certificates, version: String, certificate: String?, requests: String
     ) throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", scripts.appendingPathComponent("tls_client.py").path, String(port), certificates.path("ca.pem"),
-            version, certificate.map { certificates.path($0 + ".pem") } ?? "-",
-            certificate.map { certificates.path($0 + ".key") } ?? "-", "0", requests,
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let process = try ChildProcess(
+            [
+                "python3", scripts.appendingPathComponent("tls_client.py").path, String(port),
+                certificates.path("ca.pem"), version, certificate.map { certificates.path($0 + ".pem") } ?? "-",
+                certificate.map { certificates.path($0 + ".key") } ?? "-", "0", requests,
+            ], output: .pipe)
+        let data = process.standardOutput?.readDataToEndOfFile() ?? Data()
         process.waitUntilExit()
         return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
     }
@@ -109,19 +105,13 @@ import Testing
         let renewed = try certificates.serial("renewed.pem")
         try await withLiveGateway(certificates.settings) { live in
             // A client that holds its connection open between two requests, waiting for a line on stdin.
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [
-                "python3", Self.scripts.appendingPathComponent("tls_client.py").path, String(live.port),
-                certificates.path("ca.pem"), "any", "-", "-", "1",
-                #"[["GET", "/healthz", {}], ["GET", "/healthz", {}]]"#,
-            ]
-            let output = Pipe()
-            let input = Pipe()
-            process.standardOutput = output
-            process.standardInput = input
-            try process.run()
-            let reader = output.fileHandleForReading
+            let process = try ChildProcess(
+                [
+                    "python3", Self.scripts.appendingPathComponent("tls_client.py").path, String(live.port),
+                    certificates.path("ca.pem"), "any", "-", "-", "1",
+                    #"[["GET", "/healthz", {}], ["GET", "/healthz", {}]]"#,
+                ], input: .pipe, output: .pipe)
+            let reader = process.standardOutput!
             /// The next JSON line the client prints, read off the concurrency pool.
             @Sendable func line() async throws -> [String: Any] {
                 let bytes = try await offThePool {
@@ -152,11 +142,11 @@ import Testing
             #expect(live.logs.entries(message: "TLS certificate reloaded").count == 1)
 
             // The connection opened before the renewal is still served.
-            input.fileHandleForWriting.write(Data("go\n".utf8))
+            process.standardInput?.write(Data("go\n".utf8))
             let second = try await line()
             #expect(second["status"] as? Int == 200)
-            try await offThePool { process.waitUntilExit() }
-            #expect(process.terminationStatus == 0)
+            let status = try await offThePool { process.waitUntilExit() }
+            #expect(status == 0)
 
             // A broken pair (a key that is not the certificate's) is refused; the renewed pair stays.
             try FileManager.default.removeItem(atPath: certificates.path("live.key"))
