@@ -205,4 +205,29 @@ import Testing
             #expect(live.storedFiles.isEmpty)
         }
     }
+
+    /// A chunk that declares more bytes than any upload may hold is bounded like any body: sent slowly, it is cut at
+    /// its pace (408); sent fast, at the size limit (413). Nothing waits for the bytes it promised.
+    @Test func aChunkPromisingMoreThanTheLimitIsCutAtThePaceOrTheLimit() async throws {
+        let settings = ["uploads.bodyTimeout": "1s", "uploads.minBytesPerSecond": "0", "uploads.maxBytes": "64KiB"]
+        try await withLiveGateway(settings) { live in
+            let head =
+                "POST /api/v1/snapshots?cluster=huge HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live.token)\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"
+            let slow = try await RawClient.converse(port: live.port) { conversation in
+                try await conversation.send(head)
+                try await conversation.send(Array(jsonBody(5000).prefix(100)))
+                return try await conversation.read(through: "\r\n\r\n")
+            }
+            #expect(slow.hasPrefix("HTTP/1.1 408"), "\(slow)")
+            let fast = try await RawClient.converse(port: live.port) { conversation in
+                try await conversation.send(head)
+                try await conversation.send(jsonBody(100_000))
+                return try await conversation.read(through: "\r\n\r\n")
+            }
+            #expect(fast.hasPrefix("HTTP/1.1 413"), "\(fast)")
+            #expect(try await live.metric("gateway_uploads_in_flight") == 0)
+            #expect(live.storedFiles.isEmpty)
+        }
+    }
 }
