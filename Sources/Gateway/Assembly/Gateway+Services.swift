@@ -17,7 +17,9 @@ extension Gateway {
             configuration: .init(
                 additionalChannelHandlers: [
                     LingeringCloseHandler(), MalformedRequestHandler(),
-                    ConnectionGuard(connections: connections, headTimeout: http.headerTimeout),
+                    ConnectionGuard(
+                        connections: connections, headTimeout: http.headerTimeout,
+                        maxChunkBytes: configuration.uploads.maxBytes),
                 ],
                 idleTimeout: .nanoseconds(Int64(http.idleTimeout / .nanoseconds(1))),
                 httpDecoderConfiguration: .init(

@@ -40,6 +40,8 @@ final class ConnectionCount: Sendable {
 /// - A request that starts with `CONNECT` while nothing is being served gets `501 not-implemented`, framed and
 ///   whole, and the connection closes, before the HTTP decoder sees it: once the decoder has taken a CONNECT, it
 ///   reads what follows as a tunnel and NIO frames no body for its answer.
+/// - A chunk declaring more than `maxChunkBytes` (read by a ``ChunkSizeWatch``) ends its request's body at once
+///   with ``ChunkTooLarge``, which the route answers (413), and the connection closes after that answer.
 ///
 /// The first byte is seen by a companion handler placed before the HTTP decoder (which only passes on whole heads).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
@@ -63,15 +65,18 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let headTimeout: TimeAmount
     private var state = State.waiting
     private var isCounted = false
+    private var chunks: ChunkSizeWatch
+    private var isRefusingBody = false
 
     /// A guard for one connection.
-    init(connections: ConnectionCount, headTimeout: Duration) {
+    init(connections: ConnectionCount, headTimeout: Duration, maxChunkBytes: Int64) {
         self.connections = connections
         self.headTimeout = .nanoseconds(Int64(headTimeout / .nanoseconds(1)))
+        self.chunks = ChunkSizeWatch(limit: UInt64(maxChunkBytes))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let observer = FirstByteObserver { [weak self] bytes in self?.bytesArrived(bytes, context: context) ?? true }
+        let observer = FirstByteObserver { [weak self] bytes in self?.bytesArrived(bytes, context: context) ?? .pass }
         try? context.pipeline.syncOperations.addHandler(observer, position: .first)
     }
 
@@ -111,16 +116,30 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), case .serving = state { state = .waiting }
+        switch unwrapOutboundIn(data) {
+        case .head(var head) where isRefusingBody:
+            head.headerFields[.connection] = "close"
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+            return
+        case .end:
+            if case .serving = state { state = .waiting }
+        default:
+            break
+        }
         context.write(data, promise: promise)
     }
 
     /// Bytes arrived (called by the observer before the decoder sees them); false: they are not to be decoded.
-    private func bytesArrived(_ bytes: ByteBuffer, context: ChannelHandlerContext) -> Bool {
-        guard case .waiting = state else { return true }
+    private func bytesArrived(_ bytes: ByteBuffer, context: ChannelHandlerContext) -> FirstByteObserver.Arrival {
+        if isRefusingBody { return .drop }
+        if case .tooLarge(let size, let offset) = bytes.withUnsafeReadableBytes({ chunks.feed($0) }) {
+            isRefusingBody = true
+            return .fail(passing: bytes.getSlice(at: bytes.readerIndex, length: offset)!, ChunkTooLarge(size: size))
+        }
+        guard case .waiting = state else { return .pass }
         if bytes.readableBytesView.starts(with: Self.connect) {
             answer(RequestFramingMiddleware.connectRefused, context: context)
-            return false
+            return .drop
         }
         let timer = context.eventLoop.assumeIsolated().scheduleTask(in: headTimeout) { [weak self] in
             guard let self, case .readingHead = self.state else { return }
@@ -131,7 +150,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 context: context)
         }
         state = .readingHead(timer)
-        return true
+        return .pass
     }
 
     private static let connect = Array("CONNECT ".utf8)
@@ -162,12 +181,38 @@ private final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHa
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private let arrived: (ByteBuffer) -> Bool
+    /// What becomes of a read.
+    enum Arrival {
+        /// It goes on to the decoder.
+        case pass
+        /// It is dropped.
+        case drop
+        /// `passing` (what came before the fault) goes on, then the error: the request that the passed bytes carry
+        /// sees its body fail with it, and what follows is dropped by the owner.
+        case fail(passing: ByteBuffer, any Error)
+    }
 
-    /// `arrived` sees every read first and says whether it goes on to the decoder.
-    init(_ arrived: @escaping (ByteBuffer) -> Bool) { self.arrived = arrived }
+    private let arrived: (ByteBuffer) -> Arrival
+
+    /// `arrived` sees every read first and says what becomes of it.
+    init(_ arrived: @escaping (ByteBuffer) -> Arrival) { self.arrived = arrived }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if arrived(unwrapInboundIn(data)) { context.fireChannelRead(data) }
+        switch arrived(unwrapInboundIn(data)) {
+        case .pass:
+            context.fireChannelRead(data)
+        case .drop:
+            break
+        case .fail(let passing, let error):
+            if passing.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(passing)) }
+            context.fireErrorCaught(error)
+        }
     }
+}
+
+/// A chunk of a request body declared more bytes than any upload may hold (at least `size`: the reading stopped
+/// there).
+package struct ChunkTooLarge: Error {
+    /// The declared size as far as it was read.
+    package let size: UInt64
 }

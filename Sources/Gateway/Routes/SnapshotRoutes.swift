@@ -51,8 +51,9 @@ struct SnapshotRoutes {
                 continueOn: try RequestParameters.expectsContinue(request) ? context.channel : nil)
             accepted = try await uploads.upload(upload, body: body, logger: context.logger)
         } catch let error as KubinError {
+            let error = Self.framingError(error, maxBytes: uploads.maxBytes)
             metrics.uploadRejected(Self.rejectionReason(error))
-            throw Self.framingError(error)
+            throw error
         }
         if !accepted.isReplay { ingest.jobCreated() }
         var headers: HTTPFields = [.location: "/api/v1/snapshots/\(accepted.snapshot.id)"]
@@ -129,12 +130,22 @@ struct SnapshotRoutes {
             })
     }
 
-    /// A body that ended because its chunked framing broke (a malformed chunk size, say) says so, rather than that
-    /// it ended early.
-    private static func framingError(_ error: KubinError) -> KubinError {
-        guard error.code == .incompleteBody, let parser = error.underlying as? HTTPParserError else { return error }
-        return KubinError(
-            .malformedRequest, "The request body's framing is not valid HTTP/1.1 (\(parser)).", underlying: parser)
+    /// A body that ended because of its chunked framing says why, rather than that it ended early: a chunk declaring
+    /// more than any upload may hold (413), a framing that is not HTTP/1.1 (a malformed chunk size, say; 400).
+    private static func framingError(_ error: KubinError, maxBytes: Int64) -> KubinError {
+        guard error.code == .incompleteBody else { return error }
+        switch error.underlying {
+        case let chunk as ChunkTooLarge:
+            return KubinError(
+                .payloadTooLarge,
+                "A chunk of the body declares \(chunk.size) bytes or more, past the upload limit of \(maxBytes) bytes.",
+                underlying: chunk)
+        case let parser as HTTPParserError:
+            return KubinError(
+                .malformedRequest, "The request body's framing is not valid HTTP/1.1 (\(parser)).", underlying: parser)
+        default:
+            return error
+        }
     }
 
     private static func rejectionReason(_ error: KubinError) -> GatewayMetrics.RejectionReason {

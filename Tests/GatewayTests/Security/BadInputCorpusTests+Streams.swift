@@ -97,6 +97,11 @@ extension BadInputCorpusTests {
                 "POST /api/v1/snapshots?cluster=c HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n",
                 "400 malformed-request"
             ),
+            (
+                "chunk size past any upload",
+                "POST /api/v1/snapshots?cluster=c HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+                "413 payload-too-large"
+            ),
             ("CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "501 not-implemented"),
             ("no Host", "GET /healthz HTTP/1.1\r\n\r\n", "400 malformed-request"),
             ("two Hosts", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400 malformed-request"),
