@@ -155,7 +155,7 @@ struct SnapshotRoutes {
         case .payloadTooLarge: .tooLarge
         case .unsupportedFormat: .unsupportedFormat
         case .idempotencyKeyReused: .idempotencyConflict
-        case .incompleteBody: .incomplete
+        case .incompleteBody, .malformedRequest: .incomplete
         case .invalidParameter: .invalid
         default: .unavailable
         }

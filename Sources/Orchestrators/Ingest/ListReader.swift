@@ -2,8 +2,8 @@ import Foundation
 import NIOCore
 
 /// One List document read as it streams in: its items delimited by a ``JSONListStream``, extracted and handed to
-/// the sink a batch at a time (`itemsPerBatch` items or `batchBytes` bytes), so the memory an ingest holds never
-/// grows with the number or the size of the items of one document.
+/// the sink a batch at a time (once `itemsPerBatch` items or `batchBytes` bytes are pending, checked every 16 KiB of
+/// input), so the memory an ingest holds never grows with the number or the size of the items of one document.
 ///
 /// Items are extracted with what is known of the List when their batch goes: a List whose `kind` follows its items
 /// (no writer of Kubernetes JSON does that) keeps them until it is known, up to `maxPendingBytes`.
@@ -15,6 +15,8 @@ struct ListReader {
     private var stream: JSONListStream
     private var pending: [[UInt8]] = []
     private var pendingBytes = 0
+    private var hasSentABatch = false
+    private static let sliceBytes = 16 << 10
 
     init(source: String, namespace: String?, fileKind: String?, limits: SnapshotReader.Limits) {
         self.source = source
@@ -28,25 +30,29 @@ struct ListReader {
     var isComplete: Bool { stream.isComplete }
 
     mutating func feed<Sink: SnapshotSink>(_ bytes: ByteBuffer, into sink: inout Sink) async throws {
-        let before = pending.count
-        do {
-            try bytes.withUnsafeReadableBytes { try stream.feed($0, into: &pending) }
-        } catch let error as ArchiveError {
-            throw error.located(in: source)
-        }
-        pendingBytes += pending[before...].reduce(0) { $0 + $1.count }
-        let isKnown = stream.kind != nil || fileKind != nil
-        if pending.count >= limits.itemsPerBatch || pendingBytes >= limits.batchBytes,
-            isKnown || pendingBytes >= limits.maxPendingBytes
-        {
-            try await flush(into: &sink)
+        var rest = bytes
+        while let slice = rest.readSlice(length: min(Self.sliceBytes, rest.readableBytes)), slice.readableBytes > 0 {
+            let before = pending.count
+            do {
+                try slice.withUnsafeReadableBytes { try stream.feed($0, into: &pending) }
+            } catch let error as ArchiveError {
+                throw error.located(in: source)
+            }
+            pendingBytes += pending[before...].reduce(0) { $0 + $1.count }
+            let isKnown = stream.kind != nil || fileKind != nil
+            if pending.count >= limits.itemsPerBatch || pendingBytes >= limits.batchBytes,
+                isKnown || pendingBytes >= limits.maxPendingBytes
+            {
+                try await flush(into: &sink)
+            }
         }
     }
 
-    /// Ends the document: throws when it was not whole, hands the last batch over.
+    /// Ends the document: throws when it was not whole, hands the last batch over (an empty one only when the
+    /// document held no item at all: the sink still learns of the List and its namespace).
     mutating func finish<Sink: SnapshotSink>(into sink: inout Sink) async throws {
         do { try stream.finish(into: &pending) } catch let error as ArchiveError { throw error.located(in: source) }
-        try await flush(into: &sink)
+        if !pending.isEmpty || !hasSentABatch { try await flush(into: &sink) }
     }
 
     private mutating func flush<Sink: SnapshotSink>(into sink: inout Sink) async throws {
@@ -64,6 +70,7 @@ struct ListReader {
         }
         pending.removeAll()
         pendingBytes = 0
+        hasSentABatch = true
         try await sink.list(ParsedList(source: source, namespace: namespace, items: items, skippedItems: skipped))
     }
 }

@@ -138,8 +138,8 @@ package struct SnapshotReader {
     /// The stdout form: JSON documents and log blocks, line by line. False when it held neither.
     ///
     /// A document starts at a line (outside log blocks) whose first non-blank byte is `{` or `[`, and streams
-    /// through a ``ListReader`` until its brackets balance, however many lines it spans. Other lines outside
-    /// documents and blocks are noise, not guessed at.
+    /// through a ``ListReader`` until its brackets balance, however many lines it spans and however long they are
+    /// (a compact document is one long line). Other lines outside documents and blocks are noise, not guessed at.
     private func readStdoutForm<Sink: SnapshotSink>(
         _ lines: LineReader, into sink: inout Sink, progress: Progress
     )
@@ -150,12 +150,12 @@ package struct SnapshotReader {
         var document: ListReader?
         var blocks = BlockLogs(reader: self)
         var events: [LogBlockSplitter.Event] = []
-        while let line = try await lines.next() {
+        while let (piece, endsLine) = try await lines.nextPiece() {
             events.removeAll(keepingCapacity: true)
             if document != nil {
-                events.append(.outside(line))
+                events.append(.outside(piece))
             } else {
-                splitter.feed(line, into: &events)
+                splitter.feed(piece, into: &events)
             }
             for event in events {
                 guard case .outside(let text) = event else { continue }
@@ -169,13 +169,15 @@ package struct SnapshotReader {
                         limits: limits)
                 }
                 try await document?.feed(text, into: &sink)
-                try await document?.feed(Self.newline, into: &sink)
+                if endsLine { try await document?.feed(Self.newline, into: &sink) }
                 if document?.isComplete == true {
                     try await document?.finish(into: &sink)
                     document = nil
                     try await sink.progress(bytesRead: progress.bytes, entriesRead: progress.entries)
                 }
             }
+            // A long line outside a document (a log line, noise) is cut at the limit: the rest is dropped.
+            if !endsLine, document == nil { try await lines.skipRestOfLine() }
             if events.contains(where: { if case .start = $0 { true } else { false } }) { isSnapshot = true }
             try await blocks.handle(events, into: &sink)
         }

@@ -81,6 +81,30 @@ func splitStdoutDump(
             ])
         #expect(try await lines(of: []) == [])
     }
+
+    /// Pieces hand a long line over whole, in pieces of at most `maxLineBytes`; each line is counted once, cut or
+    /// not.
+    @Test func piecesHandALongLineOverWhole() async throws {
+        let long = String(repeating: "x", count: 2500)
+        let text = Array((long + "\nshort\n" + long + "\nend").utf8)
+        var offset = 0
+        let reader = LineReader(maxLineBytes: 1000) {
+            guard offset < text.count else { return nil }
+            defer { offset += 64 }
+            return ByteBuffer(bytes: text[offset..<min(offset + 64, text.count)])
+        }
+        var pieces: [(String, Bool)] = []
+        while let (piece, endsLine) = try await reader.nextPiece() {
+            pieces.append((String(buffer: piece), endsLine))
+            if pieces.count == 4 { break }
+        }
+        #expect(pieces.map(\.0.count) == [1000, 1000, 500, 5])
+        #expect(pieces.map(\.1) == [false, false, true, true])
+        #expect(reader.lineCount == 2)
+        #expect(try await reader.next().map { String(buffer: $0) } == String(repeating: "x", count: 1000))
+        #expect(try await reader.next().map { String(buffer: $0) } == "end")
+        #expect(reader.lineCount == 4)
+    }
 }
 
 @Suite struct DumpFileTests {

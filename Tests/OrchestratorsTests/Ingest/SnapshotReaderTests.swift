@@ -124,6 +124,62 @@ func readSnapshot(
         #expect((object?["metadata"] as? [String: Any])?["name"] as? String == "velero-6996dd565b-xl44t")
     }
 
+    /// A List of pods without `kind`s (as a cluster-info dump writes them), `count` of them, with the List's own
+    /// `kind` before or after its items.
+    private static func podList(_ count: Int, kindFirst: Bool) -> [UInt8] {
+        let items = (0..<count).map {
+            #"{"metadata":{"name":"p\#($0)","namespace":"default","uid":"u\#($0)"},"status":{"phase":"Running"}}"#
+        }
+        let body = #""items":["# + items.joined(separator: ",") + "]"
+        return Array((kindFirst ? #"{"kind":"PodList","# + body + "}" : "{" + body + #","kind":"PodList"}"#).utf8)
+    }
+
+    /// However many items a document holds, the sink gets them a bounded batch at a time, in order: a batch goes
+    /// once `itemsPerBatch` items or `batchBytes` bytes are pending, checked every 16 KiB of input (so it holds at
+    /// most that much more).
+    @Test(arguments: [SnapshotFormat.json, .gzip])
+    func aLargeListReachesTheSinkInBoundedBatches(_ format: SnapshotFormat) async throws {
+        let list = Self.podList(2500, kindFirst: true)
+        let bytes = format == .json ? list : try Self.gzippedDump(pods: list)
+        let slice = 16 << 10
+        var limits = SnapshotReader.Limits()
+        limits.itemsPerBatch = 1000
+        let byCount = try await readSnapshot(bytes, format, limits: limits)
+        let counts = byCount.lists.filter { $0.source.hasSuffix("pods.json") || format == .json }.map(\.items.count)
+        let itemBytes = byCount.lists.flatMap(\.items).map(\.raw.readableBytes).max() ?? 1
+        #expect(counts.reduce(0, +) == 2500)
+        #expect(counts.dropLast().allSatisfy { $0 >= 1000 && $0 <= 1000 + slice / itemBytes + 1 }, "\(counts)")
+        #expect(byCount.pods.map(\.name) == (0..<2500).map { "p\($0)" })
+
+        limits.batchBytes = 10 << 10
+        let byBytes = try await readSnapshot(bytes, format, limits: limits)
+        let sizes = byBytes.lists.map { $0.items.reduce(0) { $0 + $1.raw.readableBytes } }
+        #expect(sizes.count > 10)
+        #expect(sizes.allSatisfy { $0 <= (10 << 10) + slice + itemBytes }, "\(sizes)")
+        #expect(byBytes.pods.count == 2500)
+    }
+
+    /// A directory-form dump holding `pods` as its one namespace's pods.json.
+    private static func gzippedDump(pods: [UInt8]) throws -> [UInt8] {
+        var writer = TarWriter()
+        writer.add("dump/nodes.json", Array(#"{"kind":"NodeList","items":[]}"#.utf8))
+        writer.add("dump/default/pods.json", pods)
+        writer.finish()
+        return try python(
+            "import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))", input: writer.bytes)
+    }
+
+    /// Items whose List names its `kind` only after them wait for it (up to `maxPendingBytes`), and are then read
+    /// as what the List says they are.
+    @Test func itemsWaitForAKindThatFollowsThem() async throws {
+        var limits = SnapshotReader.Limits()
+        limits.itemsPerBatch = 100
+        let sink = try await readSnapshot(Self.podList(1000, kindFirst: false), .json, limits: limits)
+        #expect(sink.pods.count == 1000)
+        #expect(sink.lists.count == 1, "nothing could go before the kind was known")
+        #expect(sink.lists.first?.items.count == 1000)
+    }
+
     @Test func aRefusedEntryFailsTheWholeSnapshot() async throws {
         var writer = TarWriter()
         writer.add("dump/nodes.json", Array(#"{"kind":"NodeList","items":[]}"#.utf8))
