@@ -53,6 +53,12 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
         package static let notImplemented = Code("not-implemented")
         /// The instance holds as many connections as it allows.
         package static let tooManyConnections = Code("too-many-connections")
+        /// No instance of the route's upstream may receive requests (all failing their checks or ejected).
+        package static let noHealthyUpstream = Code("no-healthy-upstream")
+        /// The upstream instance could not be reached, or broke the connection before answering.
+        package static let badGateway = Code("bad-gateway")
+        /// The upstream instance did not answer within the route's time-out.
+        package static let gatewayTimeout = Code("gateway-timeout")
         /// Anything unexpected; the detail says nothing about internals.
         package static let internalError = Code("internal-error")
     }

@@ -132,7 +132,13 @@ import Testing
     }
 
     @Test func everyEnvironmentVariableAndFlagThatHelpNamesIsRead() async throws {
+        let routingFile = try temporaryFile(
+            "routing.yaml",
+            "upstreams: {a: {instances: [{url: 'http://10.0.0.1:80'}]}}\nroutes: [{name: a, pathPrefix: /a, upstream: a}]"
+        )
+        defer { try? FileManager.default.removeItem(atPath: routingFile) }
         let samples: [String: String] = [
+            "routing.file": routingFile, "routing.reloadInterval": "5s", "routing.maxConnectionsPerInstance": "32",
             "config.file": "", "http.host": "10.0.0.1", "http.port": "1234", "http.idleTimeout": "9s",
             "data.dir": "/data", "metadata.url": "sqlite:/m.db", "storage.url": "file:///objects",
             "cache.url": "memory:", "cache.maxBytes": "1MiB", "cache.localTTL": "250ms", "uploads.maxConcurrent": "3",
@@ -188,6 +194,8 @@ import Testing
         #expect(configuration.query.timeout == .seconds(3) && configuration.query.branchTimeout == .milliseconds(700))
         #expect(configuration.shutdown.gracePeriod == .seconds(180))
         #expect(configuration.uploads.maxBytes == 5_000_000)
+        #expect(configuration.routing.table.routes.map(\.name) == ["a"])
+        #expect(configuration.routing.maxConnectionsPerInstance == 32)
     }
 
     @Test func badValuesAreAllReportedByKeyWithWhatIsAllowed() async {

@@ -11,6 +11,7 @@ extension Gateway {
         let routes = RouteTable()
         router.addMiddleware {
             RequestIDMiddleware()
+            ProxyRoutingMiddleware(routing: routing, routes: routes)
             TelemetryMiddleware(metrics: metrics)
             SecurityHeadersMiddleware(isTLS: certificates != nil)
             CORSMiddleware(allowedOrigins: configuration.cors.allowedOrigins, maxAge: configuration.cors.maxAge)
@@ -33,6 +34,8 @@ extension Gateway {
         InternalRoutes(queries: queries, answers: answers).register(on: router)
         OpsRoutes(readiness: readiness, openAPIDocument: Self.openAPIDocument()).register(on: router)
         routes.record(router)
+        // After the routes: it sees only requests none of them serves.
+        router.addMiddleware { ProxyMiddleware(client: routing.client, metrics: metrics, isTLS: certificates != nil) }
         return (router, routes)
     }
 

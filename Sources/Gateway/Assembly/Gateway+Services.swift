@@ -75,6 +75,12 @@ extension Gateway {
         // Started before and stopped after the API: scrapes still work while it drains.
         services.append(makeMetricsApplication(onServerRunning: onMetricsRunning))
         if let certificates { services.append(certificates.reloader) }
+        if configuration.routing.file != nil {
+            services.append(
+                RoutingService(
+                    routing: routing, reloadInterval: configuration.routing.reloadInterval, metrics: metrics,
+                    logger: logger))
+        }
         services += [
             readiness, ingest, try makeApplication(onServerRunning: onServerRunning),
             DrainService(

@@ -32,6 +32,8 @@ package struct Gateway: Sendable {
     let limiter: RateLimiter
     /// The TLS certificate in use, re-read when its files change; nil without TLS.
     let certificates: CertificateReloader?
+    /// The proxied routes and their upstreams.
+    let routing: Routing
 
     /// Takes the data directory, opens the stores and the keys `configuration` names, runs `body` with the gateway
     /// over them, and closes everything (in reverse) whether `body` returns or throws.
@@ -50,10 +52,22 @@ package struct Gateway: Sendable {
                             certificatePath: $0.certificateFile, privateKeyPath: $0.privateKeyFile,
                             interval: $0.reloadInterval, logger: logger)
                     }
-                    return try await body(
-                        Gateway(
-                            configuration: configuration, stores: stores, access: access, certificates: certificates,
-                            now: now, logger: logger))
+                    let routingSettings = configuration.routing
+                    return try await UpstreamClient.with(
+                        maxConnectionsPerInstance: routingSettings.maxConnectionsPerInstance
+                    ) { client in
+                        let routing: Routing
+                        do {
+                            routing = try Routing(
+                                path: routingSettings.file, table: routingSettings.table, client: client)
+                        } catch {
+                            throw ConfigurationError(problems: [.init(key: "routing.file", message: "\(error)")])
+                        }
+                        return try await body(
+                            Gateway(
+                                configuration: configuration, stores: stores, access: access,
+                                certificates: certificates, routing: routing, now: now, logger: logger))
+                    }
                 }
             }
         }
@@ -61,8 +75,9 @@ package struct Gateway: Sendable {
 
     private init(
         configuration: GatewayConfiguration, stores: Stores, access: Access, certificates: CertificateReloader?,
-        now: @escaping @Sendable () -> Date, logger: Logger
+        routing: Routing, now: @escaping @Sendable () -> Date, logger: Logger
     ) {
+        self.routing = routing
         let (metadata, objects, analytics, cache) = (stores.metadata, stores.objects, stores.analytics, stores.cache)
         self.configuration = configuration
         self.logger = logger

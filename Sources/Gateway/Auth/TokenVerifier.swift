@@ -139,7 +139,11 @@ final class TokenVerifier: Sendable {
             ?? (claims["scp"] as? [Any])?.compactMap { $0 as? String } ?? []
         let principal = Principal(
             subject: (claims["sub"] as? String).map { String($0.prefix(256)) } ?? "unknown", tenant: tenant,
-            scopes: Scope.parse(names), method: .jwt)
+            scopes: Scope.parse(names), method: .jwt,
+            // Other services' scopes go upstream in a header: printable, bounded.
+            otherScopes: Set(
+                names.lazy.filter { Scope(rawValue: $0) == nil && $0.utf8.count <= 128 }
+                    .filter { $0.utf8.allSatisfy { $0 > 32 && $0 < 127 } }.prefix(64)))
         return (principal, Date(timeIntervalSince1970: exp))
     }
 

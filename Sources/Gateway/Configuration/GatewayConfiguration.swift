@@ -82,6 +82,16 @@ package struct GatewayConfiguration: Sendable {
         package var timeout: Duration
     }
 
+    /// Proxied routes.
+    package struct Routing: Sendable {
+        /// The routing file; nil: no proxied routes.
+        package var file: String?
+        /// The table the file held at start (empty without a file).
+        package var table: RoutingTable
+        package var reloadInterval: Duration
+        package var maxConnectionsPerInstance: Int
+    }
+
     package var http: HTTP
     /// Directory of the embedded stores.
     package var dataDirectory: String
@@ -103,6 +113,7 @@ package struct GatewayConfiguration: Sendable {
     package var metrics: Metrics
     package var shutdown: Shutdown
     package var readiness: Readiness
+    package var routing: Routing
     /// Least severe log level written.
     package var logLevel: Logger.Level
     /// The text of every key that was given (the others took their defaults), for ``printableSettings``.
@@ -135,6 +146,7 @@ package struct GatewayConfiguration: Sendable {
         shutdown = Shutdown(drainDelay: read(\.shutdownDrainDelay), gracePeriod: read(\.shutdownGracePeriod))
         readiness = Readiness(interval: read(\.readinessInterval), timeout: read(\.readinessTimeout))
         logLevel = read(\.logLevel)
+        routing = Routing(&read)
         tls = TLS(&read)
         cors = CORS(allowedOrigins: read(\.corsAllowedOrigins), maxAge: read(\.corsMaxAge))
         rateLimits = RateLimits(&read)
@@ -146,5 +158,21 @@ package struct GatewayConfiguration: Sendable {
     /// Every setting with its effective value, secrets redacted: what the gateway logs at start.
     package var printableSettings: [(key: String, value: String)] {
         SettingsTable.rows.map { row in (row.key, row.display(rawValues[row.key] ?? row.defaultValue)) }
+    }
+}
+
+extension GatewayConfiguration.Routing {
+    /// Reads the routing keys and validates the file they name: its problems are the `routing.file` key's.
+    fileprivate init(_ read: inout SettingsReader) {
+        file = read(\.routingFile)
+        reloadInterval = read(\.routingReloadInterval)
+        maxConnectionsPerInstance = read(\.routingMaxConnectionsPerInstance)
+        table = .empty
+        guard let file else { return }
+        do {
+            table = try RoutingTable.load(path: file)
+        } catch {
+            read.refuse(\.routingFile, expected: "a valid routing table; " + error.problems.joined(separator: "; "))
+        }
     }
 }

@@ -174,6 +174,16 @@ package struct SettingsTable: Sendable {
     let readinessTimeout = Setting.duration(
         "readiness.timeout", "2s", in: .milliseconds(10)...(.seconds(600)),
         "A dependency check slower than this counts as failed.")
+    let routingFile = Setting.optionalText(
+        "routing.file",
+        "The routing table: proxied routes and their upstreams (YAML or JSON; the README describes it). Re-read "
+            + "when it changes and on SIGHUP; a bad new table is logged and the one in force stays.")
+    let routingReloadInterval = Setting.duration(
+        "routing.reloadInterval", "2s", in: .milliseconds(100)...(.seconds(3600)),
+        "How often the routing file is checked for changes.")
+    let routingMaxConnectionsPerInstance = Setting.integer(
+        "routing.maxConnectionsPerInstance", "256", in: 1...100_000,
+        "Keep-alive connections the gateway opens to one upstream instance (more requests queue for them).")
     let logLevel = Setting.choice(
         "log.level", "info", Dictionary(uniqueKeysWithValues: Logger.Level.allCases.map { ("\($0)", $0) }),
         "The least severe log level written.")

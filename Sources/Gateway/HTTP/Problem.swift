@@ -47,6 +47,9 @@ struct Problem: Encodable, Sendable {
         case .unauthenticated: (.unauthorized, "Authentication required")
         case .forbidden: (.forbidden, "Insufficient scope")
         case .rateLimited: (.tooManyRequests, "Rate limit exceeded")
+        case .noHealthyUpstream: (.serviceUnavailable, "No healthy upstream")
+        case .badGateway: (.badGateway, "Bad gateway")
+        case .gatewayTimeout: (.gatewayTimeout, "Gateway timeout")
         default: (.internalServerError, "Internal error")
         }
     }

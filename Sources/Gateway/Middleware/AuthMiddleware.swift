@@ -6,8 +6,9 @@ import NIOCore
 /// Lets through only callers with a valid identity and the scope the request needs, and records who they are in the
 /// context, whose tenant every route then confines itself to.
 ///
-/// Applies to `/api/` and `/internal/` (the ops routes stay open to probes). `GET` and `HEAD` need `snapshots:read`;
-/// every other method writes and needs `snapshots:write`. A refusal is 401 with the reason in the problem's `reason`
+/// Applies to `/api/` and `/internal/` (the ops routes stay open to probes) and to proxied routes unless their `auth`
+/// is `none`. `GET` and `HEAD` need `snapshots:read`; every other method writes and needs `snapshots:write`; a
+/// proxied route needs the scopes it lists instead. A refusal is 401 with the reason in the problem's `reason`
 /// member and in an audit log line (never the credential); a missing scope is 403.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
@@ -24,7 +25,10 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        guard Self.isProtected(request.uri.path) else { return try await next(request, context) }
+        let route = context.proxied?.route
+        guard route.map({ $0.auth == .required }) ?? Self.isProtected(request.uri.path) else {
+            return try await next(request, context)
+        }
         if let anonymous {
             var context = context
             context.principal = anonymous
@@ -45,10 +49,19 @@ struct AuthMiddleware: RouterMiddleware {
                 ])
             throw refusal.failure.kubinError
         }
-        let needed: Scope = request.method == .get || request.method == .head ? .snapshotsRead : .snapshotsWrite
-        guard principal.scopes.contains(needed) else {
-            throw KubinError(
-                .forbidden, "This request needs the scope '\(needed.rawValue)', which the credential does not carry.")
+        if let route {
+            let granted = principal.scopeNames
+            if let missing = route.scopes.first(where: { !granted.contains($0) }) {
+                throw KubinError(
+                    .forbidden, "This route needs the scope '\(missing)', which the credential does not carry.")
+            }
+        } else {
+            let needed: Scope = request.method == .get || request.method == .head ? .snapshotsRead : .snapshotsWrite
+            guard principal.scopes.contains(needed) else {
+                throw KubinError(
+                    .forbidden,
+                    "This request needs the scope '\(needed.rawValue)', which the credential does not carry.")
+            }
         }
         var context = context
         context.principal = principal

@@ -23,7 +23,12 @@ struct RateLimitMiddleware: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         guard let principal = context.principal else { return try await next(request, context) }
-        let routeClass = Self.routeClass(of: request)
+        let routeClass: RateLimiter.RouteClass
+        switch context.proxied?.route.rateLimit ?? .byMethod {
+        case .byMethod: routeClass = Self.routeClass(of: request)
+        case .routeClass(let chosen): routeClass = chosen
+        case .off: return try await next(request, context)
+        }
         guard
             let decision = await limiter.acquire(
                 routeClass, tenant: principal.tenant.rawValue, subject: principal.subject)

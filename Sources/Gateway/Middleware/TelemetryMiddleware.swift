@@ -17,7 +17,8 @@ struct TelemetryMiddleware: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let record = RequestRecord(
-            request: request, logger: context.logger, metrics: metrics, started: ContinuousClock.now)
+            request: request, logger: context.logger, metrics: metrics, started: ContinuousClock.now,
+            proxied: context.proxied)
         metrics.requestStarted()
         var request = request
         request.body = RequestBody(asyncSequence: CountingSequence(base: request.body, record: record))
@@ -64,9 +65,14 @@ private final class RequestRecord: Sendable {
     private let logger: Logger
     private let metrics: GatewayMetrics
     private let started: ContinuousClock.Instant
+    private let proxied: ProxiedRequest?
     private let state = Mutex(State())
 
-    init(request: Request, logger: Logger, metrics: GatewayMetrics, started: ContinuousClock.Instant) {
+    init(
+        request: Request, logger: Logger, metrics: GatewayMetrics, started: ContinuousClock.Instant,
+        proxied: ProxiedRequest?
+    ) {
+        self.proxied = proxied
         self.method = request.method.rawValue
         self.path = request.uri.path
         self.logger = logger
@@ -94,6 +100,14 @@ private final class RequestRecord: Sendable {
             "bytes_in": .stringConvertible(counts.in), "bytes_out": .stringConvertible(counts.out),
         ]
         if aborted { metadata["aborted"] = .stringConvertible(true) }
+        if let proxied {
+            let report = proxied.reported
+            metadata["upstream"] = .string(proxied.upstream.name)
+            if let instance = report.instance { metadata["instance"] = .string(instance) }
+            if let latency = report.latency {
+                metadata["upstream_ms"] = .stringConvertible(((latency / .milliseconds(1)) * 1000).rounded() / 1000)
+            }
+        }
         logger.info("request", metadata: metadata)
     }
 

@@ -55,6 +55,31 @@ package final class GatewayMetrics: Sendable {
         ).record(duration)
     }
 
+    /// A proxied request ended; `status` is the upstream's, or 502/504 when it gave none.
+    func upstreamRequestFinished(upstream: String, instance: String, status: Int, duration: Duration) {
+        registry.makeCounter(
+            descriptor: Self.name(
+                "upstream_requests", unit: "total",
+                help: "Requests sent to upstreams, by upstream, instance and status."),
+            labels: [("upstream", upstream), ("instance", instance), ("status", String(status))]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: Self.name(
+                "upstream_request_duration", unit: "seconds",
+                help: "Time of a request to an upstream, from sending it to the end of the answer's body."),
+            labels: [("upstream", upstream)], buckets: Self.durationBuckets
+        ).record(duration)
+    }
+
+    /// The instances of `upstream` that may receive requests now.
+    func healthyInstances(upstream: String, count: Int) {
+        registry.makeGauge(
+            descriptor: Self.name(
+                "upstream_healthy_instances", unit: "", help: "Instances of an upstream that may receive requests."),
+            labels: [("upstream", upstream)]
+        ).set(to: Double(count))
+    }
+
     /// `count` more bytes of upload bodies arrived.
     func uploadBytesReceived(_ count: Int) { uploadBytes.increment(by: Int64(count)) }
 

@@ -68,13 +68,19 @@ package struct Principal: Sendable, Equatable {
     package var scopes: Set<Scope>
     /// How the caller authenticated.
     package var method: Method
+    /// Scopes the token grants that are not the gateway's own (other services' scopes, checked on proxied routes).
+    package var otherScopes: Set<String>
 
-    package init(subject: String, tenant: TenantID, scopes: Set<Scope>, method: Method) {
+    package init(subject: String, tenant: TenantID, scopes: Set<Scope>, method: Method, otherScopes: Set<String> = []) {
         self.subject = subject
         self.tenant = tenant
         self.scopes = scopes
         self.method = method
+        self.otherScopes = otherScopes
     }
+
+    /// Every scope granted, by name.
+    package var scopeNames: Set<String> { otherScopes.union(scopes.map(\.rawValue)) }
 }
 
 /// A stored API key: everything but its secret, of which only the SHA-256 is kept.

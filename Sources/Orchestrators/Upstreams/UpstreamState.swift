@@ -98,7 +98,8 @@ package struct UpstreamState: Sendable {
     }
 
     /// Chooses the instance for a request and counts it in flight; nil when none may receive requests.
-    package mutating func pick(at now: ContinuousClock.Instant, using random: inout some RandomNumberGenerator) -> Int? {
+    package mutating func pick(at now: ContinuousClock.Instant, using random: inout some RandomNumberGenerator) -> Int?
+    {
         endEjections(at: now)
         guard
             let index = balancer.pick(

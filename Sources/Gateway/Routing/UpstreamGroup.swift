@@ -1,0 +1,77 @@
+import AsyncHTTPClient
+import Clients
+import NIOSSL
+import Orchestrators
+import Synchronization
+
+/// An upstream at run time: its entry of the routing table, the state of its instances, and the TLS configuration
+/// of its connections. Kept across reloads of the table while its entry stays the same, so health is not forgotten.
+package final class UpstreamGroup: Sendable {
+    /// The instance a request was sent to.
+    struct Pick: Sendable {
+        var index: Int
+        var address: String
+    }
+
+    let definition: RoutingTable.Upstream
+    /// For `https://` instances; nil for plain HTTP.
+    let tls: TLSConfiguration?
+    private let state: Mutex<UpstreamState>
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    /// Throws when the TLS files of `definition` do not hold a certificate or key.
+    init(_ definition: RoutingTable.Upstream, now: @escaping @Sendable () -> ContinuousClock.Instant) throws {
+        self.definition = definition
+        self.now = now
+        if definition.tls == .init() {
+            self.tls = nil
+        } else {
+            self.tls = try UpstreamClient.tlsConfiguration(
+                caFile: definition.tls.caFile, certificateFile: definition.tls.certificateFile,
+                privateKeyFile: definition.tls.privateKeyFile)
+        }
+        let instances: [UpstreamState.Instance] =
+            if case .instances(let listed) = definition.discovery { listed } else { [] }
+        self.state = Mutex(
+            UpstreamState(
+                instances: instances, balancer: definition.balancer, outlier: definition.outlierDetection,
+                healthCheck: definition.healthCheck))
+    }
+
+    var name: String { definition.name }
+
+    /// The instance for the next request, counted in flight until ``finish(_:outcome:)``; nil when none is eligible.
+    func pick() -> Pick? {
+        let now = now()
+        return state.withLock { state in
+            var random = SystemRandomNumberGenerator()
+            return state.pick(at: now, using: &random).map { Pick(index: $0, address: state.instances[$0].address) }
+        }
+    }
+
+    /// Records how a request sent to `pick` ended; returns true when that ejected the instance.
+    @discardableResult
+    func finish(_ pick: Pick, outcome: UpstreamState.Outcome) -> Bool {
+        let now = now()
+        return state.withLock { $0.finish(pick.index, address: pick.address, outcome: outcome, at: now) }
+    }
+
+    /// Records an active health check; returns the instance's new health when it changed.
+    func recordCheck(of address: String, passed: Bool) -> Bool? {
+        let now = now()
+        return state.withLock { $0.recordCheck(of: address, passed: passed, at: now) }
+    }
+
+    /// Replaces the instances (DNS discovery), keeping the state of those that stay.
+    func replaceInstances(with instances: [UpstreamState.Instance]) {
+        state.withLock { $0.replaceInstances(with: instances) }
+    }
+
+    var instances: [UpstreamState.Instance] { state.withLock { $0.instances } }
+
+    /// The addresses that may receive requests now.
+    var eligibleAddresses: [String] {
+        let now = now()
+        return state.withLock { $0.eligible(at: now).map(\.address) }
+    }
+}

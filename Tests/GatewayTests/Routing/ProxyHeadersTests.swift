@@ -1,0 +1,88 @@
+import HTTPTypes
+import KubinModel
+import NIOHTTP1
+import Testing
+
+@testable import Gateway
+
+@Suite struct ProxyHeadersTests {
+    private let principal = Principal(
+        subject: "alice", tenant: TenantID(validating: "acme")!, scopes: [.snapshotsRead], method: .jwt,
+        otherScopes: ["reports:read"])
+
+    private func facts(
+        peer: String? = "192.0.2.7", principal: Principal? = nil, authorization: Bool = false
+    )
+        -> ProxyHeaders.Facts
+    {
+        .init(
+            peer: peer, scheme: "https", host: "kubin.example:8443", requestID: "req-1", principal: principal,
+            forwardsAuthorization: authorization)
+    }
+
+    private func fields(_ pairs: [(String, String)]) -> HTTPFields {
+        HTTPFields(pairs.map { HTTPField(name: HTTPField.Name($0.0)!, value: $0.1) })
+    }
+
+    @Test func hopByHopHeadersAndThoseConnectionNamesStayBehind() {
+        let sent = ProxyHeaders.request(
+            fields([
+                ("Connection", "keep-alive, X-Secret-Hop"), ("X-Secret-Hop", "1"), ("Keep-Alive", "timeout=5"),
+                ("TE", "trailers"), ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"),
+                ("Proxy-Connection", "keep-alive"), ("Accept", "application/json"), ("Content-Length", "3"),
+            ]), facts: facts())
+        for name in [
+            "Connection", "X-Secret-Hop", "Keep-Alive", "TE", "Transfer-Encoding", "Upgrade", "Proxy-Connection",
+            "Content-Length",
+        ] {
+            #expect(!sent.contains(name: name), "\(name)")
+        }
+        #expect(sent["Accept"] == ["application/json"])
+    }
+
+    @Test func forwardingAndIdentityHeadersAreTheGatewaysNotTheClients() {
+        let sent = ProxyHeaders.request(
+            fields([
+                ("X-Forwarded-For", "6.6.6.6"), ("Forwarded", "for=6.6.6.6"), ("X-Forwarded-Host", "evil"),
+                ("X-Forwarded-Proto", "gopher"), ("X-Kubin-Tenant", "globex"), ("X-Kubin-Subject", "root"),
+                ("X-Kubin-Scopes", "everything"), ("X-Request-ID", "spoofed"), ("Authorization", "Bearer abc"),
+            ]), facts: facts(principal: principal))
+        #expect(sent["X-Forwarded-For"] == ["192.0.2.7"])
+        #expect(sent["X-Forwarded-Proto"] == ["https"])
+        #expect(sent["X-Forwarded-Host"] == ["kubin.example:8443"])
+        #expect(sent["Forwarded"] == ["for=192.0.2.7;host=\"kubin.example:8443\";proto=https"])
+        #expect(sent["X-Kubin-Tenant"] == ["acme"])
+        #expect(sent["X-Kubin-Subject"] == ["alice"])
+        #expect(sent["X-Kubin-Scopes"] == ["reports:read snapshots:read"])
+        #expect(sent["X-Request-ID"] == ["req-1"])
+        #expect(!sent.contains(name: "Authorization"))
+    }
+
+    @Test func withoutACallerNoIdentityPassesAtAll() {
+        let sent = ProxyHeaders.request(
+            fields([("X-Kubin-Tenant", "globex"), ("x-kubin-subject", "root")]), facts: facts())
+        #expect(!sent.contains(name: "X-Kubin-Tenant"))
+        #expect(!sent.contains(name: "X-Kubin-Subject"))
+    }
+
+    @Test func authorizationPassesOnlyWhenTheRouteSaysSo() {
+        let sent = ProxyHeaders.request(fields([("Authorization", "Bearer abc")]), facts: facts(authorization: true))
+        #expect(sent["Authorization"] == ["Bearer abc"])
+    }
+
+    @Test func anIPv6PeerIsQuotedInForwarded() {
+        let sent = ProxyHeaders.request(fields([]), facts: facts(peer: "::1"))
+        #expect(sent["X-Forwarded-For"] == ["::1"])
+        #expect(sent["Forwarded"].first?.hasPrefix("for=\"[::1]\";") == true)
+    }
+
+    @Test func theAnswersHopByHopHeadersAndFramingStayBehind() {
+        let answer = ProxyHeaders.response(
+            HTTPHeaders([
+                ("Connection", "close, X-Hop"), ("X-Hop", "1"), ("Transfer-Encoding", "chunked"),
+                ("Content-Length", "10"), ("Keep-Alive", "timeout=1"), ("Content-Type", "text/plain"),
+                ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"),
+            ]))
+        #expect(answer.map(\.name.rawName) == ["Content-Type", "Set-Cookie", "Set-Cookie"])
+    }
+}

@@ -1,0 +1,316 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+/// The proxy path end to end: a live gateway with a routing file, real HTTP servers on loopback as instances.
+@Suite struct ProxyTests {
+    /// Writes `table` to a fresh file and runs a gateway routing by it (re-read every 100 ms).
+    private func withProxy(
+        _ table: String, settings: [String: String] = [:], _ body: (LiveGateway, String) async throws -> Void
+    ) async throws {
+        let path = NSTemporaryDirectory() + "routing-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try table.write(toFile: path, atomically: true, encoding: .utf8)
+        try await withLiveGateway(["routing.file": path, "routing.reloadInterval": "100ms"].merging(settings) { $1 }) {
+            try await body($0, path)
+        }
+    }
+
+    private func instances(_ upstreams: [TestUpstream], weights: [Int]? = nil) -> String {
+        upstreams.enumerated().map { index, upstream in
+            "{url: '\(upstream.url)', weight: \(weights?[index] ?? 1)}"
+        }.joined(separator: ", ")
+    }
+
+    /// The echo of a proxied request, as the instance saw it.
+    private struct Echo {
+        var status: Int
+        var headers: HTTPHeaders
+        var object: [String: Any]
+        var instance: String { object["instance"] as? String ?? "" }
+        func sent(_ name: String) -> [String] {
+            (object["headers"] as? [[String]] ?? []).filter { $0[0].lowercased() == name.lowercased() }.map { $0[1] }
+        }
+    }
+
+    private func echo(
+        _ gateway: LiveGateway, _ path: String, method: HTTPMethod = .GET, headers: [(String, String)] = [],
+        body: HTTPClientRequest.Body? = nil, authorized: Bool = true
+    ) async throws -> Echo {
+        let answer = try await gateway.json(method, path, headers: headers, body: body, authorized: authorized)
+        return Echo(status: answer.status, headers: answer.headers, object: answer.object)
+    }
+
+    @Test func roundRobinAndWeightsSpreadRequestsAsPromised() async throws {
+        try await TestUpstream.with(["a", "b", "c"]) { upstreams in
+            let table = """
+                upstreams:
+                  even: {instances: [\(instances(upstreams))]}
+                  heavy: {instances: [\(instances(Array(upstreams.prefix(2)), weights: [3, 1]))], balancer: weighted}
+                routes:
+                  - {name: even, pathPrefix: /svc/even, upstream: even}
+                  - {name: heavy, pathPrefix: /svc/heavy, upstream: heavy}
+                """
+            try await withProxy(table) { gateway, _ in
+                var even: [String: Int] = [:]
+                for _ in 0..<30 { even[try await echo(gateway, "/svc/even/x").instance, default: 0] += 1 }
+                #expect(even == ["a": 10, "b": 10, "c": 10])
+                var heavy: [String: Int] = [:]
+                for _ in 0..<40 { heavy[try await echo(gateway, "/svc/heavy").instance, default: 0] += 1 }
+                #expect(heavy == ["a": 30, "b": 10])
+            }
+        }
+    }
+
+    @Test func headersGoInAndOutRewritten() async throws {
+        try await TestUpstream.with(["a"]) { upstreams in
+            let table = """
+                upstreams: {reports: {instances: [\(instances(upstreams))]}}
+                routes: [{name: reports, pathPrefix: /api/v1/reports, upstream: reports, rewritePrefix: /v1}]
+                """
+            try await withProxy(table) { gateway, _ in
+                let answer = try await echo(
+                    gateway, "/api/v1/reports/7/pdf?page=2&x=%20",
+                    headers: [
+                        ("X-Kubin-Tenant", "globex"), ("X-Kubin-Subject", "root"), ("X-Forwarded-For", "6.6.6.6"),
+                        ("Connection", "X-Hop"), ("X-Hop", "secret"), ("X-Custom", "kept"),
+                    ])
+                #expect(answer.status == 200)
+                #expect(answer.object["target"] as? String == "/v1/7/pdf?page=2&x=%20")
+                #expect(answer.sent("X-Kubin-Tenant") == ["default"])
+                #expect(answer.sent("X-Kubin-Subject") == ["live-test"])
+                #expect(answer.sent("X-Forwarded-For") == ["127.0.0.1"])
+                #expect(answer.sent("X-Forwarded-Proto") == ["http"])
+                #expect(answer.sent("X-Forwarded-Host") == ["127.0.0.1:\(gateway.port)"])
+                #expect(answer.sent("Forwarded") == ["for=127.0.0.1;host=\"127.0.0.1:\(gateway.port)\";proto=http"])
+                #expect(answer.sent("Authorization").isEmpty)
+                #expect(answer.sent("X-Hop").isEmpty)
+                #expect(answer.sent("X-Custom") == ["kept"])
+                #expect(answer.sent("X-Request-ID") == answer.headers["X-Request-ID"])
+                #expect(answer.headers["X-Upstream"] == ["a"])
+                #expect(answer.headers["X-Content-Type-Options"] == ["nosniff"])
+                let line = try #require(
+                    gateway.logs.entries(message: "request").last {
+                        ($0["path"] as? String)?.hasPrefix("/api/v1/reports") == true
+                    })
+                #expect(line["upstream"] as? String == "reports")
+                #expect(line["instance"] as? String == upstreams[0].url)
+                #expect(line["upstream_ms"] is Double)
+                #expect(line["route"] as? String == "proxy:reports")
+                let counted = try await gateway.metric(
+                    "gateway_upstream_requests_total{upstream=\"reports\",instance=\"\(upstreams[0].url)\",status=\"200\"}"
+                )
+                #expect(counted == 1)
+            }
+        }
+    }
+
+    @Test func authScopesMethodsAndTheGatewaysOwnRoutes() async throws {
+        try await TestUpstream.with(["a"]) { upstreams in
+            let table = """
+                upstreams: {svc: {instances: [\(instances(upstreams))]}}
+                routes:
+                  - {name: open, pathPrefix: /open, upstream: svc, auth: none, methods: [GET, PUT]}
+                  - {name: scoped, pathPrefix: /scoped, upstream: svc, scopes: [reports:read]}
+                  - {name: shadowed, pathPrefix: /api/v1/snapshots, upstream: svc}
+                  - {name: passes, pathPrefix: /passes, upstream: svc, forwardAuthorization: true}
+                """
+            try await withProxy(table) { gateway, _ in
+                #expect(try await echo(gateway, "/open/x", authorized: false).status == 200)
+                let refused = try await gateway.send(.POST, "/open/x", authorized: false)
+                #expect(refused.status == 405)
+                #expect(refused.headers["Allow"] == ["GET, PUT"])
+                #expect(try await gateway.send(.GET, "/scoped", authorized: false).status == 401)
+                let forbidden = try await gateway.json(.GET, "/scoped")
+                #expect(forbidden.status == 403)
+                #expect((forbidden.object["detail"] as? String)?.contains("reports:read") == true)
+                // The gateway's own routes win over a proxied prefix.
+                let own = try await gateway.json(.GET, "/api/v1/snapshots")
+                #expect(own.status == 200)
+                #expect(own.object["instance"] == nil)
+                let passed = try await echo(gateway, "/passes")
+                #expect(passed.sent("Authorization") == ["Bearer \(gateway.token)"])
+            }
+        }
+    }
+
+    @Test func failuresAreProblemsNeverHangs() async throws {
+        let closedPort = try reserveClosedPort()
+        try await TestUpstream.with(["slow", "sick"]) { upstreams in
+            upstreams[1].isHealthy = false
+            let table = """
+                upstreams:
+                  gone: {instances: [{url: 'http://127.0.0.1:\(closedPort)'}]}
+                  slow: {instances: [{url: '\(upstreams[0].url)'}], timeouts: {connect: 1s, request: 1s}}
+                  sick:
+                    instances: [{url: '\(upstreams[1].url)'}]
+                    healthCheck: {interval: 50ms, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1}
+                routes:
+                  - {name: gone, pathPrefix: /gone, upstream: gone}
+                  - {name: slow, pathPrefix: /slow, upstream: slow}
+                  - {name: sick, pathPrefix: /sick, upstream: sick}
+                """
+            try await withProxy(table) { gateway, _ in
+                let gone = try await gateway.json(.GET, "/gone")
+                #expect(gone.status == 502)
+                #expect(gone.object["type"] as? String == "https://kubin.dev/problems/bad-gateway")
+                #expect(gone.object["requestId"] as? String == gone.headers.first(name: "X-Request-ID"))
+                let slow = try await gateway.json(.GET, "/slow?delay=3000")
+                #expect(slow.status == 504)
+                #expect(slow.object["type"] as? String == "https://kubin.dev/problems/gateway-timeout")
+                let quick = try await gateway.json(.GET, "/slow")
+                #expect(quick.status == 200, "\(quick.object)")
+                try await gateway.eventually("the sick instance is found unhealthy") {
+                    try await gateway.send(.GET, "/sick").status == 503
+                }
+                let sick = try await gateway.json(.GET, "/sick")
+                #expect(sick.object["type"] as? String == "https://kubin.dev/problems/no-healthy-upstream")
+                #expect(sick.headers["Retry-After"] == ["1"])
+                #expect(try await gateway.metric("gateway_upstream_healthy_instances{upstream=\"sick\"}") == 0)
+                upstreams[1].isHealthy = true
+                try await gateway.eventually("the sick instance is used again once its check passes") {
+                    try await gateway.send(.GET, "/sick").status == 200
+                }
+                #expect(
+                    try await gateway.metric(
+                        "gateway_upstream_requests_total{upstream=\"gone\",instance=\"http://127.0.0.1:\(closedPort)\",status=\"502\"}"
+                    ) == 1)
+            }
+        }
+    }
+
+    @Test func failingInstancesAreEjectedAndTheRestServe() async throws {
+        try await TestUpstream.with(["good", "bad"]) { upstreams in
+            let table = """
+                upstreams:
+                  svc:
+                    instances: [\(instances(upstreams))]
+                    outlierDetection: {consecutiveFailures: 3, baseEjectionTime: 1h, maxEjectedPercent: 50}
+                routes: [{name: svc, pathPrefix: /svc, upstream: svc}]
+                """
+            try await withProxy(table) { gateway, _ in
+                var statuses: [String: [Int]] = [:]
+                for _ in 0..<20 {
+                    let answer = try await echo(gateway, "/svc/x?fail=bad")
+                    statuses[answer.instance, default: []].append(answer.status)
+                }
+                #expect(statuses["bad"]?.count ?? 0 <= 3)
+                #expect(statuses["good"]?.count ?? 0 >= 17)
+                #expect(try await gateway.metric("gateway_upstream_healthy_instances{upstream=\"svc\"}") == 1)
+            }
+        }
+    }
+
+    @Test func aChangedTableIsServedAndABadOneIgnored() async throws {
+        try await TestUpstream.with(["a", "b"]) { upstreams in
+            let first = """
+                upstreams: {a: {instances: [{url: '\(upstreams[0].url)'}]}}
+                routes: [{name: old, pathPrefix: /old, upstream: a}]
+                """
+            try await withProxy(first) { gateway, path in
+                #expect(try await echo(gateway, "/old").instance == "a")
+                // A slow request started on the first table finishes on it.
+                async let inFlight = echo(gateway, "/old?hold=1")
+                let second = """
+                    upstreams: {b: {instances: [{url: '\(upstreams[1].url)'}]}}
+                    routes: [{name: new, pathPrefix: /new, upstream: b}]
+                    """
+                try await gateway.eventually("the slow request reached its instance") { upstreams[0].received == 2 }
+                try second.write(toFile: path, atomically: true, encoding: .utf8)
+                try await gateway.eventually("the new table is in force") {
+                    try await gateway.send(.GET, "/new").status == 200
+                }
+                #expect(try await gateway.send(.GET, "/old").status == 404)
+                upstreams[0].release()
+                let finished = try await inFlight
+                #expect(finished.status == 200)
+                #expect(finished.instance == "a")
+                try "routes: [{name: broken, pathPrefix: nope, upstream: zzz}]".write(
+                    toFile: path, atomically: true, encoding: .utf8)
+                try await gateway.eventually("the bad table is refused") {
+                    !gateway.logs.entries(message: "routing table refused; the previous one stays").isEmpty
+                }
+                #expect(try await echo(gateway, "/new").instance == "b")
+            }
+        }
+    }
+
+    @Test func bodiesStreamBothWaysWhole() async throws {
+        try await TestUpstream.with(["a"]) { upstreams in
+            let table = """
+                upstreams: {files: {instances: [{url: '\(upstreams[0].url)'}]}}
+                routes: [{name: files, pathPrefix: /files, upstream: files, auth: none}]
+                """
+            try await withProxy(table) { gateway, _ in
+                let size = 64 << 20
+                let chunk = TestUpstream.pattern(1 << 20)
+                let upload = AsyncStream<ByteBuffer> { continuation in
+                    for _ in 0..<(size >> 20) { continuation.yield(ByteBuffer(bytes: chunk)) }
+                    continuation.finish()
+                }
+                var expected = SHA256()
+                for _ in 0..<(size >> 20) { expected.update(data: chunk) }
+                let digest = expected.finalize().map { String(format: "%02x", $0) }.joined()
+                let sent = try await echo(
+                    gateway, "/files/up", method: .PUT, body: .stream(upload, length: .unknown), authorized: false)
+                #expect(sent.object["bodyBytes"] as? Int == size)
+                #expect(sent.object["bodySHA256"] as? String == digest)
+                let download = try await gateway.client.execute(
+                    HTTPClientRequest(url: gateway.url("/files/down?size=\(size)")), timeout: .seconds(120))
+                #expect(download.headers["Content-Length"] == ["\(size)"])
+                var received = SHA256()
+                var count = 0
+                var pattern = TestUpstream.pattern(size)[...]
+                for try await part in download.body {
+                    let bytes = Array(part.readableBytesView)
+                    #expect(bytes == Array(pattern.prefix(bytes.count)))
+                    pattern = pattern.dropFirst(bytes.count)
+                    received.update(data: bytes)
+                    count += bytes.count
+                }
+                #expect(count == size)
+                _ = received.finalize()
+            }
+        }
+    }
+
+    @Test func aClientThatLeavesCancelsTheUpstreamRequest() async throws {
+        try await TestUpstream.with(["a"]) { upstreams in
+            let table = """
+                upstreams: {stream: {instances: [{url: '\(upstreams[0].url)'}]}}
+                routes: [{name: stream, pathPrefix: /stream, upstream: stream, auth: none}]
+                """
+            try await withProxy(table) { gateway, _ in
+                try await RawClient.converse(port: gateway.port) { conversation in
+                    try await conversation.send(
+                        "GET /stream?size=1000000000&pace=20 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    _ = try await conversation.read(through: "\r\n\r\n")
+                }
+                try await gateway.eventually("the instance sees its answer abandoned") { upstreams[0].aborted == 1 }
+            }
+        }
+    }
+}
+
+/// A loopback port nothing listens on: bound, then closed.
+private func reserveClosedPort() throws -> Int {
+    let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(socket) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(socket, pointer, length) == 0 && getsockname(socket, pointer, &length) == 0
+        }
+    }
+    guard bound else { throw TestFailure("no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
