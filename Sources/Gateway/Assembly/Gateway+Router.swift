@@ -39,7 +39,7 @@ extension Gateway {
         return (router, routes)
     }
 
-    /// The router of the metrics listener: `/metrics` alone.
+    /// The router of the metrics listener: `/metrics` and `/upstreams`.
     package func makeMetricsRouter() -> (router: Router<GatewayRequestContext>, routes: RouteTable) {
         let router = Router(context: GatewayRequestContext.self)
         let routes = RouteTable()
@@ -47,7 +47,7 @@ extension Gateway {
             RequestIDMiddleware()
             ProblemMiddleware(routes: routes)
         }
-        MetricsRoutes(metrics: metrics, uploads: uploads).register(on: router)
+        MetricsRoutes(metrics: metrics, uploads: uploads, routing: routing).register(on: router)
         routes.record(router)
         return (router, routes)
     }

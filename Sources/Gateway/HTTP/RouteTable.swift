@@ -15,6 +15,8 @@ package final class RouteTable: Sendable {
     }
 
     private let storage = Mutex<[Route]>([])
+    /// Each route's method and path segments, split once (every proxied request asks ``methods(matching:)``).
+    private let templates = Mutex<[(method: String, segments: [Substring])]>([])
 
     /// An empty table, filled by ``record(_:)``.
     init() {}
@@ -26,16 +28,22 @@ package final class RouteTable: Sendable {
     func record(_ router: Router<GatewayRequestContext>) {
         let routes = router.routes.map { Route(method: $0.method.rawValue, path: $0.path.description) }
         storage.withLock { $0 = routes }
+        templates.withLock { templates in
+            templates = routes.map { ($0.method, $0.path.split(separator: "/", omittingEmptySubsequences: true)) }
+        }
     }
 
     /// The methods served at `path`, sorted; empty when no route template matches it.
     func methods(matching path: String) -> [String] {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        let methods = routes.filter { route in
-            let template = route.path.split(separator: "/", omittingEmptySubsequences: true)
-            return template.count == segments.count
-                && zip(template, segments).allSatisfy { $0.hasPrefix("{") && $0.hasSuffix("}") || $0 == $1 }
-        }.map(\.method)
-        return Set(methods).sorted()
+        let methods = templates.withLock { templates in
+            templates.filter { template in
+                template.segments.count == segments.count
+                    && zip(template.segments, segments).allSatisfy {
+                        $0.first == "{" && $0.last == "}" || $0 == $1
+                    }
+            }.map(\.method)
+        }
+        return methods.isEmpty ? [] : Set(methods).sorted()
     }
 }

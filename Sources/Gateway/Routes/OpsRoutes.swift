@@ -31,12 +31,14 @@ struct OpsRoutes {
     }
 }
 
-/// `/metrics`, on the metrics listener.
+/// `/metrics` and `/upstreams`, on the metrics listener (for operators, not the API's callers).
 struct MetricsRoutes {
     /// Renders the exposition.
     let metrics: GatewayMetrics
     /// Reports uploads in flight.
     let uploads: UploadOrchestrator
+    /// Reports each upstream's instances.
+    let routing: Routing
 
     /// Adds `/metrics`.
     func register(on router: Router<GatewayRequestContext>) {
@@ -44,6 +46,47 @@ struct MetricsRoutes {
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: metrics.exposition(uploadsInFlight: uploads.uploadsInFlight)))
+        }
+        // Upstreams do not make the gateway unready (/readyz is its own dependencies only); this shows them.
+        router.get("upstreams") { _, _ in
+            try JSON.response(UpstreamsReport(routing.generation), headers: [.cacheControl: "no-store"])
+        }
+    }
+}
+
+/// Each upstream of the routing table in force with its instances: what `/upstreams` answers.
+struct UpstreamsReport: Encodable {
+    struct Upstream: Encodable {
+        var name: String
+        var balancer: String
+        /// Instances that may receive requests now.
+        var eligible: Int
+        var instances: [Instance]
+    }
+
+    struct Instance: Encodable {
+        var address: String
+        var weight: Int
+        /// As the active checks last decided.
+        var isHealthy: Bool
+        var isEjected: Bool
+        var ejections: Int
+        var inFlight: Int
+    }
+
+    var upstreams: [Upstream]
+
+    init(_ generation: Routing.Generation) {
+        upstreams = generation.upstreams.values.sorted { $0.name < $1.name }.map { group in
+            let eligible = Set(group.eligibleAddresses)
+            return Upstream(
+                name: group.name, balancer: group.definition.balancer.rawValue, eligible: eligible.count,
+                instances: group.instances.map { instance in
+                    Instance(
+                        address: instance.address, weight: instance.weight, isHealthy: instance.isHealthy,
+                        isEjected: instance.isHealthy && !eligible.contains(instance.address),
+                        ejections: instance.ejections, inFlight: instance.inFlight)
+                })
         }
     }
 }

@@ -173,6 +173,18 @@ import Testing
                 #expect(sick.object["type"] as? String == "https://kubin.dev/problems/no-healthy-upstream")
                 #expect(sick.headers["Retry-After"] == ["1"])
                 #expect(try await gateway.metric("gateway_upstream_healthy_instances{upstream=\"sick\"}") == 0)
+                // Upstreams do not make the gateway unready; the operators' view on the metrics listener shows them.
+                #expect(try await gateway.send(.GET, "/readyz").status == 200)
+                let view = try await gateway.client.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(gateway.metricsPort)/upstreams"), timeout: .seconds(10))
+                let report =
+                    try JSONSerialization.jsonObject(
+                        with: Data(try await view.body.collect(upTo: 1 << 20).readableBytesView)) as? [String: Any]
+                let upstreamsShown = report?["upstreams"] as? [[String: Any]] ?? []
+                #expect(upstreamsShown.map { $0["name"] as? String } == ["gone", "sick", "slow"])
+                let sickShown = try #require(upstreamsShown.first { $0["name"] as? String == "sick" })
+                #expect(sickShown["eligible"] as? Int == 0)
+                #expect((sickShown["instances"] as? [[String: Any]])?.first?["isHealthy"] as? Bool == false)
                 upstreams[1].isHealthy = true
                 try await gateway.eventually("the sick instance is used again once its check passes") {
                     try await gateway.send(.GET, "/sick").status == 200
