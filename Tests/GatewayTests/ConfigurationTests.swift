@@ -139,6 +139,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: routingFile) }
         let samples: [String: String] = [
             "routing.file": routingFile, "routing.reloadInterval": "5s", "routing.maxConnectionsPerInstance": "32",
+            "routing.dnsServer": "10.96.0.10:53",
             "config.file": "", "http.host": "10.0.0.1", "http.port": "1234", "http.idleTimeout": "9s",
             "data.dir": "/data", "metadata.url": "sqlite:/m.db", "storage.url": "file:///objects",
             "cache.url": "memory:", "cache.maxBytes": "1MiB", "cache.localTTL": "250ms", "uploads.maxConcurrent": "3",
@@ -196,6 +197,7 @@ import Testing
         #expect(configuration.uploads.maxBytes == 5_000_000)
         #expect(configuration.routing.table.routes.map(\.name) == ["a"])
         #expect(configuration.routing.maxConnectionsPerInstance == 32)
+        #expect(configuration.routing.dnsServer == ("10.96.0.10", 53))
     }
 
     @Test func badValuesAreAllReportedByKeyWithWhatIsAllowed() async {

@@ -1,3 +1,4 @@
+import Clients
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
@@ -76,10 +77,11 @@ extension Gateway {
         services.append(makeMetricsApplication(onServerRunning: onMetricsRunning))
         if let certificates { services.append(certificates.reloader) }
         if configuration.routing.file != nil {
+            let dns = configuration.routing.dnsServer
             services.append(
                 RoutingService(
                     routing: routing, reloadInterval: configuration.routing.reloadInterval, metrics: metrics,
-                    logger: logger))
+                    resolver: try DNSResolver(host: dns.host, port: dns.port), logger: logger))
         }
         services += [
             readiness, ingest, try makeApplication(onServerRunning: onServerRunning),

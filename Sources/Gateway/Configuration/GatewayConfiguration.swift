@@ -90,6 +90,8 @@ package struct GatewayConfiguration: Sendable {
         package var table: RoutingTable
         package var reloadInterval: Duration
         package var maxConnectionsPerInstance: Int
+        /// The DNS server of discovery.
+        package var dnsServer: (host: String, port: Int)
     }
 
     package var http: HTTP
@@ -167,6 +169,15 @@ extension GatewayConfiguration.Routing {
         file = read(\.routingFile)
         reloadInterval = read(\.routingReloadInterval)
         maxConnectionsPerInstance = read(\.routingMaxConnectionsPerInstance)
+        dnsServer = DNSResolver.systemServer()
+        if let text = read(\.routingDNSServer) {
+            if let server = Self.server(text) {
+                dnsServer = server
+            } else {
+                read.refuse(
+                    \.routingDNSServer, expected: "an IP address and port, such as 10.96.0.10:53 or [fd00::a]:53")
+            }
+        }
         table = .empty
         guard let file else { return }
         do {
@@ -174,5 +185,16 @@ extension GatewayConfiguration.Routing {
         } catch {
             read.refuse(\.routingFile, expected: "a valid routing table; " + error.problems.joined(separator: "; "))
         }
+    }
+
+    /// `ip:port` or `[ip]:port`, when the address is an IP address a resolver can be made for.
+    private static func server(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard (try? DNSResolver(host: host, port: port)) != nil else { return nil }
+        return (host, port)
     }
 }

@@ -181,6 +181,10 @@ package struct SettingsTable: Sendable {
     let routingReloadInterval = Setting.duration(
         "routing.reloadInterval", "2s", in: .milliseconds(100)...(.seconds(3600)),
         "How often the routing file is checked for changes.")
+    let routingDNSServer = Setting.optionalText(
+        "routing.dnsServer",
+        "The DNS server upstreams with `dns:` are resolved with, as ip:port ([ip]:port for IPv6); empty: the first "
+            + "nameserver of /etc/resolv.conf, port 53.")
     let routingMaxConnectionsPerInstance = Setting.integer(
         "routing.maxConnectionsPerInstance", "256", in: 1...100_000,
         "Keep-alive connections the gateway opens to one upstream instance (more requests queue for them).")

@@ -13,6 +13,8 @@ struct RoutingService: Service {
     let routing: Routing
     let reloadInterval: Duration
     let metrics: GatewayMetrics
+    /// Resolves the names of upstreams found by DNS.
+    let resolver: DNSResolver
     let logger: Logger
 
     func run() async throws {
@@ -23,6 +25,7 @@ struct RoutingService: Service {
                     group.addTask { await watchHangUp() }
                 }
                 group.addTask { await checkHealth() }
+                group.addTask { await discover() }
             }
         }
     }
@@ -55,31 +58,45 @@ struct RoutingService: Service {
         ]
     }
 
-    /// Checks every instance of every upstream with a `healthCheck`, each upstream at its own interval; starts over
-    /// on each new table.
+    /// Checks every instance of every upstream with a `healthCheck`, each upstream at its own interval.
     private func checkHealth() async {
+        await everyUpstream(interval: { $0.definition.healthCheck?.interval }) { upstream in
+            guard let policy = upstream.definition.healthCheck else { return }
+            await withDiscardingTaskGroup { checks in
+                for instance in upstream.instances {
+                    checks.addTask { await check(instance.address, of: upstream, policy: policy) }
+                }
+            }
+            metrics.healthyInstances(upstream: upstream.name, count: upstream.eligibleAddresses.count)
+        }
+    }
+
+    /// Resolves the instances of every upstream found by DNS, each every `dnsRefresh` (the first time at once).
+    private func discover() async {
+        await everyUpstream(interval: { $0.definition.discovery.refresh }) { upstream in
+            await resolve(upstream)
+        }
+    }
+
+    /// Runs `work` on each upstream of the table in force that `interval` gives an interval for, then every that
+    /// interval; starts over on each new table.
+    private func everyUpstream(
+        interval: @escaping @Sendable (UpstreamGroup) -> Duration?,
+        _ work: @escaping @Sendable (UpstreamGroup) async -> Void
+    ) async {
         while !Task.isCancelled {
             let generation = routing.generation
-            for upstream in generation.upstreams.values {
-                metrics.healthyInstances(upstream: upstream.name, count: upstream.eligibleAddresses.count)
-            }
             await withDiscardingTaskGroup { group in
                 for upstream in generation.upstreams.values {
-                    guard let policy = upstream.definition.healthCheck else { continue }
+                    guard let interval = interval(upstream) else { continue }
                     group.addTask {
                         while !Task.isCancelled, routing.generation.number == generation.number {
-                            await withDiscardingTaskGroup { checks in
-                                for instance in upstream.instances {
-                                    checks.addTask { await check(instance.address, of: upstream, policy: policy) }
-                                }
-                            }
-                            metrics.healthyInstances(
-                                upstream: upstream.name, count: upstream.eligibleAddresses.count)
-                            do { try await Task.sleep(for: policy.interval) } catch { return }
+                            await work(upstream)
+                            do { try await Task.sleep(for: interval) } catch { return }
                         }
                     }
                 }
-                // Wakes the loop for a new table even when no upstream is checked.
+                // Wakes the loop for a new table even when no upstream has work.
                 group.addTask {
                     while !Task.isCancelled, routing.generation.number == generation.number {
                         do { try await Task.sleep(for: reloadInterval) } catch { return }
@@ -87,6 +104,62 @@ struct RoutingService: Service {
                 }
             }
         }
+    }
+
+    /// Replaces the instances of `upstream` by what DNS says now; a failed resolution keeps the instances it had.
+    private func resolve(_ upstream: UpstreamGroup) async {
+        do {
+            var instances: [UpstreamState.Instance] = []
+            switch upstream.definition.discovery {
+            case .instances: return
+            case .addresses(let host, let port, let scheme, _):
+                for address in try await addresses(of: host) {
+                    instances.append(.init(address: Self.url(scheme, address, port)))
+                }
+            case .service(let name, let scheme, _):
+                let services = try await resolver.records(of: name, type: .srv).compactMap { record in
+                    if case .service(let priority, let weight, let port, let target) = record {
+                        (priority, weight, port, target)
+                    } else {
+                        nil
+                    }
+                }
+                // RFC 2782: the lowest priority is used while it has targets; weights spread within it.
+                let best = services.map(\.0).min()
+                for (priority, weight, port, target) in services where priority == best {
+                    for address in try await addresses(of: target) {
+                        instances.append(
+                            .init(
+                                address: Self.url(scheme, address, Int(port)),
+                                weight: min(1000, max(1, Int(weight)))))
+                    }
+                }
+            }
+            let known = Set(upstream.instances.map(\.address))
+            guard Set(instances.map(\.address)) != known else { return }
+            upstream.replaceInstances(with: instances)
+            metrics.healthyInstances(upstream: upstream.name, count: upstream.eligibleAddresses.count)
+            logger.notice(
+                "upstream instances discovered",
+                metadata: ["upstream": "\(upstream.name)", "instances": "\(instances.map(\.address))"])
+        } catch {
+            logger.warning(
+                "upstream discovery failed; its instances stay",
+                metadata: ["upstream": "\(upstream.name)", "error": "\(error)"])
+        }
+    }
+
+    /// The A and AAAA records of `host`.
+    private func addresses(of host: String) async throws -> [String] {
+        async let v4 = resolver.records(of: host, type: .a)
+        async let v6 = resolver.records(of: host, type: .aaaa)
+        return try await (v4 + v6).compactMap { record in
+            if case .address(let address) = record { address } else { nil }
+        }
+    }
+
+    private static func url(_ scheme: String, _ address: String, _ port: Int) -> String {
+        "\(scheme)://\(address.contains(":") ? "[\(address)]" : address):\(port)"
     }
 
     private func check(_ address: String, of upstream: UpstreamGroup, policy: HealthCheckPolicy) async {

@@ -14,6 +14,14 @@ package struct RoutingTable: Sendable, Equatable {
             case addresses(host: String, port: Int, scheme: String, refresh: Duration)
             /// The SRV records of `name` (`_http._tcp.reports.kubin.svc.cluster.local`), re-resolved every `refresh`.
             case service(name: String, scheme: String, refresh: Duration)
+
+            /// How often the instances are resolved again; nil for listed ones.
+            var refresh: Duration? {
+                switch self {
+                case .instances: nil
+                case .addresses(_, _, _, let refresh), .service(_, _, let refresh): refresh
+                }
+            }
         }
 
         /// Certificates for `https://` instances.

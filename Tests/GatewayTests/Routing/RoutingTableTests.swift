@@ -218,5 +218,16 @@ import Testing
         #expect(throws: ConfigurationError.self) {
             try GatewayConfiguration(raw: ["routing.file": path + ".missing"])
         }
+        for server in ["dns.example:53", "10.0.0.1", "10.0.0.1:0", "[fd00::a]:x"] {
+            #expect {
+                try GatewayConfiguration(raw: ["routing.dnsServer": server])
+            } throws: { error in
+                (error as? ConfigurationError)?.problems.map(\.key) == ["routing.dnsServer"]
+            }
+        }
+        #expect(
+            try GatewayConfiguration(raw: ["routing.dnsServer": "[fd00::a]:5353"]).routing.dnsServer == (
+                "fd00::a", 5353
+            ))
     }
 }

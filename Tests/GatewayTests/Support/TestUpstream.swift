@@ -25,16 +25,18 @@ final class TestUpstream: Sendable {
     }
 
     let name: String
+    let host: String
     let port: Int
     private let state: State
 
-    private init(name: String, port: Int, state: State) {
+    private init(name: String, host: String, port: Int, state: State) {
         self.name = name
+        self.host = host
         self.port = port
         self.state = state
     }
 
-    var url: String { "http://127.0.0.1:\(port)" }
+    var url: String { "http://\(host):\(port)" }
     var isHealthy: Bool {
         get { state.isHealthy.load(ordering: .relaxed) }
         set { state.isHealthy.store(newValue, ordering: .relaxed) }
@@ -51,9 +53,11 @@ final class TestUpstream: Sendable {
         (0..<count).map { UInt8((offset + $0) % 251) }
     }
 
-    /// Runs the instances named by `names` (on free ports, or on `ports` where given) for the duration of `body`.
+    /// Runs the instances named by `names` (on 127.0.0.1, or `hosts`; on free ports, or `ports`) for the duration
+    /// of `body`.
     static func with<Result: Sendable>(
-        _ names: [String], ports: [Int]? = nil, _ body: ([TestUpstream]) async throws -> Result
+        _ names: [String], hosts: [String]? = nil, ports: [Int]? = nil,
+        _ body: ([TestUpstream]) async throws -> Result
     ) async throws -> Result {
         try await withThrowingTaskGroup(of: Void.self) { group in
             var upstreams: [TestUpstream] = []
@@ -65,10 +69,14 @@ final class TestUpstream: Sendable {
                         responder: CallbackResponder<BasicRequestContext> { request, _ in
                             try await answer(request, name: name, state: state)
                         },
-                        configuration: .init(address: .hostname("127.0.0.1", port: ports?[index] ?? 0)),
+                        configuration: .init(
+                            address: .hostname(hosts?[index] ?? "127.0.0.1", port: ports?[index] ?? 0)),
                         onServerRunning: { channel in
                             continuation.yield(
-                                TestUpstream(name: name, port: channel.localAddress?.port ?? 0, state: state))
+                                TestUpstream(
+                                    name: name, host: hosts?[index] ?? "127.0.0.1",
+                                    port: channel.localAddress?.port ?? 0,
+                                    state: state))
                             continuation.finish()
                         },
                         logger: Logger(label: "upstream", factory: { _ in SwiftLogNoOpLogHandler() }))
