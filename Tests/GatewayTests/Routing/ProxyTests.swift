@@ -68,6 +68,71 @@ import Testing
         }
     }
 
+    @Test func leastRequestSendsLessToTheSlowInstance() async throws {
+        try await TestUpstream.with(["fast", "slow"]) { upstreams in
+            let table = """
+                upstreams: {svc: {instances: [\(instances(upstreams))], balancer: least-request}}
+                routes: [{name: svc, pathPrefix: /svc, upstream: svc}]
+                """
+            try await withProxy(table) { gateway, _ in
+                // Eight callers at once; the slow instance holds each request 100 ms, the fast one answers at once.
+                let counts = try await withThrowingTaskGroup(of: [String: Int].self) { group in
+                    for _ in 0..<8 {
+                        group.addTask {
+                            var counts: [String: Int] = [:]
+                            for _ in 0..<15 {
+                                counts[try await echo(gateway, "/svc?slow=slow&delay=100").instance, default: 0] += 1
+                            }
+                            return counts
+                        }
+                    }
+                    return try await group.reduce(into: [String: Int]()) { $0.merge($1, uniquingKeysWith: +) }
+                }
+                #expect(counts.values.reduce(0, +) == 120)
+                // Round-robin would send 60 to each. Two draws with replacement pick the slow instance whenever both
+                // land on it (a quarter of the time) and otherwise only when it is no busier: about 30 here.
+                #expect(counts["slow", default: 0] < 45, "\(counts)")
+            }
+        }
+    }
+
+    @Test func aKilledInstanceIsEjectedAndUsedAgainOnceItsChecksPass() async throws {
+        try await TestUpstream.with(["steady"]) { steady in
+            let port = try reserveClosedPort()
+            let table = """
+                upstreams:
+                  svc:
+                    instances: [{url: '\(steady[0].url)'}, {url: 'http://127.0.0.1:\(port)'}]
+                    outlierDetection: {consecutiveFailures: 2, baseEjectionTime: 1h, maxEjectedPercent: 50}
+                    healthCheck: {interval: 100ms, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1}
+                routes: [{name: svc, pathPrefix: /svc, upstream: svc}]
+                """
+            try await withProxy(table) { gateway, _ in
+                try await TestUpstream.with(["flaky"], ports: [port]) { _ in
+                    try await gateway.eventually("both instances serve") {
+                        var seen = Set<String>()
+                        for _ in 0..<4 { seen.insert(try await echo(gateway, "/svc").instance) }
+                        return seen == ["steady", "flaky"]
+                    }
+                }
+                // Killed: a few requests fail (retrying idempotent ones is the resilience issue's), then none
+                // reaches it.
+                var failures = 0
+                for _ in 0..<10 where try await gateway.send(.GET, "/svc").status == 502 { failures += 1 }
+                #expect(failures <= 2)
+                for _ in 0..<10 { #expect(try await echo(gateway, "/svc").instance == "steady") }
+                // Back on its port: its next passing check ends the ejection, and it serves again.
+                try await TestUpstream.with(["flaky"], ports: [port]) { _ in
+                    try await gateway.eventually("the instance that came back serves again") {
+                        var seen = Set<String>()
+                        for _ in 0..<4 { seen.insert(try await echo(gateway, "/svc").instance) }
+                        return seen.contains("flaky")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func headersGoInAndOutRewritten() async throws {
         try await TestUpstream.with(["a"]) { upstreams in
             let table = """

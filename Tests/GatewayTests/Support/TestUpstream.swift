@@ -11,7 +11,7 @@ import TestSupport
 ///
 /// `GET /healthz` answers 200 while ``isHealthy``, else 503. Any other request is answered with what arrived, as a
 /// JSON object (`instance`, `method`, `target`, `headers`, `bodyBytes`, `bodySHA256`), after the body was read
-/// whole. Query parameters change that: `status=N` answers N, `delay=MS` waits before answering, `size=N` answers N
+/// whole. Query parameters change that: `status=N` answers N, `delay=MS` waits before answering (only on the instance `slow=NAME` names, when given), `size=N` answers N
 /// bytes of ``pattern(_:)`` instead, `fail=NAME` answers 500 on the instance so named (`pace=MS` between 64 KiB chunks); ``aborted`` counts answers whose connection
 /// closed before they were written; `hold=1` waits for ``release()``.
 final class TestUpstream: Sendable {
@@ -108,7 +108,9 @@ final class TestUpstream: Sendable {
         if query["hold"] != nil {
             for await _ in state.gate.stream { break }
         }
-        if let delay = query["delay"].flatMap({ Int($0) }) { try await Task.sleep(for: .milliseconds(delay)) }
+        if let delay = query["delay"].flatMap({ Int($0) }), query["slow"].map({ $0 == name }) ?? true {
+            try await Task.sleep(for: .milliseconds(delay))
+        }
         let status = HTTPResponse.Status(
             code: query["fail"].map { $0 == name ? 500 : 200 } ?? query["status"].flatMap { Int($0) } ?? 200)
         if let size = query["size"].flatMap({ Int($0) }) {
