@@ -93,6 +93,8 @@ private final class RequestRecord: Sendable {
         }
         guard let counts else { return }
         metrics.requestFinished(method: method, route: route, status: status, duration: duration)
+        // The line's metadata costs more than the rest of the record: build it only when it is written.
+        guard logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = [
             "method": .string(method), "path": .string(path), "route": .string(route),
             "status": .stringConvertible(status),

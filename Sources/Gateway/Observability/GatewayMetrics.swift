@@ -1,5 +1,6 @@
 import NIOCore
 import Prometheus
+import Synchronization
 
 /// The gateway's Prometheus metrics, on a registry of its own (so each instance, and each test, counts alone).
 package final class GatewayMetrics: Sendable {
@@ -18,6 +19,17 @@ package final class GatewayMetrics: Sendable {
     private let activeRequests: Gauge
     private let uploadsInFlight: Gauge
     private let uploadBytes: Counter
+    /// The series of every request and proxied request, by their labels, made once each: the registry builds the
+    /// metric's name and label list on every lookup, which cost more than the rest of a /healthz answer's metrics.
+    private let series = Mutex<[SeriesKey: (count: Counter, duration: DurationHistogram)]>([:])
+
+    private struct SeriesKey: Hashable {
+        /// 0: a request (method, route); 1: a proxied request (upstream, instance).
+        var kind: UInt8
+        var first: String
+        var second: String
+        var status: Int
+    }
 
     private static let durationBuckets: [Duration] = [
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -44,15 +56,29 @@ package final class GatewayMetrics: Sendable {
     /// A request finished: its status and time (the response body included) go into the request metrics.
     func requestFinished(method: String, route: String, status: Int, duration: Duration) {
         activeRequests.decrement()
-        registry.makeCounter(
-            descriptor: Self.name("requests", unit: "total", help: "Requests served, by method, route and status."),
-            labels: [("method", method), ("route", route), ("status", String(status))]
-        ).increment()
-        registry.makeDurationHistogram(
-            descriptor: Self.name(
-                "request_duration", unit: "seconds", help: "Time to serve a request, its body included."),
-            labels: [("method", method), ("route", route)], buckets: Self.durationBuckets
-        ).record(duration)
+        let metrics = series(SeriesKey(kind: 0, first: method, second: route, status: status)) { registry in
+            (
+                registry.makeCounter(
+                    descriptor: Self.name(
+                        "requests", unit: "total", help: "Requests served, by method, route and status."),
+                    labels: [("method", method), ("route", route), ("status", String(status))]),
+                registry.makeDurationHistogram(
+                    descriptor: Self.name(
+                        "request_duration", unit: "seconds", help: "Time to serve a request, its body included."),
+                    labels: [("method", method), ("route", route)], buckets: Self.durationBuckets)
+            )
+        }
+        metrics.count.increment()
+        metrics.duration.record(duration)
+    }
+
+    private func series(
+        _ key: SeriesKey, make: (PrometheusCollectorRegistry) -> (Counter, DurationHistogram)
+    ) -> (count: Counter, duration: DurationHistogram) {
+        if let known = series.withLock({ $0[key] }) { return known }
+        let made = make(registry)
+        series.withLock { $0[key] = made }
+        return made
     }
 
     /// A proxied request ended; `status` is the upstream's, or 502/504 when it gave none.
