@@ -139,7 +139,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: routingFile) }
         let samples: [String: String] = [
             "routing.file": routingFile, "routing.reloadInterval": "5s", "routing.maxConnectionsPerInstance": "32",
-            "routing.dnsServer": "10.96.0.10:53",
+            "routing.dnsServer": "10.96.0.10:53", "routing.trustedProxies": "10.0.0.0/8",
             "config.file": "", "http.host": "10.0.0.1", "http.port": "1234", "http.idleTimeout": "9s",
             "data.dir": "/data", "metadata.url": "sqlite:/m.db", "storage.url": "file:///objects",
             "cache.url": "memory:", "cache.maxBytes": "1MiB", "cache.localTTL": "250ms", "uploads.maxConcurrent": "3",

@@ -35,7 +35,11 @@ extension Gateway {
         OpsRoutes(readiness: readiness, openAPIDocument: Self.openAPIDocument()).register(on: router)
         routes.record(router)
         // After the routes: it sees only requests none of them serves.
-        router.addMiddleware { ProxyMiddleware(client: routing.client, metrics: metrics, isTLS: certificates != nil) }
+        router.addMiddleware {
+            ProxyMiddleware(
+                client: routing.client, metrics: metrics, isTLS: certificates != nil,
+                trustedProxies: configuration.routing.trustedProxies)
+        }
         return (router, routes)
     }
 

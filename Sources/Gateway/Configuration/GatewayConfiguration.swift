@@ -1,4 +1,5 @@
 import Clients
+import Foundation
 import KubinModel
 import Logging
 import Orchestrators
@@ -92,6 +93,8 @@ package struct GatewayConfiguration: Sendable {
         package var maxConnectionsPerInstance: Int
         /// The DNS server of discovery.
         package var dnsServer: (host: String, port: Int)
+        /// Peers whose forwarding headers are kept.
+        var trustedProxies: [AddressRange]
     }
 
     package var http: HTTP
@@ -169,6 +172,18 @@ extension GatewayConfiguration.Routing {
         file = read(\.routingFile)
         reloadInterval = read(\.routingReloadInterval)
         maxConnectionsPerInstance = read(\.routingMaxConnectionsPerInstance)
+        trustedProxies = []
+        for entry in (read(\.routingTrustedProxies) ?? "").split(separator: ",") {
+            let text = entry.trimmingCharacters(in: .whitespaces)
+            guard let range = AddressRange(text) else {
+                read.refuse(
+                    \.routingTrustedProxies,
+                    expected:
+                        "IP addresses or CIDR ranges (10.0.0.0/8, fd00::/8), comma-separated; '\(text)' is neither")
+                continue
+            }
+            trustedProxies.append(range)
+        }
         dnsServer = DNSResolver.systemServer()
         if let text = read(\.routingDNSServer) {
             if let server = Self.server(text) {

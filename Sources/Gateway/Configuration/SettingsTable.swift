@@ -181,6 +181,11 @@ package struct SettingsTable: Sendable {
     let routingReloadInterval = Setting.duration(
         "routing.reloadInterval", "2s", in: .milliseconds(100)...(.seconds(3600)),
         "How often the routing file is checked for changes.")
+    let routingTrustedProxies = Setting.optionalText(
+        "routing.trustedProxies",
+        "Addresses or CIDR ranges of the proxies in front of the gateway, comma-separated: from these peers, proxied "
+            + "requests keep the X-Forwarded-* and Forwarded headers they bring (the gateway appends its own hop); "
+            + "from any other peer those headers are replaced.")
     let routingDNSServer = Setting.optionalText(
         "routing.dnsServer",
         "The DNS server upstreams with `dns:` are resolved with, as ip:port ([ip]:port for IPv6); empty: the first "

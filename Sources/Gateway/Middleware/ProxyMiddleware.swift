@@ -24,6 +24,8 @@ struct ProxyMiddleware: RouterMiddleware {
     let metrics: GatewayMetrics
     /// Whether clients reach the gateway over TLS (`X-Forwarded-Proto`).
     let isTLS: Bool
+    /// Peers whose forwarding headers are kept.
+    let trustedProxies: [AddressRange]
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -102,12 +104,14 @@ struct ProxyMiddleware: RouterMiddleware {
         if let query = request.uri.query { target += "?" + query }
         var outgoing = HTTPClientRequest(url: pick.address + target)
         outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        let peer = context.channel.remoteAddress?.ipAddress
         outgoing.headers = ProxyHeaders.request(
             request.headers,
             facts: .init(
-                peer: context.channel.remoteAddress?.ipAddress, scheme: isTLS ? "https" : "http",
-                host: request.head.authority, requestID: context.requestID,
-                principal: context.principal, forwardsAuthorization: route.forwardsAuthorization))
+                peer: peer, scheme: isTLS ? "https" : "http", host: request.head.authority,
+                requestID: context.requestID, principal: context.principal,
+                forwardsAuthorization: route.forwardsAuthorization,
+                isPeerTrusted: peer.map { peer in trustedProxies.contains { $0.contains(peer) } } ?? false))
         outgoing.tlsConfiguration = context.proxied?.upstream.tls
         let length = request.headers[.contentLength].flatMap(Int.init)
         if length.map({ $0 > 0 }) ?? (request.headers[.transferEncoding] != nil) {

@@ -19,6 +19,8 @@ enum ProxyHeaders {
         var principal: Principal?
         /// Whether the caller's `Authorization` goes upstream.
         var forwardsAuthorization: Bool
+        /// Whether the peer is a trusted proxy, whose forwarding headers are kept and extended.
+        var isPeerTrusted = false
         /// Whether `Connection: Upgrade` and `Upgrade` go upstream (a WebSocket route).
         var keepsUpgrade = false
     }
@@ -40,13 +42,19 @@ enum ProxyHeaders {
         tenant, subject, scopes, forwarded, forwardedFor, forwardedProto, forwardedHost, requestID,
     ]
 
-    /// The headers sent upstream for a request with `fields`. The client's forwarding headers are replaced, not
-    /// extended: the gateway trusts no proxy in front of it.
+    /// Forwarding headers a trusted proxy's request keeps.
+    private static let forwarding: Set<HTTPField.Name> = [forwarded, forwardedFor, forwardedProto, forwardedHost]
+
+    /// The headers sent upstream for a request with `fields`. The client's forwarding headers are replaced, unless
+    /// the peer is a trusted proxy: then `X-Forwarded-For` and `Forwarded` get the peer appended, and the
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host` it sent stay.
     static func request(_ fields: HTTPFields, facts: Facts) -> HTTPHeaders {
         let hopByHop = hopByHopNames(in: fields, keepingUpgrade: facts.keepsUpgrade)
         var headers = HTTPHeaders()
         headers.reserveCapacity(fields.count + 8)
-        for field in fields where !hopByHop.contains(field.name) && !replaced.contains(field.name) {
+        let trusted = facts.isPeerTrusted
+        for field in fields where !hopByHop.contains(field.name) {
+            guard !replaced.contains(field.name) || (trusted && forwarding.contains(field.name)) else { continue }
             if field.name == .authorization && !facts.forwardsAuthorization { continue }
             if field.name == .contentLength { continue }
             headers.add(name: field.name.rawName, value: field.value)
@@ -62,17 +70,26 @@ enum ProxyHeaders {
         }
         var forwardedElement: [String] = []
         if let peer = facts.peer {
-            headers.add(name: forwardedFor.rawName, value: peer)
+            append(peer, to: forwardedFor.rawName, in: &headers)
             forwardedElement.append("for=\(peer.contains(":") ? "\"[\(peer)]\"" : peer)")
         }
-        headers.add(name: forwardedProto.rawName, value: facts.scheme)
+        if !headers.contains(name: forwardedProto.rawName) {
+            headers.add(name: forwardedProto.rawName, value: facts.scheme)
+        }
         if let host = facts.host, isForwardable(host) {
-            headers.add(name: forwardedHost.rawName, value: host)
+            if !headers.contains(name: forwardedHost.rawName) { headers.add(name: forwardedHost.rawName, value: host) }
             forwardedElement.append("host=\"\(host)\"")
         }
         forwardedElement.append("proto=\(facts.scheme)")
-        headers.add(name: forwarded.rawName, value: forwardedElement.joined(separator: ";"))
+        append(forwardedElement.joined(separator: ";"), to: forwarded.rawName, in: &headers)
         return headers
+    }
+
+    /// Appends `value` to the list header `name` (one line, comma-separated), or sets it.
+    private static func append(_ value: String, to name: String, in headers: inout HTTPHeaders) {
+        let existing = headers[name]
+        headers.remove(name: name)
+        headers.add(name: name, value: (existing + [value]).joined(separator: ", "))
     }
 
     /// The headers of the upstream's answer as the client gets them: hop-by-hop ones and the framing removed (the

@@ -86,3 +86,60 @@ import Testing
         #expect(answer.map(\.name.rawName) == ["Content-Type", "Set-Cookie", "Set-Cookie"])
     }
 }
+
+@Suite struct TrustedProxyTests {
+    @Test func aTrustedPeersForwardingHeadersAreKeptAndExtended() {
+        let fields = HTTPFields([
+            HTTPField(name: HTTPField.Name("X-Forwarded-For")!, value: "203.0.113.9"),
+            HTTPField(name: HTTPField.Name("Forwarded")!, value: "for=203.0.113.9;proto=https"),
+            HTTPField(name: HTTPField.Name("X-Forwarded-Proto")!, value: "https"),
+            HTTPField(name: HTTPField.Name("X-Forwarded-Host")!, value: "kubin.example"),
+            HTTPField(name: HTTPField.Name("X-Kubin-Tenant")!, value: "globex"),
+        ])
+        var facts = ProxyHeaders.Facts(
+            peer: "10.1.2.3", scheme: "http", host: "gateway:8080", requestID: "r", principal: nil,
+            forwardsAuthorization: false, isPeerTrusted: true)
+        let kept = ProxyHeaders.request(fields, facts: facts)
+        #expect(kept["X-Forwarded-For"] == ["203.0.113.9, 10.1.2.3"])
+        #expect(kept["Forwarded"] == ["for=203.0.113.9;proto=https, for=10.1.2.3;host=\"gateway:8080\";proto=http"])
+        #expect(kept["X-Forwarded-Proto"] == ["https"])
+        #expect(kept["X-Forwarded-Host"] == ["kubin.example"])
+        // Identity headers are never a proxy's to set.
+        #expect(!kept.contains(name: "X-Kubin-Tenant"))
+        facts.isPeerTrusted = false
+        let replaced = ProxyHeaders.request(fields, facts: facts)
+        #expect(replaced["X-Forwarded-For"] == ["10.1.2.3"])
+        #expect(replaced["X-Forwarded-Proto"] == ["http"])
+        #expect(replaced["X-Forwarded-Host"] == ["gateway:8080"])
+    }
+
+    @Test func rangesMatchTheirAddressesOnly() throws {
+        let v4 = try #require(AddressRange("10.0.0.0/8"))
+        #expect(v4.contains("10.200.3.4"))
+        #expect(!v4.contains("11.0.0.1"))
+        #expect(!v4.contains("::ffff:10.0.0.1"))
+        #expect(!v4.contains("not an address"))
+        let odd = try #require(AddressRange("192.168.1.128/25"))
+        #expect(odd.contains("192.168.1.200") && !odd.contains("192.168.1.127"))
+        let v6 = try #require(AddressRange("fd00::/8"))
+        #expect(v6.contains("fd12:3456::1") && !v6.contains("fe80::1") && !v6.contains("10.0.0.1"))
+        #expect(AddressRange("127.0.0.1")?.contains("127.0.0.1") == true)
+        #expect(AddressRange("127.0.0.1")?.contains("127.0.0.2") == false)
+        #expect(AddressRange("0.0.0.0/0")?.contains("8.8.8.8") == true)
+        for bad in ["10.0.0.0/33", "fd00::/129", "10.0.0/8", "example.com", "10.0.0.1/", "/8", ""] {
+            #expect(AddressRange(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func aBadTrustedProxyStopsTheStartNamingIt() throws {
+        #expect {
+            try GatewayConfiguration(raw: ["routing.trustedProxies": "10.0.0.0/8, proxy.example"])
+        } throws: { error in
+            (error as? ConfigurationError)?.problems.contains {
+                $0.key == "routing.trustedProxies" && $0.message.contains("'proxy.example' is neither")
+            } == true
+        }
+        let configuration = try GatewayConfiguration(raw: ["routing.trustedProxies": "10.0.0.0/8, ::1"])
+        #expect(configuration.routing.trustedProxies.count == 2)
+    }
+}

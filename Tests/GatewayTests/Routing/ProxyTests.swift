@@ -177,6 +177,21 @@ import Testing
         }
     }
 
+    @Test func aTrustedProxysForwardingHeadersPassExtended() async throws {
+        try await TestUpstream.with(["a"]) { upstreams in
+            let table = """
+                upstreams: {svc: {instances: [\(instances(upstreams))]}}
+                routes: [{name: svc, pathPrefix: /svc, upstream: svc}]
+                """
+            try await withProxy(table, settings: ["routing.trustedProxies": "127.0.0.0/8"]) { gateway, _ in
+                let answer = try await echo(
+                    gateway, "/svc", headers: [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https")])
+                #expect(answer.sent("X-Forwarded-For") == ["203.0.113.9, 127.0.0.1"])
+                #expect(answer.sent("X-Forwarded-Proto") == ["https"])
+            }
+        }
+    }
+
     @Test func authScopesMethodsAndTheGatewaysOwnRoutes() async throws {
         try await TestUpstream.with(["a"]) { upstreams in
             let table = """
