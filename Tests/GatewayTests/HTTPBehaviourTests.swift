@@ -64,6 +64,20 @@ import Testing
         }
     }
 
+    /// No upgrade is served, and NIO's decoder reads nothing after a request asking for one: the answer closes the
+    /// connection instead of leaving the next request on it to wait for the head time-out.
+    @Test func anAnswerToAnUpgradeRequestClosesTheConnection() async throws {
+        try await withLiveGateway { live in
+            let head = try await RawClient.converse(port: live.port) { conversation in
+                try await conversation.send(
+                    "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+                return try await conversation.read(through: "\r\n\r\n")
+            }
+            #expect(head.hasPrefix("HTTP/1.1 200"))
+            #expect(head.lowercased().contains("connection: close"))
+        }
+    }
+
     @Test func headAnswersTheHeadersOfGet() async throws {
         try await withLiveGateway { live in
             let bytes = jsonBody(12_345)

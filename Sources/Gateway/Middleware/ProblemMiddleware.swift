@@ -7,7 +7,9 @@ import Logging
 /// nothing about internals while the log gets everything.
 ///
 /// An error answer to a request that carries a body asks for `Connection: close`, so the server stops reading a body
-/// it will not use (see ``LingeringCloseHandler``).
+/// it will not use (see ``LingeringCloseHandler``). So does every answer to a request asking to upgrade the
+/// connection: NIO's HTTP decoder reads nothing more after such a request (no upgrade is served), so a next request
+/// on that connection would wait for the head time-out.
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
@@ -15,6 +17,15 @@ struct ProblemMiddleware: RouterMiddleware {
     let routes: RouteTable
 
     func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard request.headers[.upgrade] != nil else { return try await respond(request, context: context, next: next) }
+        var response = try await respond(request, context: context, next: next)
+        response.headers[.connection] = "close"
+        return response
+    }
+
+    private func respond(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         do {

@@ -40,6 +40,16 @@ struct ProxyMiddleware: RouterMiddleware {
                     "\(request.method) is not allowed here; allowed: \(methods.joined(separator: ", "))."),
                 request, context, headers: [.allow: methods.joined(separator: ", ")])
         }
+        if request.headers[.upgrade]?.lowercased().contains("websocket") == true {
+            // Until upgrades pass through (issue 11), say so rather than forward a request stripped of its upgrade.
+            return problem(
+                KubinError(
+                    .notImplemented,
+                    route.isWebSocket
+                        ? "WebSocket upgrades are not passed through yet."
+                        : "This route does not pass WebSocket upgrades through."),
+                request, context)
+        }
         guard let pick = upstream.pick() else {
             metrics.healthyInstances(upstream: upstream.name, count: 0)
             let wait = upstream.definition.healthCheck?.interval ?? .seconds(1)

@@ -215,8 +215,13 @@ import Testing
                 let own = try await gateway.json(.GET, "/api/v1/snapshots")
                 #expect(own.status == 200)
                 #expect(own.object["instance"] == nil)
+                let upgrade = try await gateway.json(
+                    .GET, "/passes", headers: [("Connection", "Upgrade"), ("Upgrade", "websocket")])
+                #expect(upgrade.status == 501)
+                #expect(upgrade.object["type"] as? String == "https://kubin.dev/problems/not-implemented")
                 let passed = try await echo(gateway, "/passes")
-                #expect(passed.sent("Authorization") == ["Bearer \(gateway.token)"])
+                #expect(
+                    passed.sent("Authorization") == ["Bearer \(gateway.token)"], "\(passed.status) \(passed.object)")
             }
         }
     }
