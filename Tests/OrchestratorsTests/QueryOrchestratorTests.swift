@@ -109,7 +109,7 @@ import Testing
             let snapshot = try await IngestWorkerTests.upload(bytes, to: stores, now: { Date() })
             let ingest = IngestOrchestrator(
                 metadata: stores.metadata, objects: stores.objects, analytics: stores.analytics,
-                logger: Logger(label: "t"))
+                settings: IngestWorkerTests.settings, logger: Logger(label: "t"))
             #expect(try await ingest.ingestNext(as: "w"))
             let queries = QueryOrchestrator(
                 metadata: Metadata(stores.metadata, behaviour), objects: Objects(stores.objects, behaviour),

@@ -101,12 +101,10 @@ package struct Gateway: Sendable {
         self.queries = QueryOrchestrator(
             metadata: metadata, objects: objects, analytics: analytics, timeout: configuration.query.timeout,
             branchTimeout: configuration.query.branchTimeout)
-        var ingestSettings = IngestOrchestrator.Settings()
-        ingestSettings.concurrency = configuration.ingest.concurrency
-        ingestSettings.lease = configuration.ingest.lease
         self.ingest = IngestOrchestrator(
-            metadata: metadata, objects: objects, analytics: analytics, settings: ingestSettings, logger: logger,
-            now: now)
+            metadata: metadata, objects: objects, analytics: analytics,
+            settings: .init(concurrency: configuration.ingest.concurrency, lease: configuration.ingest.lease),
+            logger: logger, now: now)
         self.readiness = ReadinessMonitor(
             dependencies: [
                 .init(name: "metadata", check: metadata.checkHealth),

@@ -67,9 +67,12 @@ import Testing
         ).snapshot
     }
 
+    /// One worker (tests drive it with `ingestNext`) and the default lease.
+    static let settings = IngestOrchestrator.Settings(concurrency: 1, lease: .seconds(60))
+
     /// A worker writing 7 lines at a time whose first analytics write opens `reached` and waits for `release`.
     static func heldWorker(
-        _ stores: Stores, _ settings: IngestOrchestrator.Settings = .init()
+        _ stores: Stores, _ settings: IngestOrchestrator.Settings = IngestWorkerTests.settings
     ) -> (worker: IngestOrchestrator, reached: Gate, release: Gate) {
         let (reached, release) = (Gate(), Gate())
         var settings = settings
@@ -87,7 +90,7 @@ import Testing
             let dump = try GeneratedDump(form: "directory", archive: "tar.gz", seed: 5)
             let (bytes, summary) = (dump.bytes, dump.summary)
             let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
-            var settings = IngestOrchestrator.Settings()
+            var settings = IngestWorkerTests.settings
             settings.lease = .seconds(30)
             settings.limits.logBatchSize = 7  // many writes, so the crash lands in the middle
             settings.linesPerWrite = 7
@@ -130,7 +133,7 @@ import Testing
             let clock = ManualClock()
             let bytes = try GeneratedDump(form: "stdout", archive: "tar.gz", seed: 6).bytes
             let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
-            var settings = IngestOrchestrator.Settings()
+            var settings = IngestWorkerTests.settings
             settings.maxAttempts = 2
             settings.limits.logBatchSize = 7
             settings.linesPerWrite = 7
@@ -157,7 +160,7 @@ import Testing
         try await Stores.with { stores in
             let bytes = try GeneratedDump(form: "directory", archive: "tar.gz", seed: 8).bytes
             let snapshot = try await Self.upload(bytes, to: stores, now: { Date() })
-            var settings = IngestOrchestrator.Settings()
+            var settings = IngestWorkerTests.settings
             settings.lease = .milliseconds(300)  // renewed, with progress, every 100 ms
             let (worker, reached, release) = Self.heldWorker(stores, settings)
             try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -207,7 +210,7 @@ import Testing
             let snapshot = try await Self.upload(bytes, to: stores, now: { clock.date })
             let reached = Gate()
             let release = Gate()
-            var settings = IngestOrchestrator.Settings()
+            var settings = IngestWorkerTests.settings
             settings.linesPerWrite = 7  // the first write comes while the archive is still being read
             let worker = IngestOrchestrator(
                 metadata: stores.metadata, objects: stores.objects,

@@ -13,12 +13,13 @@ import Synchronization
 /// its lease expire and another claims the job, which starts over from a cleared index. On graceful shutdown the
 /// workers stop reading, give their jobs back (so the next instance starts them at once) and return.
 package final class IngestOrchestrator: Service, Sendable {
-    /// How the workers run.
+    /// How the workers run: `concurrency` and `lease` come from the settings table (`ingest.concurrency`,
+    /// `ingest.lease`), the rest are fixed tuning.
     package struct Settings: Sendable {
         /// Jobs read at the same time.
-        package var concurrency = 2
+        package var concurrency: Int
         /// How long a claim lasts without renewal.
-        package var lease: Duration = .seconds(60)
+        package var lease: Duration
         /// How often an idle worker looks for jobs (an upload on this instance wakes it sooner).
         package var pollInterval: Duration = .seconds(1)
         /// Log lines gathered into one analytics write.
@@ -28,7 +29,10 @@ package final class IngestOrchestrator: Service, Sendable {
         /// The reader's bounds.
         package var limits = SnapshotReader.Limits()
 
-        package init() {}
+        package init(concurrency: Int, lease: Duration) {
+            self.concurrency = concurrency
+            self.lease = lease
+        }
     }
 
     private let metadata: any IngestJobQueue & IndexStore & SnapshotStore
@@ -45,7 +49,7 @@ package final class IngestOrchestrator: Service, Sendable {
     package init(
         metadata: any IngestJobQueue & IndexStore & SnapshotStore, objects: any ObjectStore,
         analytics: any AnalyticsStore,
-        settings: Settings = Settings(), logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
+        settings: Settings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.metadata = metadata
         self.objects = objects
