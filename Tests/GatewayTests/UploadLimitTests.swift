@@ -99,10 +99,11 @@ import Testing
     }
 
     /// 100 uploads trickling a byte every 300 ms take every slot; each runs out of its pace within the body time-out
-    /// (2 s here) and gets 408 with nothing kept, and a real upload, refused while they hold the slots, is admitted.
+    /// (6 s here: long enough for the refusal to be seen on a loaded machine) and gets 408 with nothing kept, and a
+    /// real upload, refused while they hold the slots, is admitted.
     @Test func tricklingBodiesCannotHoldTheUploadSlots() async throws {
         let settings = [
-            "rateLimit.upload": "off", "uploads.maxConcurrentPerPrincipal": "100", "uploads.bodyTimeout": "2s",
+            "rateLimit.upload": "off", "uploads.maxConcurrentPerPrincipal": "100", "uploads.bodyTimeout": "6s",
             "uploads.minBytesPerSecond": "1KiB",
         ]
         try await withLiveGateway(settings) { live in

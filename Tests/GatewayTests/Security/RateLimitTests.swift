@@ -15,6 +15,10 @@ import Testing
         let clock = ManualClock(start: Date())
         try await withLiveGateway(now: { clock.date }) { live in
             let signer = try #require(live.gateway.access.developmentSigner)
+            // Made before the thousand requests: the signer stamps real time, the gateway's clock stays at the start,
+            // and a token stamped after a slow run would be refused as issued in the future.
+            let other = try await signer.token(
+                subject: "someone-else", tenant: .legacy, scopes: Set(Scope.allCases), validity: .seconds(3600))
             for index in 1...1000 {
                 let answer = try await live.send(.GET, "/api/v1/snapshots")
                 guard answer.status == 200 else {
@@ -38,8 +42,6 @@ import Testing
             #expect(try await live.metric("gateway_rate_limit_exceeded_total{class=\"query\"}") == 1)
 
             // Limits are per principal and per class: another caller, and this caller's uploads, are untouched.
-            let other = try await signer.token(
-                subject: "someone-else", tenant: .legacy, scopes: Set(Scope.allCases), validity: .seconds(3600))
             #expect(
                 try await live.send(.GET, "/api/v1/snapshots", headers: [("Authorization", "Bearer \(other)")]).status
                     == 200)

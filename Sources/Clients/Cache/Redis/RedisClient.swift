@@ -6,7 +6,7 @@ import Synchronization
 /// A small pool of pipelined ``RedisConnection``s to one server.
 ///
 /// Commands go round-robin over `size` connections, each opened on first use (with `AUTH` and `SELECT` from the URL)
-/// and reopened after it fails; a slot whose connect failed waits out a backoff (100 ms doubling to 5 s) before it
+/// and reopened after it fails; a slot whose connect failed waits out a backoff (`initialBackoff`, 100 ms, doubling to 5 s) before it
 /// tries again, so a down server costs callers a fast error, not a connect per call. No background task: connecting
 /// happens in the calling task, one per slot at a time.
 package final class RedisClient: Sendable {
@@ -15,6 +15,8 @@ package final class RedisClient: Sendable {
         package var connections = 4
         package var connectTimeout: Duration = .seconds(2)
         package var commandTimeout: Duration = .seconds(2)
+        /// The first wait after a failed connect (it doubles up to 5 s).
+        package var initialBackoff: Duration = .milliseconds(100)
         package init() {}
     }
 
@@ -22,10 +24,12 @@ package final class RedisClient: Sendable {
         struct State {
             var connection: RedisConnection?
             var retryAt: ContinuousClock.Instant?
-            var backoff: Duration = .milliseconds(100)
+            var backoff: Duration
         }
-        let state = Mutex(State())
+        let state: Mutex<State>
         let connecting = AsyncLock()
+
+        init(backoff: Duration) { state = Mutex(State(backoff: backoff)) }
     }
 
     private let location: RedisLocation
@@ -39,7 +43,7 @@ package final class RedisClient: Sendable {
         self.location = location
         self.settings = settings
         self.tls = location.usesTLS ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
-        self.slots = (0..<max(1, settings.connections)).map { _ in Slot() }
+        self.slots = (0..<max(1, settings.connections)).map { _ in Slot(backoff: settings.initialBackoff) }
     }
 
     /// Sends a command; a server error reply is thrown as ``RedisError``.
@@ -72,7 +76,7 @@ package final class RedisClient: Sendable {
             }
             do {
                 let connection = try await openConnection()
-                slot.state.withLock { $0 = Slot.State(connection: connection) }
+                slot.state.withLock { $0 = Slot.State(connection: connection, backoff: settings.initialBackoff) }
                 return connection
             } catch {
                 slot.state.withLock { state in
