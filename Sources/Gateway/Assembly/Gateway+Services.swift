@@ -77,7 +77,7 @@ extension Gateway {
         services.append(makeMetricsApplication(onServerRunning: onMetricsRunning))
         if let certificates { services.append(certificates.reloader) }
         if configuration.routing.file != nil {
-            let dns = configuration.routing.dnsServer
+            let dns = configuration.routing.dnsServer ?? DNSResolver.systemServer()
             services.append(
                 RoutingService(
                     routing: routing, reloadInterval: configuration.routing.reloadInterval, metrics: metrics,

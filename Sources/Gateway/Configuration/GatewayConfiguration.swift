@@ -91,8 +91,8 @@ package struct GatewayConfiguration: Sendable {
         package var table: RoutingTable
         package var reloadInterval: Duration
         package var maxConnectionsPerInstance: Int
-        /// The DNS server of discovery.
-        package var dnsServer: (host: String, port: Int)
+        /// The DNS server of discovery; nil: the system's (read from /etc/resolv.conf when discovery starts).
+        package var dnsServer: (host: String, port: Int)?
         /// Peers whose forwarding headers are kept.
         var trustedProxies: [AddressRange]
     }
@@ -184,7 +184,7 @@ extension GatewayConfiguration.Routing {
             }
             trustedProxies.append(range)
         }
-        dnsServer = DNSResolver.systemServer()
+        dnsServer = nil
         if let text = read(\.routingDNSServer) {
             if let server = Self.server(text) {
                 dnsServer = server

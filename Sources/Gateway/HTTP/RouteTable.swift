@@ -14,35 +14,33 @@ package final class RouteTable: Sendable {
         package var path: String
     }
 
-    private let storage = Mutex<[Route]>([])
-    /// Each route's method and path segments, split once (every proxied request asks ``methods(matching:)``).
-    private let templates = Mutex<[(method: String, segments: [Substring])]>([])
+    /// Each route with its path's segments, split once (every proxied request asks ``methods(matching:)``).
+    private let storage = Mutex<[(route: Route, segments: [Substring])]>([])
 
     /// An empty table, filled by ``record(_:)``.
     init() {}
 
     /// Every route, in registration order.
-    package var routes: [Route] { storage.withLock { $0 } }
+    package var routes: [Route] { storage.withLock { $0.map(\.route) } }
 
     /// Records the routes of `router`.
     func record(_ router: Router<GatewayRequestContext>) {
         let routes = router.routes.map { Route(method: $0.method.rawValue, path: $0.path.description) }
-        storage.withLock { $0 = routes }
-        templates.withLock { templates in
-            templates = routes.map { ($0.method, $0.path.split(separator: "/", omittingEmptySubsequences: true)) }
+        storage.withLock { storage in
+            storage = routes.map { ($0, $0.path.split(separator: "/", omittingEmptySubsequences: true)) }
         }
     }
 
     /// The methods served at `path`, sorted; empty when no route template matches it.
     func methods(matching path: String) -> [String] {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        let methods = templates.withLock { templates in
+        let methods = storage.withLock { templates in
             templates.filter { template in
                 template.segments.count == segments.count
                     && zip(template.segments, segments).allSatisfy {
                         $0.first == "{" && $0.last == "}" || $0 == $1
                     }
-            }.map(\.method)
+            }.map(\.route.method)
         }
         return methods.isEmpty ? [] : Set(methods).sorted()
     }

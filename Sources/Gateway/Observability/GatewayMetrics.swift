@@ -24,8 +24,9 @@ package final class GatewayMetrics: Sendable {
     private let series = Mutex<[SeriesKey: (count: Counter, duration: DurationHistogram)]>([:])
 
     private struct SeriesKey: Hashable {
-        /// 0: a request (method, route); 1: a proxied request (upstream, instance).
-        var kind: UInt8
+        enum Kind { case request, upstream }
+        /// A request's (method, route) or a proxied request's (upstream, instance).
+        var kind: Kind
         var first: String
         var second: String
         var status: Int
@@ -56,7 +57,7 @@ package final class GatewayMetrics: Sendable {
     /// A request finished: its status and time (the response body included) go into the request metrics.
     func requestFinished(method: String, route: String, status: Int, duration: Duration) {
         activeRequests.decrement()
-        let metrics = series(SeriesKey(kind: 0, first: method, second: route, status: status)) { registry in
+        let metrics = series(SeriesKey(kind: .request, first: method, second: route, status: status)) { registry in
             (
                 registry.makeCounter(
                     descriptor: Self.name(

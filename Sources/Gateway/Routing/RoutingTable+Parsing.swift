@@ -380,60 +380,54 @@ private struct TableReader {
         return scalar.string
     }
 
-    mutating func choice(_ entry: Entry, _ allowed: [String]) -> String? {
+    /// The value `parse` makes of the entry's text; nil, with a problem saying it is not `expected`, when it makes
+    /// none.
+    mutating func value<Value>(
+        _ entry: Entry, _ expected: @autoclosure () -> String, _ parse: (String) -> Value?
+    ) -> Value? {
         guard let text = string(entry) else { return nil }
-        guard allowed.contains(text) else {
-            problems.append("\(entry.path): '\(text.prefix(100))' is not one of \(allowed.joined(separator: ", "))")
+        guard let value = parse(text) else {
+            problems.append("\(entry.path): '\(text.prefix(100))' is not \(expected())")
             return nil
         }
-        return text
+        return value
+    }
+
+    mutating func choice(_ entry: Entry, _ allowed: [String]) -> String? {
+        value(entry, "one of \(allowed.joined(separator: ", "))") { allowed.contains($0) ? $0 : nil }
     }
 
     mutating func integer(_ entry: Entry, in range: ClosedRange<Int>) -> Int? {
-        guard let text = string(entry) else { return nil }
-        guard let value = Int(text), range.contains(value) else {
-            problems.append(
-                "\(entry.path): '\(text.prefix(100))' is not a whole number from \(range.lowerBound) to "
-                    + "\(range.upperBound)")
-            return nil
+        value(entry, "a whole number from \(range.lowerBound) to \(range.upperBound)") {
+            Int($0).flatMap { range.contains($0) ? $0 : nil }
         }
-        return value
     }
 
     mutating func duration(_ entry: Entry, in range: ClosedRange<Duration>) -> Duration? {
-        guard let text = string(entry) else { return nil }
-        guard let value = SettingValues.duration(text), range.contains(value) else {
-            problems.append(
-                "\(entry.path): '\(text.prefix(100))' is not a duration from \(SettingValues.text(of: range.lowerBound))"
-                    + " to \(SettingValues.text(of: range.upperBound)) (500ms, 2s, 5m, 1h)")
-            return nil
-        }
-        return value
+        value(
+            entry,
+            "a duration from \(SettingValues.text(of: range.lowerBound)) to \(SettingValues.text(of: range.upperBound))"
+                + " (500ms, 2s, 5m, 1h)"
+        ) { SettingValues.duration($0).flatMap { range.contains($0) ? $0 : nil } }
     }
 
     mutating func flag(_ entry: Entry) -> Bool? {
-        guard let text = string(entry) else { return nil }
-        guard let value = ["true": true, "false": false][text] else {
-            problems.append("\(entry.path): '\(text.prefix(100))' is not true or false")
-            return nil
-        }
-        return value
+        value(entry, "true or false") { ["true": true, "false": false][$0] }
     }
 
     /// An absolute request path with no query, fragment, dot segment or control character.
     mutating func requestPath(_ entry: Entry) -> String? {
-        guard let text = string(entry) else { return nil }
-        let segments = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard text.hasPrefix("/"), text.utf8.count <= 1024,
-            text.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }),
-            !segments.contains(where: { $0 == "." || $0 == ".." })
-        else {
-            problems.append(
-                "\(entry.path): '\(text.prefix(100))' is not a path (it starts with '/', has no query, no '.' or "
-                    + "'..' segment, no space or control character)")
-            return nil
+        value(
+            entry,
+            "a path (it starts with '/', has no query, no '.' or '..' segment, no space or control character)"
+        ) { text in
+            let segments = text.split(separator: "/", omittingEmptySubsequences: false)
+            let isPath =
+                text.hasPrefix("/") && text.utf8.count <= 1024
+                && text.utf8.allSatisfy { $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
+                && !segments.contains { $0 == "." || $0 == ".." }
+            return isPath ? text : nil
         }
-        return text
     }
 
     mutating func file(_ entry: Entry) -> String? {
