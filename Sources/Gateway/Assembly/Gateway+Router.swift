@@ -11,37 +11,51 @@ extension Gateway {
         let routes = RouteTable()
         router.addMiddleware {
             RequestIDMiddleware()
-            ProxyRoutingMiddleware(routing: routing, routes: routes)
             TelemetryMiddleware(metrics: metrics)
-            SecurityHeadersMiddleware(isTLS: certificates != nil)
-            CORSMiddleware(allowedOrigins: configuration.cors.allowedOrigins, maxAge: configuration.cors.maxAge)
+            securityHeadersMiddleware
+            corsMiddleware
             ProblemMiddleware(routes: routes)
             RequestFramingMiddleware()
             RequestLimitsMiddleware(
                 maxURLBytes: configuration.http.maxURLBytes, maxBodyBytes: configuration.http.maxBodyBytes)
-            AuthMiddleware(
-                authenticator: access.authenticator,
-                clientCertificates: configuration.tls?.clientCAFile == nil
-                    ? nil : ClientCertificates(scopes: configuration.tls?.clientScopes ?? []),
-                metrics: metrics,
-                anonymous: configuration.auth.isDisabled
-                    ? Principal(subject: "anonymous", tenant: .legacy, scopes: Set(Scope.allCases), method: .none) : nil
-            )
-            RateLimitMiddleware(limiter: limiter, metrics: metrics)
+            authMiddleware
+            rateLimitMiddleware
         }
         SnapshotRoutes(uploads: uploads, catalog: catalog, ingest: ingest, metrics: metrics, readiness: readiness)
             .register(on: router)
         InternalRoutes(queries: queries, answers: answers).register(on: router)
         OpsRoutes(readiness: readiness, openAPIDocument: Self.openAPIDocument()).register(on: router)
         routes.record(router)
-        // After the routes: it sees only requests none of them serves.
-        router.addMiddleware {
-            ProxyMiddleware(
-                client: routing.client, metrics: metrics, isTLS: certificates != nil,
-                trustedProxies: configuration.routing.trustedProxies)
-        }
         return (router, routes)
     }
+
+    /// What the proxy needs to serve the routing table's routes below the router (``ProxyHandler``), with the same
+    /// middleware rules; `routes` are the router's own, which always win.
+    func proxyEnvironment(routes: RouteTable) -> ProxyEnvironment {
+        ProxyEnvironment(
+            routing: routing, ownRoutes: routes, pools: routing.pools, metrics: metrics, auth: authMiddleware,
+            rateLimits: rateLimitMiddleware, cors: corsMiddleware, securityHeaders: securityHeadersMiddleware,
+            trustedProxies: configuration.routing.trustedProxies, maxURLBytes: configuration.http.maxURLBytes,
+            logger: logger)
+    }
+
+    private var securityHeadersMiddleware: SecurityHeadersMiddleware { .init(isTLS: certificates != nil) }
+
+    private var corsMiddleware: CORSMiddleware {
+        .init(allowedOrigins: configuration.cors.allowedOrigins, maxAge: configuration.cors.maxAge)
+    }
+
+    private var authMiddleware: AuthMiddleware {
+        AuthMiddleware(
+            authenticator: access.authenticator,
+            clientCertificates: configuration.tls?.clientCAFile == nil
+                ? nil : ClientCertificates(scopes: configuration.tls?.clientScopes ?? []),
+            metrics: metrics,
+            anonymous: configuration.auth.isDisabled
+                ? Principal(subject: "anonymous", tenant: .legacy, scopes: Set(Scope.allCases), method: .none) : nil)
+    }
+
+    private var rateLimitMiddleware: RateLimitMiddleware { .init(limiter: limiter, metrics: metrics) }
 
     /// The router of the metrics listener: `/metrics` and `/upstreams`.
     package func makeMetricsRouter() -> (router: Router<GatewayRequestContext>, routes: RouteTable) {

@@ -14,6 +14,9 @@ extension Gateway {
     ) throws -> some ApplicationProtocol {
         let http = configuration.http
         let connections = connections
+        let (router, routes) = try makeRouter()
+        let proxy = proxyEnvironment(routes: routes)
+        let logger = logger
         let server = HTTPServerBuilder.http1(
             configuration: .init(
                 additionalChannelHandlers: [
@@ -21,12 +24,17 @@ extension Gateway {
                     ConnectionGuard(
                         connections: connections, headTimeout: http.headerTimeout,
                         maxChunkBytes: configuration.uploads.maxBytes),
+                    // Hummingbird's own copy (after these handlers, idle time-out off) would not see the proxied
+                    // requests: this one sees every request, so it neither closes a connection mid-proxy nor
+                    // misses one at shutdown.
+                    HTTPConnectionStateHandler(idleTimeout: http.idleTimeout, logger: logger),
+                    ProxyHandler(environment: proxy),
                 ],
-                idleTimeout: .nanoseconds(Int64(http.idleTimeout / .nanoseconds(1))),
+                idleTimeout: nil,
                 httpDecoderConfiguration: .init(
                     maxHeaderFieldSize: http.maxHeaderBytes, maxHeaderListSize: http.maxHeaderBytes)))
         return Application(
-            router: try makeRouter().router,
+            router: router,
             server: try certificates.map { try .tls(server, tlsConfiguration: tlsConfiguration($0)) } ?? server,
             configuration: ApplicationConfiguration(address: .hostname(http.host, port: http.port)),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? http.port) },

@@ -59,14 +59,17 @@ package struct Gateway: Sendable {
                         let routing: Routing
                         do {
                             routing = try Routing(
-                                path: routingSettings.file, table: routingSettings.table, client: client)
+                                path: routingSettings.file, table: routingSettings.table, client: client,
+                                maxConnectionsPerInstance: routingSettings.maxConnectionsPerInstance)
                         } catch {
                             throw ConfigurationError(problems: [.init(key: "routing.file", message: "\(error)")])
                         }
-                        return try await body(
-                            Gateway(
-                                configuration: configuration, stores: stores, access: access,
-                                certificates: certificates, routing: routing, now: now, logger: logger))
+                        return try await closing({ await routing.pools.closeIdle() }) {
+                            try await body(
+                                Gateway(
+                                    configuration: configuration, stores: stores, access: access,
+                                    certificates: certificates, routing: routing, now: now, logger: logger))
+                        }
                     }
                 }
             }

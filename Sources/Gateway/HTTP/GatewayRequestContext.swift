@@ -12,8 +12,6 @@ package struct GatewayRequestContext: RequestContext {
     package let channel: any Channel
     /// Who is calling, once ``AuthMiddleware`` has checked the credential.
     package var principal: Principal?
-    /// Set when the request matched a proxied route (and no route of the gateway's own).
-    var proxied: ProxiedRequest?
 
     /// The context of a request arriving through `source`.
     package init(source: ApplicationRequestContextSource) {

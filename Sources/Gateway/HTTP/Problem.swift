@@ -58,20 +58,31 @@ struct Problem: Encodable, Sendable {
     static func response(
         for error: KubinError, path: String, requestID: String, extraHeaders: HTTPFields = [:]
     ) -> Response {
+        let (head, body) = parts(for: error, path: path, requestID: requestID, extraHeaders: extraHeaders)
+        return Response(status: head.status, headers: head.headerFields, body: ResponseBody(byteBuffer: body))
+    }
+
+    /// The head and body of the problem answer for `error`, with `extraHeaders` added (the proxy writes them to
+    /// its channel itself).
+    static func parts(
+        for error: KubinError, path: String, requestID: String, extraHeaders: HTTPFields = [:]
+    ) -> (head: HTTPResponse, body: ByteBuffer) {
         let (status, title) = describe(error.code)
         let problem = Problem(
             type: "https://kubin.dev/problems/\(error.code.name)", title: title, status: status.code,
             detail: error.detail, instance: path, requestId: requestID, parameter: error.parameter,
             reason: error.reason)
-        var headers = extraHeaders
-        if let seconds = error.retryAfterSeconds { headers[.retryAfter] = String(seconds) }
+        var head = HTTPResponse(status: status, headerFields: extraHeaders)
+        head.headerFields[.contentType] = mediaType
+        if let seconds = error.retryAfterSeconds { head.headerFields[.retryAfter] = String(seconds) }
         if error.code == .unauthenticated {
             // RFC 6750 §3: which scheme to use, and that the credential sent (if any) was not good.
-            headers[.wwwAuthenticate] =
+            head.headerFields[.wwwAuthenticate] =
                 error.reason == AuthFailure.missing.reason
                 ? "Bearer realm=\"kubin\"" : "Bearer realm=\"kubin\", error=\"invalid_token\""
         }
-        return response(problem, status: status, headers: headers)
+        // Encoding a struct of strings cannot fail; the status alone answers if it somehow does.
+        return (head, (try? JSON.encode(problem)) ?? ByteBuffer())
     }
 
     /// The head and body of the problem answer for `error`, for channel handlers that answer before any route (a

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import KubinModel
 import Logging
@@ -25,47 +26,48 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let route = context.proxied?.route
-        guard route.map({ $0.auth == .required }) ?? Self.isProtected(request.uri.path) else {
-            return try await next(request, context)
-        }
-        if let anonymous {
-            var context = context
-            context.principal = anonymous
-            return try await next(request, context)
-        }
+        guard Self.isProtected(request.uri.path) else { return try await next(request, context) }
+        var context = context
+        context.principal = try await principal(
+            for: request.head, routeScopes: nil, channel: context.channel, logger: context.logger)
+        return try await next(request, context)
+    }
+
+    /// The verified caller of `head`, holding the scopes the request needs: `routeScopes` on a proxied route, the
+    /// method's snapshot scope otherwise. Throws the 401 or 403 ``KubinError`` to answer with.
+    func principal(
+        for head: HTTPRequest, routeScopes: [String]?, channel: any Channel, logger: Logger
+    ) async throws -> Principal {
+        if let anonymous { return anonymous }
         let principal: Principal
-        let authorization = request.headers[values: .authorization]
-        switch try await authenticate(authorization, on: context.channel) {
+        switch try await authenticate(head.headerFields[values: .authorization], on: channel) {
         case .success(let known): principal = known
         case .failure(let refusal):
             metrics.authenticationFailed(reason: refusal.failure.reason)
-            context.logger.notice(
+            logger.notice(
                 "authentication failed",
                 metadata: [
                     "audit": "authentication-failed", "reason": "\(refusal.failure.reason)",
-                    "credential": "\(refusal.method.rawValue)", "method": "\(request.method)",
-                    "path": "\(request.uri.path.prefix(256))",
+                    "credential": "\(refusal.method.rawValue)", "method": "\(head.method)",
+                    "path": "\((head.path ?? "").prefix(256))",
                 ])
             throw refusal.failure.kubinError
         }
-        if let route {
+        if let routeScopes {
             let granted = principal.scopeNames
-            if let missing = route.scopes.first(where: { !granted.contains($0) }) {
+            if let missing = routeScopes.first(where: { !granted.contains($0) }) {
                 throw KubinError(
                     .forbidden, "This route needs the scope '\(missing)', which the credential does not carry.")
             }
         } else {
-            let needed: Scope = request.method == .get || request.method == .head ? .snapshotsRead : .snapshotsWrite
+            let needed: Scope = head.method == .get || head.method == .head ? .snapshotsRead : .snapshotsWrite
             guard principal.scopes.contains(needed) else {
                 throw KubinError(
                     .forbidden,
                     "This request needs the scope '\(needed.rawValue)', which the credential does not carry.")
             }
         }
-        var context = context
-        context.principal = principal
-        return try await next(request, context)
+        return principal
     }
 
     /// The caller of the request: its `Authorization` when it has one, else its client certificate (when those are

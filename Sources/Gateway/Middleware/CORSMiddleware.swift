@@ -27,23 +27,42 @@ struct CORSMiddleware: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         guard let origin = request.headers[.origin] else { return try await next(request, context) }
-        let isAllowed = origin != "null" && (allowedOrigins.contains(origin) || allowedOrigins.contains("*"))
-        if request.method == .options, request.headers[.accessControlRequestMethod] != nil {
-            var headers: HTTPFields = [.vary: "Origin"]
-            if isAllowed {
-                headers[.accessControlAllowOrigin] = origin
-                headers[.accessControlAllowMethods] = Self.allowedMethods
-                headers[.accessControlAllowHeaders] = Self.allowedHeaders
-                headers[.accessControlMaxAge] = String(maxAge.components.seconds)
-            }
-            return Response(status: .noContent, headers: headers)
+        if Self.isPreflight(request.head) {
+            return Response(status: .noContent, headers: preflightHeaders(origin: origin))
         }
         var response = try await next(request, context)
-        response.headers[values: .vary].append("Origin")
-        if isAllowed {
-            response.headers[.accessControlAllowOrigin] = origin
-            response.headers[.accessControlExposeHeaders] = Self.exposedHeaders
-        }
+        decorate(&response.headers, origin: origin)
         return response
+    }
+
+    /// Whether `head` is a preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    static func isPreflight(_ head: HTTPRequest) -> Bool {
+        head.method == .options && head.headerFields[.origin] != nil
+            && head.headerFields[.accessControlRequestMethod] != nil
+    }
+
+    /// The headers of the 204 answering a preflight from `origin`: none but `Vary` for an origin not allowed.
+    func preflightHeaders(origin: String) -> HTTPFields {
+        var headers: HTTPFields = [.vary: "Origin"]
+        if isAllowed(origin) {
+            headers[.accessControlAllowOrigin] = origin
+            headers[.accessControlAllowMethods] = Self.allowedMethods
+            headers[.accessControlAllowHeaders] = Self.allowedHeaders
+            headers[.accessControlMaxAge] = String(maxAge.components.seconds)
+        }
+        return headers
+    }
+
+    /// Adds the CORS headers of an answer to a request from `origin`.
+    func decorate(_ headers: inout HTTPFields, origin: String) {
+        headers[values: .vary].append("Origin")
+        if isAllowed(origin) {
+            headers[.accessControlAllowOrigin] = origin
+            headers[.accessControlExposeHeaders] = Self.exposedHeaders
+        }
+    }
+
+    private func isAllowed(_ origin: String) -> Bool {
+        origin != "null" && (allowedOrigins.contains(origin) || allowedOrigins.contains("*"))
     }
 }

@@ -22,43 +22,53 @@ struct RateLimitMiddleware: RouterMiddleware {
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        guard let principal = context.principal else { return try await next(request, context) }
-        let routeClass: RateLimiter.RouteClass
-        switch context.proxied?.route.rateLimit ?? .byMethod {
-        case .byMethod: routeClass = Self.routeClass(of: request)
-        case .routeClass(let chosen): routeClass = chosen
-        case .off: return try await next(request, context)
+        guard let principal = context.principal,
+            let verdict = await verdict(for: Self.routeClass(of: request.method), principal: principal)
+        else { return try await next(request, context) }
+        if let refusal = verdict.refusal {
+            var headers = verdict.headers
+            if request.headers[.contentLength].map({ $0 != "0" }) ?? (request.headers[.transferEncoding] != nil) {
+                headers[.connection] = "close"
+            }
+            return Problem.response(
+                for: refusal, path: request.uri.path, requestID: context.requestID, extraHeaders: headers)
         }
+        var response = try await next(request, context)
+        for field in verdict.headers { response.headers[field.name] = field.value }
+        return response
+    }
+
+    /// What the limiter says about one more `routeClass` request of `principal`: the rate-limit headers of the
+    /// answer, and the 429 error when it is over its rate; nil when no rate applies.
+    func verdict(
+        for routeClass: RateLimiter.RouteClass, principal: Principal
+    ) async -> (headers: HTTPFields, refusal: KubinError?)? {
         guard
             let decision = await limiter.acquire(
                 routeClass, tenant: principal.tenant.rawValue, subject: principal.subject)
-        else { return try await next(request, context) }
+        else { return nil }
         let name = routeClass.rawValue
-        var headers: HTTPFields = [
+        let headers: HTTPFields = [
             Self.policyHeader: "\"\(name)\";q=\(decision.rate.limit);w=\(decision.rate.periodMicros / 1_000_000)",
             Self.stateHeader: "\"\(name)\";r=\(decision.remaining);t=\(decision.resetSeconds)",
         ]
         guard decision.isAllowed else {
             metrics.rateLimitExceeded(routeClass: name)
-            let error = KubinError(
-                .rateLimited,
-                "More than \(decision.rate.limit) \(name) requests in \(decision.rate.periodMicros / 1_000_000) s; "
-                    + "retry in \(decision.retryAfterSeconds) s.",
-                retryAfterSeconds: decision.retryAfterSeconds)
-            if request.headers[.contentLength].map({ $0 != "0" }) ?? (request.headers[.transferEncoding] != nil) {
-                headers[.connection] = "close"
-            }
-            return Problem.response(
-                for: error, path: request.uri.path, requestID: context.requestID, extraHeaders: headers)
+            return (
+                headers,
+                KubinError(
+                    .rateLimited,
+                    "More than \(decision.rate.limit) \(name) requests in \(decision.rate.periodMicros / 1_000_000) s; "
+                        + "retry in \(decision.retryAfterSeconds) s.",
+                    retryAfterSeconds: decision.retryAfterSeconds)
+            )
         }
-        var response = try await next(request, context)
-        for field in headers { response.headers[field.name] = field.value }
-        return response
+        return (headers, nil)
     }
 
     /// The class of a request: uploads, deletions (admin), and everything else (queries).
-    static func routeClass(of request: Request) -> RateLimiter.RouteClass {
-        switch request.method {
+    static func routeClass(of method: HTTPRequest.Method) -> RateLimiter.RouteClass {
+        switch method {
         case .post: .upload
         case .get, .head: .query
         default: .admin

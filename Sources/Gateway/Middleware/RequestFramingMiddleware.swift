@@ -23,26 +23,32 @@ struct RequestFramingMiddleware: RouterMiddleware {
             answer.headers[.connection] = "close"
             return answer
         }
-        guard let authority = request.head.authority, request.headers[values: Self.host].isEmpty else {
-            throw KubinError(
+        if let refusal = Self.refusal(of: request.head) { throw refusal }
+        return try await next(request, context)
+    }
+
+    /// Why `head` (not a CONNECT) may not be served: its `Host` or its transfer coding; nil when it may.
+    static func refusal(of head: HTTPRequest) -> KubinError? {
+        guard let authority = head.authority, head.headerFields[values: Self.host].isEmpty else {
+            return KubinError(
                 .malformedRequest,
-                request.head.authority == nil
+                head.authority == nil
                     ? "The request has no Host header (RFC 9112, section 3.2)."
                     : "The request has more than one Host header (RFC 9112, section 3.2).")
         }
         guard Self.isAuthority(authority) else {
-            throw KubinError(.malformedRequest, "The Host header is not a host name or address with an optional port.")
+            return KubinError(.malformedRequest, "The Host header is not a host name or address with an optional port.")
         }
-        if let codings = request.headers[.transferEncoding] {
+        if let codings = head.headerFields[.transferEncoding] {
             let names = codings.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard names == ["chunked"] else {
-                throw KubinError(
+                return KubinError(
                     .notImplemented,
                     "The transfer coding '\(String(codings.prefix(64)))' is not supported: send the body chunked or "
                         + "with a Content-Length.")
             }
         }
-        return try await next(request, context)
+        return nil
     }
 
     /// CONNECT, answered on any connection.

@@ -4,7 +4,7 @@ import KubinModel
 
 /// Refuses requests larger than the gateway reads: a URL over `maxURLBytes` gets `414 uri-too-long`; a body over
 /// `maxBodyBytes` on any route but the upload (which has its own limit, `uploads.maxBytes`, enforced while it streams)
-/// and proxied routes gets `413 payload-too-large` before it is read. The header block's own limit (431) is the HTTP parser's.
+/// gets `413 payload-too-large` before it is read. The header block's own limit (431) is the HTTP parser's.
 struct RequestLimitsMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
@@ -20,9 +20,9 @@ struct RequestLimitsMiddleware: RouterMiddleware {
         guard length <= maxURLBytes else {
             throw KubinError(.uriTooLong, "The URL has \(length) bytes; at most \(maxURLBytes) are read.")
         }
-        // Uploads have their own limit; proxied bodies are the upstream's to limit.
+        // Uploads have their own limit.
         let isUpload = request.method == .post && request.uri.path == "/api/v1/snapshots"
-        if !isUpload, context.proxied == nil, let declared = request.headers[.contentLength].flatMap(Int64.init),
+        if !isUpload, let declared = request.headers[.contentLength].flatMap(Int64.init),
             declared > maxBodyBytes
         {
             throw KubinError(

@@ -18,19 +18,24 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var response = try await next(request, context)
-        response.headers[.xContentTypeOptions] = "nosniff"
-        response.headers[Self.frameOptions] = "DENY"
-        response.headers[Self.referrerPolicy] = "no-referrer"
-        response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
-        if isTLS { response.headers[.strictTransportSecurity] = "max-age=31536000; includeSubDomains" }
-        if AuthMiddleware.isProtected(request.uri.path) {
-            let cacheControl = response.headers[.cacheControl]
+        apply(to: &response.headers, path: request.uri.path)
+        return response
+    }
+
+    /// Adds the headers to an answer for `path` (the proxy's answers get them here too).
+    func apply(to headers: inout HTTPFields, path: String) {
+        headers[.xContentTypeOptions] = "nosniff"
+        headers[Self.frameOptions] = "DENY"
+        headers[Self.referrerPolicy] = "no-referrer"
+        headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
+        if isTLS { headers[.strictTransportSecurity] = "max-age=31536000; includeSubDomains" }
+        if AuthMiddleware.isProtected(path) {
+            let cacheControl = headers[.cacheControl]
             if let cacheControl, !cacheControl.contains("private") {
-                response.headers[.cacheControl] = "private, " + cacheControl
+                headers[.cacheControl] = "private, " + cacheControl
             } else if cacheControl == nil {
-                response.headers[.cacheControl] = "private"
+                headers[.cacheControl] = "private"
             }
         }
-        return response
     }
 }

@@ -17,8 +17,7 @@ struct TelemetryMiddleware: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let record = RequestRecord(
-            request: request, logger: context.logger, metrics: metrics, started: ContinuousClock.now,
-            proxied: context.proxied)
+            method: request.method.rawValue, path: request.uri.path, logger: context.logger, metrics: metrics)
         metrics.requestStarted()
         var request = request
         request.body = RequestBody(asyncSequence: CountingSequence(base: request.body, record: record))
@@ -51,33 +50,42 @@ struct TelemetryMiddleware: RouterMiddleware {
     }
 }
 
-/// One request's measurements; reported exactly once, by `finish` or, if the answer was never written, on release.
-private final class RequestRecord: Sendable {
+/// One request's measurements (the proxy's as well as the router's); reported exactly once, by `finish` or, if the
+/// answer was never written, on release.
+final class RequestRecord: Sendable {
     private struct State {
         var bytesIn = 0
         var bytesOut = 0
         var isFinished = false
         var route = "unmatched"
+        var upstream: Upstream?
+    }
+
+    /// Where a proxied request went.
+    private struct Upstream {
+        var name: String
+        var instance: String?
+        /// From sending the request to the answer's head.
+        var latency: Duration?
     }
 
     private let method: String
     private let path: String
     private let logger: Logger
     private let metrics: GatewayMetrics
-    private let started: ContinuousClock.Instant
-    private let proxied: ProxiedRequest?
+    private let started = ContinuousClock.now
     private let state = Mutex(State())
 
-    init(
-        request: Request, logger: Logger, metrics: GatewayMetrics, started: ContinuousClock.Instant,
-        proxied: ProxiedRequest?
-    ) {
-        self.proxied = proxied
-        self.method = request.method.rawValue
-        self.path = request.uri.path
+    init(method: String, path: String, logger: Logger, metrics: GatewayMetrics) {
+        self.method = method
+        self.path = path
         self.logger = logger
         self.metrics = metrics
-        self.started = started
+    }
+
+    /// The upstream of a proxied request, the instance it went to (nil until one is picked) and its latency.
+    func reportUpstream(_ name: String, instance: String?, latency: Duration?) {
+        state.withLock { $0.upstream = Upstream(name: name, instance: instance, latency: latency) }
     }
 
     func addIn(_ count: Int) { state.withLock { $0.bytesIn += count } }
@@ -86,10 +94,10 @@ private final class RequestRecord: Sendable {
 
     func finish(status: Int, route: String, aborted: Bool) {
         let duration = ContinuousClock.now - started
-        let counts = state.withLock { state -> (in: Int, out: Int)? in
+        let counts = state.withLock { state -> (in: Int, out: Int, upstream: Upstream?)? in
             guard !state.isFinished else { return nil }
             state.isFinished = true
-            return (state.bytesIn, state.bytesOut)
+            return (state.bytesIn, state.bytesOut, state.upstream)
         }
         guard let counts else { return }
         metrics.requestFinished(method: method, route: route, status: status, duration: duration)
@@ -102,11 +110,10 @@ private final class RequestRecord: Sendable {
             "bytes_in": .stringConvertible(counts.in), "bytes_out": .stringConvertible(counts.out),
         ]
         if aborted { metadata["aborted"] = .stringConvertible(true) }
-        if let proxied {
-            let report = proxied.reported
-            metadata["upstream"] = .string(proxied.upstream.name)
-            if let instance = report.instance { metadata["instance"] = .string(instance) }
-            if let latency = report.latency {
+        if let upstream = counts.upstream {
+            metadata["upstream"] = .string(upstream.name)
+            if let instance = upstream.instance { metadata["instance"] = .string(instance) }
+            if let latency = upstream.latency {
                 metadata["upstream_ms"] = .stringConvertible(((latency / .milliseconds(1)) * 1000).rounded() / 1000)
             }
         }

@@ -56,8 +56,11 @@ enum ProxyHeaders {
         for field in fields where !hopByHop.contains(field.name) {
             guard !replaced.contains(field.name) || (trusted && forwarding.contains(field.name)) else { continue }
             if field.name == .authorization && !facts.forwardsAuthorization { continue }
-            if field.name == .contentLength { continue }
             headers.add(name: field.name.rawName, value: field.value)
+        }
+        if fields[.transferEncoding] != nil, fields[.contentLength] == nil {
+            // The body keeps its framing: chunked as it came (the client's coding itself is hop-by-hop).
+            headers.add(name: "Transfer-Encoding", value: "chunked")
         }
         if facts.keepsUpgrade, fields[.upgrade] != nil {
             headers.add(name: "Connection", value: "Upgrade")
@@ -92,8 +95,8 @@ enum ProxyHeaders {
         headers.add(name: name, value: (existing + [value]).joined(separator: ", "))
     }
 
-    /// The headers of the upstream's answer as the client gets them: hop-by-hop ones and the framing removed (the
-    /// gateway frames the answer itself).
+    /// The headers of the upstream's answer as the client gets them: hop-by-hop ones removed (a body without
+    /// `Content-Length` goes to the client chunked).
     static func response(_ headers: HTTPHeaders, keepingUpgrade: Bool = false) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(headers.count)
@@ -102,7 +105,7 @@ enum ProxyHeaders {
             fields.append(HTTPField(name: name, value: value))
         }
         let hopByHop = hopByHopNames(in: fields, keepingUpgrade: keepingUpgrade)
-        fields.removeAll { hopByHop.contains($0.name) || $0.name == .contentLength }
+        fields.removeAll { hopByHop.contains($0.name) }
         return fields
     }
 

@@ -15,17 +15,21 @@ package final class Routing: Sendable {
 
     /// The routing file; nil when the gateway has none (then the table is empty and never reloaded).
     let path: String?
+    /// Health checks' client.
     let client: UpstreamClient
+    /// The proxy's keep-alive connections to the instances.
+    let pools: UpstreamPools
     private let current: Mutex<Generation>
     private let now: @Sendable () -> ContinuousClock.Instant
 
     /// Throws ``RoutingTable/Invalid`` when an upstream's TLS files do not hold what they should.
     init(
-        path: String?, table: RoutingTable, client: UpstreamClient,
+        path: String?, table: RoutingTable, client: UpstreamClient, maxConnectionsPerInstance: Int,
         now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
     ) throws(RoutingTable.Invalid) {
         self.path = path
         self.client = client
+        self.pools = UpstreamPools(maxConnectionsPerInstance: maxConnectionsPerInstance)
         self.now = now
         self.current = Mutex(Generation(table: .empty, upstreams: [:], number: 0))
         try install(table)

@@ -14,8 +14,11 @@ package final class UpstreamGroup: Sendable {
     }
 
     let definition: RoutingTable.Upstream
-    /// For `https://` instances; nil for plain HTTP.
+    /// The routing file's TLS block for `https://` instances (health checks); nil when it has none.
     let tls: TLSConfiguration?
+    /// The proxy's TLS context for `https://` instances (the block's, or the system's roots); nil when every
+    /// instance is plain HTTP.
+    let sslContext: NIOSSLContext?
     private let state: Mutex<UpstreamState>
     private let now: @Sendable () -> ContinuousClock.Instant
 
@@ -32,6 +35,12 @@ package final class UpstreamGroup: Sendable {
         }
         let instances: [UpstreamState.Instance] =
             if case .instances(let listed) = definition.discovery { listed } else { [] }
+        let usesTLS =
+            switch definition.discovery {
+            case .instances(let listed): listed.contains { $0.address.hasPrefix("https://") }
+            case .addresses(_, _, let scheme, _), .service(_, let scheme, _): scheme == "https"
+            }
+        self.sslContext = usesTLS ? try NIOSSLContext(configuration: tls ?? .makeClientConfiguration()) : nil
         self.state = Mutex(
             UpstreamState(
                 instances: instances, balancer: definition.balancer, outlier: definition.outlierDetection,

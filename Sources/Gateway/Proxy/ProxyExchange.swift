@@ -1,0 +1,423 @@
+import HTTPTypes
+import KubinModel
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import Orchestrators
+
+/// One proxied request, from its head to the last byte of its answer, on its client connection's event loop (no
+/// task, no thread hop unless authentication or a rate limit has to wait for a store).
+///
+/// The gateway's middleware applies as on its own routes, in the same order, through the middleware's own rules:
+/// request id, access log and metrics (``RequestRecord``), security headers and CORS on every answer, framing and URL
+/// limits, authentication and scopes, rate limits. Then: the route's methods (405 with `Allow`), an instance from the
+/// upstream's balancer (none: 503 `no-healthy-upstream` with Retry-After), a pooled keep-alive connection to it
+/// (``UpstreamPool``), and both bodies relayed as they arrive, with back-pressure both ways. No connection: 502
+/// `bad-gateway`; no answer head within the upstream's request time-out: 504 `gateway-timeout`; a kept-alive
+/// connection the instance had closed is retried once on a new one for a request without a body. A client that
+/// goes away closes the upstream connection, which cancels the upstream request.
+final class ProxyExchange: UpstreamConnection.Reader {
+    private enum Phase {
+        /// Authentication and rate limits are being checked.
+        case admitting
+        /// Waiting for a connection to the instance.
+        case connecting
+        /// The request went upstream; its answer is awaited or being relayed.
+        case forwarding
+        case done
+    }
+
+    private let head: HTTPRequest
+    private let path: String
+    private let route: RoutingTable.Route
+    private let upstream: UpstreamGroup
+    private let environment: ProxyEnvironment
+    private let pool: UpstreamPool
+    private weak var handler: ProxyHandler?
+    private let context: ChannelHandlerContext
+    private let requestID: String
+    private let logger: Logger
+    private let record: RequestRecord
+    private var phase = Phase.admitting
+    /// Body parts that arrived before the connection was ready.
+    private var pending: [HTTPRequestPart] = []
+    private var hasRequestEnded = false
+    private var hasBody = false
+    private var connection: UpstreamConnection?
+    private var pick: UpstreamGroup.Pick?
+    private var pickedAt = ContinuousClock.now
+    private var timeout: Scheduled<Void>?
+    /// Headers the answer gets besides the usual ones (the rate limit's).
+    private var answerHeaders: HTTPFields = [:]
+    private var principal: Principal?
+    private var status = 0
+    private var hasAnswerStarted = false
+    private var isKeepAlive = true
+    private var hasRetried = false
+
+    init(
+        head: HTTPRequest, path: String, route: RoutingTable.Route, upstream: UpstreamGroup,
+        environment: ProxyEnvironment, pool: UpstreamPool, handler: ProxyHandler, context: ChannelHandlerContext
+    ) {
+        self.head = head
+        self.path = path
+        self.route = route
+        self.upstream = upstream
+        self.environment = environment
+        self.pool = pool
+        self.handler = handler
+        self.context = context
+        let offered = head.headerFields[RequestIDMiddleware.header]
+        requestID = offered.flatMap { RequestIDMiddleware.isWellFormed($0) ? $0 : nil } ?? RequestIDMiddleware.newID()
+        var logger = environment.logger
+        logger[metadataKey: "request_id"] = .string(requestID)
+        self.logger = logger
+        record = RequestRecord(method: head.method.rawValue, path: path, logger: logger, metrics: environment.metrics)
+        record.reportUpstream(upstream.name, instance: nil, latency: nil)
+    }
+
+    /// Whether the client's connection should stop being read (the request body has nowhere to go yet).
+    var holdsReads: Bool {
+        switch phase {
+        case .admitting, .connecting: true
+        case .forwarding: connection?.isWritable == false
+        case .done: false
+        }
+    }
+
+    func start() {
+        environment.metrics.requestStarted()
+        if let refusal = RequestFramingMiddleware.refusal(of: head) { return answer(refusal) }
+        let length = head.path?.utf8.count ?? 0
+        guard length <= environment.maxURLBytes else {
+            return answer(
+                KubinError(.uriTooLong, "The URL has \(length) bytes; at most \(environment.maxURLBytes) are read."))
+        }
+        if CORSMiddleware.isPreflight(head), let origin = head.headerFields[.origin] {
+            return respond(
+                HTTPResponse(status: .noContent, headerFields: environment.cors.preflightHeaders(origin: origin)))
+        }
+        guard route.auth == .required else { return proceed() }
+        let (environment, head, route, logger) = (environment, head, route, logger)
+        let channel = context.channel
+        context.eventLoop.makeFutureWithTask { () async -> Admission in
+            await Admission.check(head, route: route, environment: environment, channel: channel, logger: logger)
+        }.assumeIsolated().whenSuccess { admission in
+            guard case .admitting = self.phase else { return }
+            switch admission {
+            case .admitted(let principal, let headers):
+                self.principal = principal
+                self.answerHeaders = headers
+                self.proceed()
+            case .refused(let error, let headers):
+                self.answerHeaders = headers
+                self.answer(error)
+            }
+        }
+    }
+
+    /// After admission: the route's methods, an instance, a connection.
+    private func proceed() {
+        if let methods = route.methods, !methods.contains(head.method.rawValue) {
+            let allowed = methods.joined(separator: ", ")
+            return answer(
+                KubinError(.methodNotAllowed, "\(head.method) is not allowed here; allowed: \(allowed)."),
+                headers: [.allow: allowed])
+        }
+        if head.headerFields[.upgrade]?.lowercased().contains("websocket") == true {
+            return answer(
+                KubinError(
+                    .notImplemented,
+                    route.isWebSocket
+                        ? "WebSocket upgrades are not passed through yet."
+                        : "This route does not pass WebSocket upgrades through."),
+                headers: [.connection: "close"])
+        }
+        guard let pick = upstream.pick() else {
+            environment.metrics.healthyInstances(upstream: upstream.name, count: 0)
+            let wait = upstream.definition.healthCheck?.interval ?? .seconds(1)
+            return answer(
+                KubinError(
+                    .noHealthyUpstream, "No instance of the upstream '\(upstream.name)' may receive requests now.",
+                    retryAfterSeconds: max(1, Int((wait / .seconds(1)).rounded(.up)))))
+        }
+        self.pick = pick
+        pickedAt = .now
+        record.reportUpstream(upstream.name, instance: pick.address, latency: nil)
+        let limit = TimeAmount.nanoseconds(Int64(upstream.definition.requestTimeout / .nanoseconds(1)))
+        timeout = context.eventLoop.assumeIsolated().scheduleTask(in: limit) { self.timedOut() }
+        connect()
+    }
+
+    private func connect() {
+        guard let pick else { return }
+        phase = .connecting
+        pool.acquire(pick.address, of: upstream) { result in self.connected(result) }
+    }
+
+    private func connected(_ result: Result<UpstreamConnection, any Error>) {
+        guard case .connecting = phase else {
+            if case .success(let connection) = result { pool.release(connection) }
+            return
+        }
+        let connection: UpstreamConnection
+        switch result {
+        case .success(let ready): connection = ready
+        case .failure(let error): return failed(error)
+        }
+        self.connection = connection
+        connection.reader = self
+        phase = .forwarding
+        connection.write(.head(upstreamHead()), flush: false)
+        for part in pending { forward(part, on: connection) }
+        pending = []
+        connection.flush()
+        handler?.resumeReading()
+    }
+
+    /// The head sent upstream: the rewritten path, the forwarded headers, `Host` naming the instance.
+    private func upstreamHead() -> HTTPRequestHead {
+        var target = route.forwardedPath(for: path)
+        if let query = head.path?.firstIndex(of: "?").map({ head.path![$0...] }) { target += query }
+        let peer = context.channel.remoteAddress?.ipAddress
+        let isTLS = environment.securityHeaders.isTLS
+        var headers = ProxyHeaders.request(
+            head.headerFields,
+            facts: .init(
+                peer: peer, scheme: isTLS ? "https" : "http", host: head.authority, requestID: requestID,
+                principal: principal, forwardsAuthorization: route.forwardsAuthorization,
+                isPeerTrusted: peer.map { peer in environment.trustedProxies.contains { $0.contains(peer) } } ?? false))
+        if let address = pick?.address, let scheme = address.range(of: "://") {
+            headers.replaceOrAdd(name: "Host", value: String(address[scheme.upperBound...]))
+        }
+        return HTTPRequestHead(
+            version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: target, headers: headers)
+    }
+
+    /// The next part of the client's request.
+    func requestPart(_ part: HTTPRequestPart) {
+        switch part {
+        case .head: return
+        case .body(let buffer):
+            hasBody = true
+            record.addIn(buffer.readableBytes)
+        case .end: hasRequestEnded = true
+        }
+        switch phase {
+        case .admitting, .connecting: pending.append(part)
+        case .forwarding: if let connection { forward(part, on: connection) }
+        case .done: break
+        }
+    }
+
+    private func forward(_ part: HTTPRequestPart, on connection: UpstreamConnection) {
+        switch part {
+        case .head: break
+        case .body(let buffer): connection.write(.body(.byteBuffer(buffer)), flush: true)
+        case .end(let trailers):
+            connection.write(.end(trailers.map { HTTPHeaders($0.map { ($0.name.rawName, $0.value) }) }), flush: true)
+        }
+    }
+
+    func clientWritabilityChanged(isWritable: Bool) { connection?.holdReads(!isWritable) }
+
+    // MARK: The upstream's answer
+
+    func upstreamHead(_ response: HTTPResponseHead) {
+        guard case .forwarding = phase else { return }
+        let code = Int(response.status.code)
+        if (100..<200).contains(code) {
+            // An interim answer (100 Continue, 103 Early Hints) goes to the client as it is.
+            let interim = HTTPResponse(status: .init(code: code), headerFields: ProxyHeaders.response(response.headers))
+            context.writeAndFlush(NIOAny(HTTPResponsePart.head(interim)), promise: nil)
+            return
+        }
+        timeout?.cancel()
+        record.reportUpstream(upstream.name, instance: pick?.address, latency: .now - pickedAt)
+        status = code
+        isKeepAlive = response.isKeepAlive
+        var fields = ProxyHeaders.response(response.headers)
+        decorate(&fields)
+        hasAnswerStarted = true
+        let status = HTTPResponse.Status(code: code, reasonPhrase: response.status.reasonPhrase)
+        context.write(NIOAny(HTTPResponsePart.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+    }
+
+    func upstreamBody(_ buffer: ByteBuffer) {
+        guard case .forwarding = phase else { return }
+        record.addOut(buffer.readableBytes)
+        context.write(NIOAny(HTTPResponsePart.body(buffer)), promise: nil)
+        if !context.channel.isWritable { connection?.holdReads(true) }
+    }
+
+    func upstreamReadComplete() {
+        if hasAnswerStarted, case .forwarding = phase { context.flush() }
+    }
+
+    func upstreamWritabilityChanged() {
+        if connection?.isWritable == true { handler?.resumeReading() }
+    }
+
+    func upstreamEnd() {
+        guard case .forwarding = phase, let connection else { return }
+        self.connection = nil
+        connection.reader = nil
+        if isKeepAlive, hasRequestEnded { pool.release(connection) } else { connection.close() }
+        finishLease(status >= 500 ? .failure : .success, status: status)
+        if hasRequestEnded {
+            context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil)), promise: nil)
+        } else {
+            // The instance answered before the request's body ended: the rest of it has nowhere to go.
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil)), promise: written)
+            let channel = context.channel
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+        complete(status: status, aborted: false)
+    }
+
+    func upstreamFailed(_ error: any Error) {
+        guard case .forwarding = phase, let connection else { return }
+        self.connection = nil
+        connection.close()
+        if !hasAnswerStarted, connection.isReused, !hasRetried, !hasBody, hasRequestEnded {
+            // A kept-alive connection the instance had closed: nothing of the request can have been served.
+            hasRetried = true
+            return connect()
+        }
+        guard hasAnswerStarted else { return failed(error) }
+        // Part of the answer is out: the client learns of the break by the connection closing.
+        finishLease(.failure, status: status)
+        logger.notice(
+            "upstream broke off an answer",
+            metadata: ["upstream": "\(upstream.name)", "instance": "\(pick?.address ?? "")", "error": "\(error)"])
+        context.close(promise: nil)
+        complete(status: status, aborted: true)
+    }
+
+    // MARK: Endings
+
+    private func timedOut() {
+        switch phase {
+        case .connecting,
+            .forwarding where !hasAnswerStarted:
+            break
+        default: return
+        }
+        connection?.close()
+        connection = nil
+        finishLease(.failure, status: 504)
+        logger.notice(
+            "upstream request timed out",
+            metadata: ["upstream": "\(upstream.name)", "instance": "\(pick?.address ?? "")"])
+        answer(
+            KubinError(
+                .gatewayTimeout,
+                "The upstream '\(upstream.name)' did not answer within \(upstream.definition.requestTimeout)."))
+    }
+
+    /// No connection, or one that broke before the answer's head: 502.
+    private func failed(_ error: any Error) {
+        finishLease(.failure, status: 502)
+        logger.notice(
+            "upstream request failed",
+            metadata: ["upstream": "\(upstream.name)", "instance": "\(pick?.address ?? "")", "error": "\(error)"])
+        answer(KubinError(.badGateway, "The upstream '\(upstream.name)' could not be reached or broke off."))
+    }
+
+    /// The client's connection closed: the upstream request is cancelled with its connection.
+    func clientClosed() {
+        if case .done = phase { return }
+        connection?.close()
+        connection = nil
+        finishLease(.abandoned, status: 499)
+        complete(status: 499, aborted: true)
+    }
+
+    /// Answers with a problem document of the gateway's own.
+    private func answer(_ error: KubinError, headers: HTTPFields = [:]) {
+        var (response, body) = Problem.parts(for: error, path: path, requestID: requestID, extraHeaders: headers)
+        if !hasRequestEnded {
+            // The rest of the body is not read (see LingeringCloseHandler).
+            response.headerFields[.connection] = "close"
+        }
+        respond(response, body: body)
+    }
+
+    private func respond(_ response: HTTPResponse, body: ByteBuffer? = nil) {
+        var response = response
+        decorate(&response.headerFields)
+        if let body { response.headerFields[.contentLength] = String(body.readableBytes) }
+        context.write(NIOAny(HTTPResponsePart.head(response)), promise: nil)
+        if let body, body.readableBytes > 0 {
+            record.addOut(body.readableBytes)
+            context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil)
+        }
+        context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil)), promise: nil)
+        complete(status: response.status.code, aborted: false)
+    }
+
+    /// The headers every answer gets: the request id, the rate limit's, the security headers, CORS.
+    private func decorate(_ fields: inout HTTPFields) {
+        fields[RequestIDMiddleware.header] = requestID
+        for field in answerHeaders { fields[field.name] = field.value }
+        environment.securityHeaders.apply(to: &fields, path: path)
+        if let origin = head.headerFields[.origin] { environment.cors.decorate(&fields, origin: origin) }
+    }
+
+    private func complete(status: Int, aborted: Bool) {
+        phase = .done
+        pending = []
+        timeout?.cancel()
+        record.finish(status: status, route: "proxy:\(route.name)", aborted: aborted)
+        handler?.exchangeAnswered(self)
+    }
+
+    private var isLeaseFinished = false
+
+    /// The instance's in-flight count drops, outlier detection learns the outcome, the upstream metrics count it.
+    private func finishLease(_ outcome: UpstreamState.Outcome, status: Int) {
+        guard let pick, !isLeaseFinished else { return }
+        isLeaseFinished = true
+        if upstream.finish(pick, outcome: outcome) {
+            environment.metrics.healthyInstances(upstream: upstream.name, count: upstream.eligibleAddresses.count)
+        }
+        environment.metrics.upstreamRequestFinished(
+            upstream: upstream.name, instance: pick.address, status: status, duration: .now - pickedAt)
+    }
+}
+
+/// Whether a proxied request may go on: its caller authenticated with the route's scopes, within its rate.
+private enum Admission: Sendable {
+    case admitted(Principal, rateLimitHeaders: HTTPFields)
+    case refused(KubinError, headers: HTTPFields)
+
+    static func check(
+        _ head: HTTPRequest, route: RoutingTable.Route, environment: ProxyEnvironment, channel: any Channel,
+        logger: Logger
+    ) async -> Admission {
+        do {
+            let principal = try await environment.auth.principal(
+                for: head, routeScopes: route.scopes, channel: channel, logger: logger)
+            let routeClass: RateLimiter.RouteClass? =
+                switch route.rateLimit {
+                case .byMethod: RateLimitMiddleware.routeClass(of: head.method)
+                case .routeClass(let chosen): chosen
+                case .off: nil
+                }
+            guard let routeClass,
+                let verdict = await environment.rateLimits.verdict(for: routeClass, principal: principal)
+            else { return .admitted(principal, rateLimitHeaders: [:]) }
+            if let refusal = verdict.refusal { return .refused(refusal, headers: verdict.headers) }
+            return .admitted(principal, rateLimitHeaders: verdict.headers)
+        } catch let error as KubinError {
+            return .refused(error, headers: [:])
+        } catch {
+            logger.error("authentication failed unexpectedly", metadata: ["error": "\(String(reflecting: error))"])
+            return .refused(
+                KubinError(.internalError, "An unexpected error occurred; the request id identifies it in the logs."),
+                headers: [:])
+        }
+    }
+}
