@@ -44,7 +44,7 @@ final class ConnectionCount: Sendable {
 ///   with ``ChunkTooLarge``, which the route answers (413), and the connection closes after that answer.
 ///
 /// The first byte is seen by a companion handler placed before the HTTP decoder (which only passes on whole heads).
-final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
@@ -54,7 +54,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         /// Between requests: no byte of the next one yet.
         case waiting
         /// Bytes of a head have arrived; it must be whole by the timer.
-        case readingHead(Scheduled<Void>)
+        case readingHead(NIOScheduledCallback)
         /// A request is being served.
         case serving
         /// Answered by the guard itself and closing.
@@ -67,6 +67,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var isCounted = false
     private var chunks: ChunkSizeWatch
     private var isRefusingBody = false
+    private var context: ChannelHandlerContext?
 
     /// A guard for one connection.
     init(connections: ConnectionCount, headTimeout: Duration, maxChunkBytes: Int64) {
@@ -76,7 +77,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let observer = FirstByteObserver { [weak self] bytes in self?.bytesArrived(bytes, context: context) ?? .pass }
+        self.context = context
+        // Unowned, not weak: a weak reference puts every retain of the guard on Swift's slow path. The observer
+        // leaves the pipeline with the guard.
+        let observer = FirstByteObserver { [unowned self] bytes in bytesArrived(bytes, context: context) }
         try? context.pipeline.syncOperations.addHandler(observer, position: .first)
     }
 
@@ -93,7 +97,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         isCounted = true
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) { releaseOnce() }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimer()
+        releaseOnce()
+        self.context = nil
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimer()
@@ -141,19 +149,24 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             answer(RequestFramingMiddleware.connectRefused, context: context)
             return .drop
         }
-        let timer = context.eventLoop.assumeIsolated().scheduleTask(in: headTimeout) { [weak self] in
-            guard let self, case .readingHead = self.state else { return }
-            self.answer(
-                KubinError(
-                    .requestTimeout,
-                    "The request head did not arrive within \(self.headTimeout.nanoseconds / 1_000_000) ms."),
-                context: context)
-        }
+        // A scheduled callback, not a task: no promise made and failed for every request.
+        guard let timer = try? context.eventLoop.assumeIsolated().scheduleCallback(in: headTimeout, handler: self)
+        else { return .pass }
         state = .readingHead(timer)
         return .pass
     }
 
     private static let connect = Array("CONNECT ".utf8)
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        guard case .readingHead = state, let context else { return }
+        answer(
+            KubinError(
+                .requestTimeout, "The request head did not arrive within \(headTimeout.nanoseconds / 1_000_000) ms."),
+            context: context)
+    }
+
+    func didCancelScheduledCallback(eventLoop: some EventLoop) {}
 
     private func answer(_ error: KubinError, context: ChannelHandlerContext) {
         state = .closing

@@ -74,9 +74,12 @@ final class RequestRecord: Sendable {
     private let logger: Logger
     private let metrics: GatewayMetrics
     private let started = ContinuousClock.now
+    private let requestID: String?
     private let state = Mutex(State())
 
-    init(method: String, path: String, logger: Logger, metrics: GatewayMetrics) {
+    /// `requestID`: for the access log line when `logger` does not carry it already.
+    init(method: String, path: String, logger: Logger, metrics: GatewayMetrics, requestID: String? = nil) {
+        self.requestID = requestID
         self.method = method
         self.path = path
         self.logger = logger
@@ -110,6 +113,7 @@ final class RequestRecord: Sendable {
             "bytes_in": .stringConvertible(counts.in), "bytes_out": .stringConvertible(counts.out),
         ]
         if aborted { metadata["aborted"] = .stringConvertible(true) }
+        if let requestID { metadata["request_id"] = .string(requestID) }
         if let upstream = counts.upstream {
             metadata["upstream"] = .string(upstream.name)
             if let instance = upstream.instance { metadata["instance"] = .string(instance) }

@@ -84,18 +84,23 @@ package final class GatewayMetrics: Sendable {
 
     /// A proxied request ended; `status` is the upstream's, or 502/504 when it gave none.
     func upstreamRequestFinished(upstream: String, instance: String, status: Int, duration: Duration) {
-        registry.makeCounter(
-            descriptor: Self.name(
-                "upstream_requests", unit: "total",
-                help: "Requests sent to upstreams, by upstream, instance and status."),
-            labels: [("upstream", upstream), ("instance", instance), ("status", String(status))]
-        ).increment()
-        registry.makeDurationHistogram(
-            descriptor: Self.name(
-                "upstream_request_duration", unit: "seconds",
-                help: "Time of a request to an upstream, from sending it to the end of the answer's body."),
-            labels: [("upstream", upstream)], buckets: Self.durationBuckets
-        ).record(duration)
+        let metrics = series(SeriesKey(kind: .upstream, first: upstream, second: instance, status: status)) {
+            registry in
+            (
+                registry.makeCounter(
+                    descriptor: Self.name(
+                        "upstream_requests", unit: "total",
+                        help: "Requests sent to upstreams, by upstream, instance and status."),
+                    labels: [("upstream", upstream), ("instance", instance), ("status", String(status))]),
+                registry.makeDurationHistogram(
+                    descriptor: Self.name(
+                        "upstream_request_duration", unit: "seconds",
+                        help: "Time of a request to an upstream, from sending it to the end of the answer's body."),
+                    labels: [("upstream", upstream)], buckets: Self.durationBuckets)
+            )
+        }
+        metrics.count.increment()
+        metrics.duration.record(duration)
     }
 
     /// The instances of `upstream` that may receive requests now.

@@ -17,7 +17,7 @@ import Orchestrators
 /// `bad-gateway`; no answer head within the upstream's request time-out: 504 `gateway-timeout`; a kept-alive
 /// connection the instance had closed is retried once on a new one for a request without a body. A client that
 /// goes away closes the upstream connection, which cancels the upstream request.
-final class ProxyExchange: UpstreamConnection.Reader {
+final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandler {
     private enum Phase {
         /// Authentication and rate limits are being checked.
         case admitting
@@ -34,10 +34,17 @@ final class ProxyExchange: UpstreamConnection.Reader {
     private let upstream: UpstreamGroup
     private let environment: ProxyEnvironment
     private let pool: UpstreamPool
-    private weak var handler: ProxyHandler?
+    /// Strong until the exchange completes (then nil): a weak reference would put every retain of the handler on
+    /// Swift's slow path.
+    private var handler: ProxyHandler?
     private let context: ChannelHandlerContext
     private let requestID: String
-    private let logger: Logger
+    /// Made when something is logged: setting its metadata costs more than most of the exchange.
+    private lazy var logger: Logger = {
+        var logger = environment.logger
+        logger[metadataKey: "request_id"] = .string(requestID)
+        return logger
+    }()
     private let record: RequestRecord
     private var phase = Phase.admitting
     /// Body parts that arrived before the connection was ready.
@@ -47,7 +54,7 @@ final class ProxyExchange: UpstreamConnection.Reader {
     private var connection: UpstreamConnection?
     private var pick: UpstreamGroup.Pick?
     private var pickedAt = ContinuousClock.now
-    private var timeout: Scheduled<Void>?
+    private var timeout: NIOScheduledCallback?
     /// Headers the answer gets besides the usual ones (the rate limit's).
     private var answerHeaders: HTTPFields = [:]
     private var principal: Principal?
@@ -70,10 +77,9 @@ final class ProxyExchange: UpstreamConnection.Reader {
         self.context = context
         let offered = head.headerFields[RequestIDMiddleware.header]
         requestID = offered.flatMap { RequestIDMiddleware.isWellFormed($0) ? $0 : nil } ?? RequestIDMiddleware.newID()
-        var logger = environment.logger
-        logger[metadataKey: "request_id"] = .string(requestID)
-        self.logger = logger
-        record = RequestRecord(method: head.method.rawValue, path: path, logger: logger, metrics: environment.metrics)
+        record = RequestRecord(
+            method: head.method.rawValue, path: path, logger: environment.logger, metrics: environment.metrics,
+            requestID: requestID)
         record.reportUpstream(upstream.name, instance: nil, latency: nil)
     }
 
@@ -146,7 +152,8 @@ final class ProxyExchange: UpstreamConnection.Reader {
         pickedAt = .now
         record.reportUpstream(upstream.name, instance: pick.address, latency: nil)
         let limit = TimeAmount.nanoseconds(Int64(upstream.definition.requestTimeout / .nanoseconds(1)))
-        timeout = context.eventLoop.assumeIsolated().scheduleTask(in: limit) { self.timedOut() }
+        // A scheduled callback, not a task: no promise to make and fail for every request.
+        timeout = try? context.eventLoop.assumeIsolated().scheduleCallback(in: limit, handler: self)
         connect()
     }
 
@@ -188,8 +195,9 @@ final class ProxyExchange: UpstreamConnection.Reader {
                 peer: peer, scheme: isTLS ? "https" : "http", host: head.authority, requestID: requestID,
                 principal: principal, forwardsAuthorization: route.forwardsAuthorization,
                 isPeerTrusted: peer.map { peer in environment.trustedProxies.contains { $0.contains(peer) } } ?? false))
-        if let address = pick?.address, let scheme = address.range(of: "://") {
-            headers.replaceOrAdd(name: "Host", value: String(address[scheme.upperBound...]))
+        if let address = pick?.address, let slash = address.lastIndex(of: "/") {
+            // `scheme://host:port`, nothing after it (the routing table's rule): the host and port.
+            headers.add(name: "Host", value: String(address[address.index(after: slash)...]))
         }
         return HTTPRequestHead(
             version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: target, headers: headers)
@@ -298,6 +306,10 @@ final class ProxyExchange: UpstreamConnection.Reader {
 
     // MARK: Endings
 
+    func didCancelScheduledCallback(eventLoop: some EventLoop) {}
+
+    func handleScheduledCallback(eventLoop: some EventLoop) { timedOut() }
+
     private func timedOut() {
         switch phase {
         case .connecting,
@@ -371,6 +383,8 @@ final class ProxyExchange: UpstreamConnection.Reader {
         pending = []
         timeout?.cancel()
         record.finish(status: status, route: "proxy:\(route.name)", aborted: aborted)
+        let handler = handler
+        self.handler = nil
         handler?.exchangeAnswered(self)
     }
 

@@ -129,7 +129,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Also on removal: the connection-state handler before this one does not pass `channelInactive` on.
-    func handlerRemoved(context: ChannelHandlerContext) { clientClosed() }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        clientClosed()
+        self.context = nil
+    }
 
     private func clientClosed() {
         held.removeAll()

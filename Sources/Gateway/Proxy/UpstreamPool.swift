@@ -134,7 +134,8 @@ final class UpstreamPool {
                         try channel.pipeline.syncOperations.addHandler(
                             try NIOSSLClientHandler(context: sslContext, serverHostname: target.serverName))
                     }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // The head is built from fields the server side validated.
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnection(address: address))
                 }
             }
@@ -241,10 +242,13 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     let address: String
-    fileprivate(set) weak var pool: UpstreamPool?
+    /// The pool of its event loop (which lives as long as the process). No reference here is weak: weak references
+    /// put every retain of their object on Swift's slow path, and these are retained per request.
+    fileprivate(set) var pool: UpstreamPool?
     fileprivate var key: UpstreamPool.Key?
     private var context: ChannelHandlerContext?
-    weak var reader: (any Reader)?
+    /// Set while an exchange uses the connection, nil again when it ends.
+    var reader: (any Reader)?
     /// Whether it served an exchange before (a closed keep-alive connection is then retried once on a fresh one).
     private(set) var isReused = false
     private var isClosed = false
@@ -258,6 +262,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -333,6 +339,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         reader = nil
         holdReads(false)
         guard let context else { return }
-        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.close() }
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [unowned self] in close() }
     }
 }

@@ -42,19 +42,30 @@ enum ProxyHeaders {
         tenant, subject, scopes, forwarded, forwardedFor, forwardedProto, forwardedHost, requestID,
     ]
 
-    /// Forwarding headers a trusted proxy's request keeps.
-    private static let forwarding: Set<HTTPField.Name> = [forwarded, forwardedFor, forwardedProto, forwardedHost]
-
     /// The headers sent upstream for a request with `fields`. The client's forwarding headers are replaced, unless
     /// the peer is a trusted proxy: then `X-Forwarded-For` and `Forwarded` get the peer appended, and the
     /// `X-Forwarded-Proto` and `X-Forwarded-Host` it sent stay.
     static func request(_ fields: HTTPFields, facts: Facts) -> HTTPHeaders {
-        let hopByHop = hopByHopNames(in: fields, keepingUpgrade: facts.keepsUpgrade)
+        let hopByHop = HopByHop(connection: fields[values: .connection], keepingUpgrade: facts.keepsUpgrade)
         var headers = HTTPHeaders()
         headers.reserveCapacity(fields.count + 8)
-        let trusted = facts.isPeerTrusted
+        // A trusted proxy's forwarding headers, extended below; one pass, no lookups in what is being built.
+        var forwardedFor: [String] = []
+        var forwardedElements: [String] = []
+        var proto = facts.scheme
+        var forwardedHost = facts.host.flatMap { isForwardable($0) ? $0 : nil }
         for field in fields where !hopByHop.contains(field.name) {
-            guard !replaced.contains(field.name) || (trusted && forwarding.contains(field.name)) else { continue }
+            if replaced.contains(field.name) {
+                guard facts.isPeerTrusted else { continue }
+                switch field.name {
+                case Self.forwardedFor: forwardedFor.append(field.value)
+                case Self.forwarded: forwardedElements.append(field.value)
+                case Self.forwardedProto: proto = field.value
+                case Self.forwardedHost: forwardedHost = field.value
+                default: break
+                }
+                continue
+            }
             if field.name == .authorization && !facts.forwardsAuthorization { continue }
             headers.add(name: field.name.rawName, value: field.value)
         }
@@ -71,54 +82,61 @@ enum ProxyHeaders {
             headers.add(name: subject.rawName, value: principal.subject)
             headers.add(name: scopes.rawName, value: principal.scopeNames.sorted().joined(separator: " "))
         }
-        var forwardedElement: [String] = []
+        var element: [String] = []
         if let peer = facts.peer {
-            append(peer, to: forwardedFor.rawName, in: &headers)
-            forwardedElement.append("for=\(peer.contains(":") ? "\"[\(peer)]\"" : peer)")
+            forwardedFor.append(peer)
+            element.append("for=\(peer.utf8.contains(UInt8(ascii: ":")) ? "\"[\(peer)]\"" : peer)")
         }
-        if !headers.contains(name: forwardedProto.rawName) {
-            headers.add(name: forwardedProto.rawName, value: facts.scheme)
+        if let host = facts.host, isForwardable(host) { element.append("host=\"\(host)\"") }
+        element.append("proto=\(facts.scheme)")
+        forwardedElements.append(element.joined(separator: ";"))
+        if !forwardedFor.isEmpty {
+            headers.add(name: Self.forwardedFor.rawName, value: forwardedFor.joined(separator: ", "))
         }
-        if let host = facts.host, isForwardable(host) {
-            if !headers.contains(name: forwardedHost.rawName) { headers.add(name: forwardedHost.rawName, value: host) }
-            forwardedElement.append("host=\"\(host)\"")
-        }
-        forwardedElement.append("proto=\(facts.scheme)")
-        append(forwardedElement.joined(separator: ";"), to: forwarded.rawName, in: &headers)
+        headers.add(name: forwardedProtoName, value: proto)
+        if let forwardedHost { headers.add(name: Self.forwardedHost.rawName, value: forwardedHost) }
+        headers.add(name: forwarded.rawName, value: forwardedElements.joined(separator: ", "))
         return headers
     }
 
-    /// Appends `value` to the list header `name` (one line, comma-separated), or sets it.
-    private static func append(_ value: String, to name: String, in headers: inout HTTPHeaders) {
-        let existing = headers[name]
-        headers.remove(name: name)
-        headers.add(name: name, value: (existing + [value]).joined(separator: ", "))
-    }
+    private static let forwardedProtoName = forwardedProto.rawName
 
     /// The headers of the upstream's answer as the client gets them: hop-by-hop ones removed (a body without
     /// `Content-Length` goes to the client chunked).
     static func response(_ headers: HTTPHeaders, keepingUpgrade: Bool = false) -> HTTPFields {
+        let hopByHop = HopByHop(connection: headers["connection"], keepingUpgrade: keepingUpgrade)
         var fields = HTTPFields()
         fields.reserveCapacity(headers.count)
         for (name, value) in headers {
-            guard let name = HTTPField.Name(name) else { continue }
+            guard let name = HTTPField.Name(name), !hopByHop.contains(name) else { continue }
             fields.append(HTTPField(name: name, value: value))
         }
-        let hopByHop = hopByHopNames(in: fields, keepingUpgrade: keepingUpgrade)
-        fields.removeAll { hopByHop.contains($0.name) }
         return fields
     }
 
-    /// RFC 9110 §7.6.1: `Connection`, the fields it names, and the usual connection-specific fields.
-    private static func hopByHopNames(in fields: HTTPFields, keepingUpgrade: Bool) -> Set<HTTPField.Name> {
-        var names: Set<HTTPField.Name> = [.connection, keepAlive, proxyConnection, .te, .transferEncoding, .upgrade]
-        for value in fields[values: .connection] {
-            for token in value.split(separator: ",") {
-                if let name = HTTPField.Name(token.trimmingCharacters(in: .whitespaces)) { names.insert(name) }
+    /// RFC 9110 §7.6.1: `Connection`, the fields it names, and the usual connection-specific fields. A check per
+    /// field, not a set built per message: every proxied message passes here twice.
+    private struct HopByHop {
+        private var named: [HTTPField.Name] = []
+        private let keepsUpgrade: Bool
+
+        /// `connection`: the values of the message's `Connection` fields.
+        init(connection: [String], keepingUpgrade: Bool) {
+            keepsUpgrade = keepingUpgrade
+            for value in connection {
+                for token in value.split(separator: ",") {
+                    if let name = HTTPField.Name(token.trimmingCharacters(in: .whitespaces)) { named.append(name) }
+                }
             }
         }
-        if keepingUpgrade { names.remove(.upgrade) }
-        return names
+
+        func contains(_ name: HTTPField.Name) -> Bool {
+            switch name {
+            case .connection, ProxyHeaders.keepAlive, ProxyHeaders.proxyConnection, .te, .transferEncoding: true
+            case .upgrade: !keepsUpgrade
+            default: named.contains(name)
+            }
+        }
     }
 
     /// A Host value safe to quote in `Forwarded`: host characters and a port only.
