@@ -36,7 +36,7 @@ extension Gateway {
             routing: routing, ownRoutes: routes, pools: routing.pools, metrics: metrics, auth: authMiddleware,
             rateLimits: rateLimitMiddleware, cors: corsMiddleware, securityHeaders: securityHeadersMiddleware,
             trustedProxies: configuration.routing.trustedProxies, maxURLBytes: configuration.http.maxURLBytes,
-            logger: logger)
+            tunnelIdleTimeout: .nanoseconds(Int64(configuration.http.idleTimeout / .nanoseconds(1))), logger: logger)
     }
 
     private var securityHeadersMiddleware: SecurityHeadersMiddleware { .init(isTLS: certificates != nil) }

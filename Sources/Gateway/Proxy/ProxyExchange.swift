@@ -1,4 +1,5 @@
 import HTTPTypes
+import HummingbirdCore
 import KubinModel
 import Logging
 import NIOCore
@@ -62,6 +63,9 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
     private var hasAnswerStarted = false
     private var isKeepAlive = true
     private var hasRetried = false
+    /// A WebSocket handshake (`Upgrade: websocket`).
+    private lazy var isUpgrade =
+        head.headerFields[.upgrade].map { $0.utf8.count == 9 && $0.lowercased() == "websocket" } ?? false
 
     init(
         head: HTTPRequest, path: String, route: RoutingTable.Route, upstream: UpstreamGroup,
@@ -131,13 +135,9 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
                 KubinError(.methodNotAllowed, "\(head.method) is not allowed here; allowed: \(allowed)."),
                 headers: [.allow: allowed])
         }
-        if head.headerFields[.upgrade]?.lowercased().contains("websocket") == true {
+        if isUpgrade, !route.isWebSocket {
             return answer(
-                KubinError(
-                    .notImplemented,
-                    route.isWebSocket
-                        ? "WebSocket upgrades are not passed through yet."
-                        : "This route does not pass WebSocket upgrades through."),
+                KubinError(.notImplemented, "This route does not pass WebSocket upgrades through."),
                 headers: [.connection: "close"])
         }
         guard let pick = upstream.pick() else {
@@ -194,7 +194,8 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
             facts: .init(
                 peer: peer, scheme: isTLS ? "https" : "http", host: head.authority, requestID: requestID,
                 principal: principal, forwardsAuthorization: route.forwardsAuthorization,
-                isPeerTrusted: peer.map { peer in environment.trustedProxies.contains { $0.contains(peer) } } ?? false))
+                isPeerTrusted: peer.map { peer in environment.trustedProxies.contains { $0.contains(peer) } } ?? false,
+                keepsUpgrade: isUpgrade))
         if let address = pick?.address, let slash = address.lastIndex(of: "/") {
             // `scheme://host:port`, nothing after it (the routing table's rule): the host and port.
             headers.add(name: "Host", value: String(address[address.index(after: slash)...]))
@@ -235,6 +236,7 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
     func upstreamHead(_ response: HTTPResponseHead) {
         guard case .forwarding = phase else { return }
         let code = Int(response.status.code)
+        if code == 101, isUpgrade, let connection { return upgrade(response, on: connection) }
         if (100..<200).contains(code) {
             // An interim answer (100 Continue, 103 Early Hints) goes to the client as it is.
             let interim = HTTPResponse(status: .init(code: code), headerFields: ProxyHeaders.response(response.headers))
@@ -302,6 +304,37 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
             metadata: ["upstream": "\(upstream.name)", "instance": "\(pick?.address ?? "")", "error": "\(error)"])
         context.close(promise: nil)
         complete(status: status, aborted: true)
+    }
+
+    /// The instance switched protocols: the `101` goes to the client, then both connections leave HTTP and their
+    /// bytes are relayed as they are until either side closes or both are idle for the tunnel's time-out.
+    private func upgrade(_ response: HTTPResponseHead, on connection: UpstreamConnection) {
+        timeout?.cancel()
+        record.reportUpstream(upstream.name, instance: pick?.address, latency: .now - pickedAt)
+        self.connection = nil
+        var fields = ProxyHeaders.response(response.headers, keepingUpgrade: true)
+        fields[.connection] = "Upgrade"
+        fields[RequestIDMiddleware.header] = requestID
+        context.write(
+            NIOAny(HTTPResponsePart.head(HTTPResponse(status: .switchingProtocols, headerFields: fields))), promise: nil
+        )
+        // No body follows a 101; the end keeps the connection handlers' count of answers.
+        context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil)), promise: nil)
+        let (clientSide, upstreamSide) = TunnelRelay.pair()
+        do {
+            let pipeline = context.pipeline.syncOperations
+            // Its idle time-out counts HTTP requests; the tunnel has its own.
+            pipeline.removeHandler(try pipeline.handler(type: HTTPConnectionStateHandler.self), promise: nil)
+            try pipeline.addHandler(clientSide, position: .first)
+            try pipeline.addHandler(IdleStateHandler(allTimeout: environment.tunnelIdleTimeout), position: .first)
+            connection.upgrade(to: upstreamSide)
+        } catch {
+            logger.notice("upgrade failed", metadata: ["error": "\(error)"])
+            connection.close()
+            context.close(promise: nil)
+        }
+        finishLease(.success, status: 101)
+        complete(status: 101, aborted: false)
     }
 
     // MARK: Endings

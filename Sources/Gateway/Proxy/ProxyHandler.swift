@@ -19,6 +19,8 @@ struct ProxyEnvironment: Sendable {
     let trustedProxies: [AddressRange]
     /// The longest URL read.
     let maxURLBytes: Int
+    /// How long an upgraded connection (a WebSocket) may pass no byte either way.
+    let tunnelIdleTimeout: TimeAmount
     let logger: Logger
 
     /// The proxied route of `head` and the upstream of the table in force; nil when the gateway serves it (no

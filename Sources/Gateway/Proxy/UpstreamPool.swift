@@ -135,7 +135,9 @@ final class UpstreamPool {
                             try NIOSSLClientHandler(context: sslContext, serverHostname: target.serverName))
                     }
                     // The head is built from fields the server side validated.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // Bytes after a `101` go on to the tunnel relay (``UpstreamConnection/upgrade(to:)``).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnection(address: address))
                 }
             }
@@ -255,6 +257,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private var idleTimer: Scheduled<Void>?
     private var isHoldingReads = false
     private var isReadPending = false
+    /// Set by ``upgrade(to:)`` until the `101` has ended.
+    private var tunnel: TunnelRelay?
 
     init(address: String) { self.address = address }
 
@@ -269,7 +273,13 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head): reader?.upstreamHead(head)
         case .body(let buffer): reader?.upstreamBody(buffer)
-        case .end: reader?.upstreamEnd()
+        case .end:
+            if let tunnel {
+                self.tunnel = nil
+                enterTunnel(tunnel, context: context)
+            } else {
+                reader?.upstreamEnd()
+            }
         }
     }
 
@@ -327,6 +337,31 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         isClosed = true
         reader = nil
         context?.close(promise: nil)
+    }
+
+    /// Leaves HTTP (and the pool) after a `101`: once the decoder has ended that answer, `relay` takes the channel's
+    /// bytes, including any that came with the answer's head.
+    func upgrade(to relay: TunnelRelay) {
+        pool?.closed(self)
+        pool = nil
+        reader = nil
+        holdReads(false)
+        tunnel = relay
+    }
+
+    private func enterTunnel(_ relay: TunnelRelay, context: ChannelHandlerContext) {
+        do {
+            let pipeline = context.pipeline.syncOperations
+            let encoder = try pipeline.handler(type: HTTPRequestEncoder.self)
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
+            try pipeline.addHandler(relay)
+            pipeline.removeHandler(self, promise: nil)
+            pipeline.removeHandler(encoder, promise: nil)
+            // Last: the decoder forwards the bytes it holds to the relay as it leaves.
+            pipeline.removeHandler(decoder, promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
     }
 
     fileprivate func leaveIdle() {
