@@ -159,10 +159,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func drainHeld() {
-        guard let context, !isDraining else { return }
+        guard let context, !isDraining, !held.isEmpty else { return }
         isDraining = true
+        let answers = routerAnswers
         while let part = held.first, dispatch(part, context: context) { held.removeFirst() }
         isDraining = false
+        // Outside a read from the socket: the router's channel takes in what was read at the read's completion.
+        if routerAnswers != answers { context.fireChannelReadComplete() }
         resumeReading()
     }
 }

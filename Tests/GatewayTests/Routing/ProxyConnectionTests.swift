@@ -1,0 +1,145 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOPosix
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+/// The proxy's connections, seen from an instance that reports them (Python's HTTP server): the per-instance limit,
+/// a kept-alive connection the instance closed, and the order of answers on a pipelined client connection.
+@Suite struct ProxyConnectionTests {
+    /// Answers `<path> <client port> <request number on that connection>`; `GET /peers` (asked directly) lists the
+    /// client ports seen. `/slow` takes 200 ms; `/drop-second` drops the second request of a connection unanswered,
+    /// as an instance whose keep-alive time-out has just passed does.
+    private static let instance = """
+        import http.server, json, sys, threading, time
+        peers, lock = set(), threading.Lock()
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+            def answer(self):
+                self.served = getattr(self, 'served', 0) + 1
+                length = int(self.headers.get('Content-Length', '0'))
+                if length:
+                    self.rfile.read(length)
+                if self.path == '/peers':
+                    body = json.dumps(sorted(peers)).encode()
+                else:
+                    with lock:
+                        peers.add(self.client_address[1])
+                    if self.path.startswith('/drop-second') and self.served == 2:
+                        print('dropped', file=sys.stderr, flush=True)
+                        self.close_connection = True
+                        return
+                    if self.path.startswith('/slow'):
+                        time.sleep(0.2)
+                    body = f'{self.path} {self.client_address[1]} {self.served}'.encode()
+                self.send_response(200)
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            do_GET = do_POST = answer
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        print(server.server_address[1], flush=True)
+        server.serve_forever()
+        """
+
+    /// Runs `body` against a gateway routing `/svc` to a fresh instance; returns what the instance wrote to its
+    /// standard error.
+    @discardableResult
+    private func withInstance(
+        settings: [String: String] = [:], _ body: (LiveGateway, BackgroundPython) async throws -> Void
+    ) async throws -> [String] {
+        let instance = try BackgroundPython(script: Self.instance, arguments: [])
+        let path = NSTemporaryDirectory() + "routing-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try """
+        upstreams:
+          svc: {instances: [{url: 'http://127.0.0.1:\(instance.port)'}]}
+        routes:
+          - {name: svc, pathPrefix: /svc, upstream: svc, auth: none, rewritePrefix: /}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            try await withLiveGateway(["routing.file": path].merging(settings) { $1 }) { try await body($0, instance) }
+        } catch {
+            _ = instance.stop()
+            throw error
+        }
+        return instance.stop()
+    }
+
+    @Test func anInstanceGetsNoMoreConnectionsThanTheLimitFromEachEventLoop() async throws {
+        try await withInstance(settings: ["routing.maxConnectionsPerInstance": "1"]) { gateway, instance in
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<8 { group.addTask { try await gateway.send(.GET, "/svc/slow").status } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 200, count: 8))
+            let peers = try await gateway.client.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(instance.port)/peers"), timeout: .seconds(10))
+            let seen =
+                try JSONSerialization.jsonObject(
+                    with: Data(try await peers.body.collect(upTo: 1 << 16).readableBytesView))
+                as? [Int] ?? []
+            // Eight requests at once, one connection per event loop: the rest waited for it.
+            #expect(!seen.isEmpty && seen.count <= NIOSingletons.groupLoopCountSuggestion, "\(seen)")
+        }
+    }
+
+    @Test func aKeptAliveConnectionTheInstanceClosedIsRetriedOnlyWithoutABody() async throws {
+        let logged = try await withInstance { gateway, instance in
+            // Sequential requests share each event loop's idle connection: every second one on a connection is
+            // dropped, and retried on a new connection.
+            for _ in 0..<6 {
+                let answer = try await gateway.send(.GET, "/svc/drop-second")
+                #expect(answer.status == 200, "\(String(buffer: answer.body))")
+            }
+            // A body may have been read: no retry, 502 (at most three tries reach a reused connection: two loops).
+            var statuses: [Int] = []
+            for _ in 0..<3 where !statuses.contains(502) {
+                statuses.append(
+                    try await gateway.send(.POST, "/svc/drop-second", body: .bytes(ByteBuffer(string: "payload")))
+                        .status)
+            }
+            #expect(statuses.contains(502), "\(statuses)")
+        }
+        #expect(logged.filter { $0 == "dropped" }.count >= 3, "\(logged)")
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrderWhoeverServesThem() async throws {
+        try await withInstance { gateway, _ in
+            let requests = ["/healthz", "/svc/slow?n=1", "/healthz", "/svc/n=2", "/svc/slow?n=3", "/openapi.yaml"]
+            let script = """
+                import socket, sys
+                paths = sys.argv[2:]
+                with socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=20) as connection:
+                    connection.sendall(b''.join(f'GET {p} HTTP/1.1\\r\\nHost: gateway\\r\\n\\r\\n'.encode() for p in paths))
+                    reader = connection.makefile('rb')
+                    for _ in paths:
+                        status = reader.readline().split()[1].decode()
+                        length = 0
+                        while (line := reader.readline()) not in (b'\\r\\n', b''):
+                            name, _, value = line.decode().partition(':')
+                            if name.lower() == 'content-length':
+                                length = int(value)
+                        body = reader.read(length)
+                        print(status, body[:60].decode(errors='replace').split('\\n')[0])
+                """
+            let port = gateway.port
+            let output = try await offThePool { try python(script, arguments: [String(port)] + requests) }
+            let lines = String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
+            #expect(lines.count == requests.count, "\(lines)")
+            for (line, path) in zip(lines, requests) {
+                #expect(line.hasPrefix("200 "), "\(line)")
+                if path.hasPrefix("/svc") {
+                    #expect(line.contains(" /" + path.dropFirst(5)), "\(path) → \(line)")
+                } else {
+                    #expect(!line.contains(" /slow") && !line.contains(" /n="), "\(path) → \(line)")
+                }
+            }
+        }
+    }
+}
