@@ -35,13 +35,19 @@ package final class RouteTable: Sendable {
     func methods(matching path: String) -> [String] {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         let methods = storage.withLock { templates in
-            templates.filter { template in
-                template.segments.count == segments.count
-                    && zip(template.segments, segments).allSatisfy {
-                        $0.first == "{" && $0.last == "}" || $0 == $1
-                    }
-            }.map(\.route.method)
+            templates.filter { Self.matches($0.segments, segments) }.map(\.route.method)
         }
         return methods.isEmpty ? [] : Set(methods).sorted()
+    }
+
+    /// Whether some route serves `path` under some method (the proxy asks for every request it might take).
+    func serves(_ path: String) -> Bool {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        return storage.withLock { templates in templates.contains { Self.matches($0.segments, segments) } }
+    }
+
+    private static func matches(_ template: [Substring], _ segments: [Substring]) -> Bool {
+        template.count == segments.count
+            && zip(template, segments).allSatisfy { $0.first == "{" && $0.last == "}" || $0 == $1 }
     }
 }

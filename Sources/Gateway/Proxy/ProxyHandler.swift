@@ -30,7 +30,7 @@ struct ProxyEnvironment: Sendable {
         guard !generation.table.routes.isEmpty, let target = head.path else { return nil }
         let path = String(target.prefix { $0 != "?" })
         guard let route = generation.table.route(for: path), let upstream = generation.upstreams[route.upstream],
-            ownRoutes.methods(matching: path).isEmpty
+            !ownRoutes.serves(path)
         else { return nil }
         return (route, upstream, path)
     }

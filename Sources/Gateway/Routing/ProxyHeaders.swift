@@ -124,11 +124,19 @@ enum ProxyHeaders {
         init(connection: [String], keepingUpgrade: Bool) {
             keepsUpgrade = keepingUpgrade
             for value in connection {
-                for token in value.split(separator: ",") {
-                    if let name = HTTPField.Name(token.trimmingCharacters(in: .whitespaces)) { named.append(name) }
+                for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                    // On bytes, without Foundation's trimming: nearly every message has `Connection: keep-alive`.
+                    let trimmed = token.drop { $0 == 32 || $0 == 9 }.reversed().drop { $0 == 32 || $0 == 9 }
+                    guard !trimmed.isEmpty else { continue }
+                    let text = String(decoding: trimmed.reversed(), as: UTF8.self)
+                    guard !Self.connectionOptions.contains(text.lowercased()) else { continue }
+                    if let name = HTTPField.Name(text) { named.append(name) }
                 }
             }
         }
+
+        /// `Connection` tokens that are options, or fields removed anyway.
+        private static let connectionOptions: Set<String> = ["keep-alive", "close", "upgrade"]
 
         func contains(_ name: HTTPField.Name) -> Bool {
             switch name {
