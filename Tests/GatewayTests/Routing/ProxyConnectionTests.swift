@@ -54,16 +54,14 @@ import Testing
         settings: [String: String] = [:], _ body: (LiveGateway, BackgroundPython) async throws -> Void
     ) async throws -> [String] {
         let instance = try BackgroundPython(script: Self.instance, arguments: [])
-        let path = NSTemporaryDirectory() + "routing-\(UUID().uuidString).yaml"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try """
-        upstreams:
-          svc: {instances: [{url: 'http://127.0.0.1:\(instance.port)'}]}
-        routes:
-          - {name: svc, pathPrefix: /svc, upstream: svc, auth: none, rewritePrefix: /}
-        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let table = """
+            upstreams:
+              svc: {instances: [{url: 'http://127.0.0.1:\(instance.port)'}]}
+            routes:
+              - {name: svc, pathPrefix: /svc, upstream: svc, auth: none, rewritePrefix: /}
+            """
         do {
-            try await withLiveGateway(["routing.file": path].merging(settings) { $1 }) { try await body($0, instance) }
+            try await withRoutingGateway(table, settings: settings) { gateway, _ in try await body(gateway, instance) }
         } catch {
             _ = instance.stop()
             throw error

@@ -10,18 +10,6 @@ import Testing
 
 /// The proxy path end to end: a live gateway with a routing file, real HTTP servers on loopback as instances.
 @Suite struct ProxyTests {
-    /// Writes `table` to a fresh file and runs a gateway routing by it (re-read every 100 ms).
-    private func withProxy(
-        _ table: String, settings: [String: String] = [:], _ body: (LiveGateway, String) async throws -> Void
-    ) async throws {
-        let path = NSTemporaryDirectory() + "routing-\(UUID().uuidString).yaml"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try table.write(toFile: path, atomically: true, encoding: .utf8)
-        try await withLiveGateway(["routing.file": path, "routing.reloadInterval": "100ms"].merging(settings) { $1 }) {
-            try await body($0, path)
-        }
-    }
-
     private func instances(_ upstreams: [TestUpstream], weights: [Int]? = nil) -> String {
         upstreams.enumerated().map { index, upstream in
             "{url: '\(upstream.url)', weight: \(weights?[index] ?? 1)}"
@@ -57,7 +45,7 @@ import Testing
                   - {name: even, pathPrefix: /svc/even, upstream: even}
                   - {name: heavy, pathPrefix: /svc/heavy, upstream: heavy}
                 """
-            try await withProxy(table) { gateway, _ in
+            try await withRoutingGateway(table) { gateway, _ in
                 var even: [String: Int] = [:]
                 for _ in 0..<30 { even[try await echo(gateway, "/svc/even/x").instance, default: 0] += 1 }
                 #expect(even == ["a": 10, "b": 10, "c": 10])
@@ -74,7 +62,7 @@ import Testing
                 upstreams: {svc: {instances: [\(instances(upstreams))], balancer: least-request}}
                 routes: [{name: svc, pathPrefix: /svc, upstream: svc}]
                 """
-            try await withProxy(table) { gateway, _ in
+            try await withRoutingGateway(table) { gateway, _ in
                 // Eight callers at once; the slow instance holds each request 1 s, the fast one answers at once.
                 let counts = try await withThrowingTaskGroup(of: [String: Int].self) { group in
                     for _ in 0..<8 {
@@ -108,7 +96,7 @@ import Testing
                     healthCheck: {interval: 100ms, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1}
                 routes: [{name: svc, pathPrefix: /svc, upstream: svc}]
                 """
-            try await withProxy(table) { gateway, _ in
+            try await withRoutingGateway(table) { gateway, _ in
                 try await TestUpstream.with(["flaky"], ports: [port]) { _ in
                     try await gateway.eventually("both instances serve") {
                         var seen = Set<String>()
@@ -140,7 +128,7 @@ import Testing
                 upstreams: {reports: {instances: [\(instances(upstreams))]}}
                 routes: [{name: reports, pathPrefix: /api/v1/reports, upstream: reports, rewritePrefix: /v1}]
                 """
-            try await withProxy(table) { gateway, _ in
+            try await withRoutingGateway(table) { gateway, _ in
                 let answer = try await echo(
                     gateway, "/api/v1/reports/7/pdf?page=2&x=%20",
                     headers: [
@@ -183,7 +171,7 @@ import Testing
                 upstreams: {svc: {instances: [\(instances(upstreams))]}}
                 routes: [{name: svc, pathPrefix: /svc, upstream: svc}]
                 """
-            try await withProxy(table, settings: ["routing.trustedProxies": "127.0.0.0/8"]) { gateway, _ in
+            try await withRoutingGateway(table, settings: ["routing.trustedProxies": "127.0.0.0/8"]) { gateway, _ in
                 let answer = try await echo(
                     gateway, "/svc", headers: [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https")])
                 #expect(answer.sent("X-Forwarded-For") == ["203.0.113.9, 127.0.0.1"])
@@ -202,7 +190,7 @@ import Testing
                   - {name: shadowed, pathPrefix: /api/v1/snapshots, upstream: svc}
                   - {name: passes, pathPrefix: /passes, upstream: svc, forwardAuthorization: true}
                 """
-            try await withProxy(table) { gateway, _ in
+            try await withRoutingGateway(table) { gateway, _ in
                 #expect(try await echo(gateway, "/open/x", authorized: false).status == 200)
                 let refused = try await gateway.send(.POST, "/open/x", authorized: false)
                 #expect(refused.status == 405)
@@ -243,7 +231,7 @@ import Testing
                   - {name: slow, pathPrefix: /slow, upstream: slow}
                   - {name: sick, pathPrefix: /sick, upstream: sick}
                 """
-            try await withProxy(table) { gateway, _ in
+            try await withRoutingGateway(table) { gateway, _ in
                 let gone = try await gateway.json(.GET, "/gone")
                 #expect(gone.status == 502)
                 #expect(gone.object["type"] as? String == "https://kubin.dev/problems/bad-gateway")
@@ -297,7 +285,7 @@ import Testing
                     outlierDetection: {consecutiveFailures: 3, baseEjectionTime: 1h, maxEjectedPercent: 50}
                 routes: [{name: svc, pathPrefix: /svc, upstream: svc}]
                 """
-            try await withProxy(table) { gateway, _ in
+            try await withRoutingGateway(table) { gateway, _ in
                 var statuses: [String: [Int]] = [:]
                 for _ in 0..<20 {
                     let answer = try await echo(gateway, "/svc/x?fail=bad")
@@ -316,7 +304,7 @@ import Testing
                 upstreams: {a: {instances: [{url: '\(upstreams[0].url)'}]}}
                 routes: [{name: old, pathPrefix: /old, upstream: a}]
                 """
-            try await withProxy(first) { gateway, path in
+            try await withRoutingGateway(first) { gateway, path in
                 #expect(try await echo(gateway, "/old").instance == "a")
                 // A slow request started on the first table finishes on it.
                 async let inFlight = echo(gateway, "/old?hold=1")
@@ -350,7 +338,7 @@ import Testing
                 upstreams: {files: {instances: [{url: '\(upstreams[0].url)'}]}}
                 routes: [{name: files, pathPrefix: /files, upstream: files, auth: none}]
                 """
-            try await withProxy(table) { gateway, _ in
+            try await withRoutingGateway(table) { gateway, _ in
                 // 16 MiB in 1 MiB chunks in a debug build (scripts/bench-proxy sends 1 GiB each way through a
                 // release build and compares the SHA-256 there too).
                 let size = 16 << 20
@@ -388,7 +376,7 @@ import Testing
                 upstreams: {stream: {instances: [{url: '\(upstreams[0].url)'}]}}
                 routes: [{name: stream, pathPrefix: /stream, upstream: stream, auth: none}]
                 """
-            try await withProxy(table) { gateway, _ in
+            try await withRoutingGateway(table) { gateway, _ in
                 try await RawClient.converse(port: gateway.port) { conversation in
                     try await conversation.send(
                         "GET /stream?size=1000000000&pace=20 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

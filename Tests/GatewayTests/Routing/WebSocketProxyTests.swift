@@ -70,16 +70,14 @@ import Testing
 
     @Test func framesPassBothWaysAndClosesPropagate() async throws {
         let instance = try BackgroundPython(script: Self.server, arguments: [])
-        let path = NSTemporaryDirectory() + "routing-\(UUID().uuidString).yaml"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try """
-        upstreams:
-          chat: {instances: [{url: 'http://127.0.0.1:\(instance.port)'}]}
-        routes:
-          - {name: chat, pathPrefix: /chat, upstream: chat, websocket: true, rewritePrefix: /v1}
-          - {name: plain, pathPrefix: /plain, upstream: chat}
-        """.write(toFile: path, atomically: true, encoding: .utf8)
-        try await withLiveGateway(["routing.file": path, "http.idleTimeout": "1s"]) { gateway in
+        let table = """
+            upstreams:
+              chat: {instances: [{url: 'http://127.0.0.1:\(instance.port)'}]}
+            routes:
+              - {name: chat, pathPrefix: /chat, upstream: chat, websocket: true, rewritePrefix: /v1}
+              - {name: plain, pathPrefix: /plain, upstream: chat}
+            """
+        try await withRoutingGateway(table, settings: ["http.idleTimeout": "1s"]) { gateway, _ in
             let base = "ws://127.0.0.1:\(gateway.port)"
             let echoed = try await run(base + "/chat/room?x=1", token: gateway.token)
             let greeting = echoed["greeting"] as? [String: Any]

@@ -117,6 +117,19 @@ final class LogCapture: Sendable {
 
 /// Runs a gateway on port 0 in a fresh data directory for the duration of `body`, then shuts it down gracefully.
 /// `settings` (key → text, as an operator writes them) are read like `kubin-gateway`'s own.
+/// Writes the routing file `table` to a fresh path and runs a live gateway routing by it (re-read every 100 ms), with
+/// `settings` besides; `body` gets the gateway and the file's path (to rewrite it).
+func withRoutingGateway(
+    _ table: String, settings: [String: String] = [:], _ body: (LiveGateway, String) async throws -> Void
+) async throws {
+    let path = NSTemporaryDirectory() + "routing-\(UUID().uuidString).yaml"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try table.write(toFile: path, atomically: true, encoding: .utf8)
+    try await withLiveGateway(["routing.file": path, "routing.reloadInterval": "100ms"].merging(settings) { $1 }) {
+        try await body($0, path)
+    }
+}
+
 func withLiveGateway(
     _ settings: [String: String] = [:], now: @escaping @Sendable () -> Date = Date.init,
     _ body: (LiveGateway) async throws -> Void
