@@ -103,6 +103,15 @@ package final class GatewayMetrics: Sendable {
         metrics.duration.record(duration)
     }
 
+    /// A proxied request went to another attempt.
+    func upstreamRetried(upstream: String) {
+        registry.makeCounter(
+            descriptor: Self.name(
+                "upstream_retries", unit: "total", help: "Proxied requests sent again after a failed attempt."),
+            labels: [("upstream", upstream)]
+        ).increment()
+    }
+
     /// The instances of `upstream` that may receive requests now.
     func healthyInstances(upstream: String, count: Int) {
         registry.makeGauge(

@@ -63,6 +63,13 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
     private var hasAnswerStarted = false
     private var isKeepAlive = true
     private var hasRetried = false
+    /// Tries so far, the first included (the retry of a closed kept-alive connection not counted).
+    private var attempt = 1
+    /// Every attempt must start before it: the first attempt's start plus the upstream's request time-out.
+    private var deadline = ContinuousClock.now
+    private var retryTask: Scheduled<Void>?
+    /// Whether a place of the upstream's retry budget is held (from a retry's start to the end of its attempt).
+    private var holdsRetryPlace = false
     /// A WebSocket handshake (`Upgrade: websocket`).
     private lazy var isUpgrade =
         head.headerFields[.upgrade].map { $0.utf8.count == 9 && $0.lowercased() == "websocket" } ?? false
@@ -150,6 +157,7 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         }
         self.pick = pick
         pickedAt = .now
+        deadline = pickedAt + upstream.definition.requestTimeout
         record.reportUpstream(upstream.name, instance: pick.address, latency: nil)
         let limit = TimeAmount.nanoseconds(Int64(upstream.definition.requestTimeout / .nanoseconds(1)))
         // A scheduled callback, not a task: no promise to make and fail for every request.
@@ -171,7 +179,10 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         let connection: UpstreamConnection
         switch result {
         case .success(let ready): connection = ready
-        case .failure(let error): return failed(error)
+        case .failure(let error):
+            // Nothing was sent: any request may go to another instance.
+            if retry(after: error, status: 502) { return }
+            return failed(error)
         }
         self.connection = connection
         connection.reader = self
@@ -237,6 +248,16 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         guard case .forwarding = phase else { return }
         let code = Int(response.status.code)
         if code == 101, isUpgrade, let connection { return upgrade(response, on: connection) }
+        if [502, 503, 504].contains(code), isReplayable, let connection {
+            let retryAfter = response.headers.first(name: "retry-after").flatMap(Int.init).map { Duration.seconds($0) }
+            if retry(after: nil, status: code, wait: retryAfter) {
+                // The failed answer is not read: its connection goes.
+                self.connection = nil
+                connection.reader = nil
+                connection.close()
+                return
+            }
+        }
         if (100..<200).contains(code) {
             // An interim answer (100 Continue, 103 Early Hints) goes to the client as it is.
             let interim = HTTPResponse(status: .init(code: code), headerFields: ProxyHeaders.response(response.headers))
@@ -294,8 +315,10 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         if !hasAnswerStarted, connection.isReused, !hasRetried, !hasBody, hasRequestEnded {
             // A kept-alive connection the instance had closed: nothing of the request can have been served.
             hasRetried = true
+            pending = [.end(nil)]
             return connect()
         }
+        if !hasAnswerStarted, isReplayable, retry(after: error, status: 502) { return }
         guard hasAnswerStarted else { return failed(error) }
         // Part of the answer is out: the client learns of the break by the connection closing.
         finishLease(.failure, status: status)
@@ -335,6 +358,56 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         }
         finishLease(.success, status: 101)
         complete(status: 101, aborted: false)
+    }
+
+    // MARK: Retries
+
+    /// Whether the request can be sent again after it went out: an idempotent method (RFC 9110 §9.2.2) and no body
+    /// (bodies stream through and no copy is kept).
+    private var isReplayable: Bool {
+        !hasBody && hasRequestEnded
+            && [.get, .head, .options, .trace, .put, .delete].contains(head.method)
+    }
+
+    /// Sends the request to another instance after an attempt failed with `status` (502 for no answer), when the
+    /// upstream's ``RetryPolicy`` allows another attempt, its budget has room and the wait (`wait`, a 503's
+    /// Retry-After, or the policy's jittered back-off) ends before the request's deadline. False: answer the
+    /// failure.
+    private func retry(after error: (any Error)?, status: Int, wait: Duration? = nil) -> Bool {
+        let policy = upstream.definition.retry
+        guard let failed = pick, attempt < policy.attempts, !hasAnswerStarted else { return false }
+        var random = SystemRandomNumberGenerator()
+        let delay = wait ?? policy.delay(beforeRetry: attempt, using: &random)
+        guard ContinuousClock.now + delay < deadline, upstream.startRetry() else { return false }
+        finishLease(.failure, status: status)
+        holdsRetryPlace = true
+        attempt += 1
+        phase = .connecting
+        if pending.isEmpty, hasRequestEnded, !hasBody { pending = [.end(nil)] }
+        environment.metrics.upstreamRetried(upstream: upstream.name)
+        logger.notice(
+            "retrying upstream request",
+            metadata: [
+                "upstream": "\(upstream.name)", "instance": "\(failed.address)", "status": "\(status)",
+                "attempt": "\(attempt)", "error": "\(error.map { "\($0)" } ?? "-")",
+            ])
+        retryTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay / .nanoseconds(1)))) {
+            self.retryTask = nil
+            guard case .connecting = self.phase else { return }
+            guard let next = self.upstream.pick(avoiding: failed.address) else {
+                return self.answer(
+                    KubinError(
+                        .noHealthyUpstream,
+                        "No instance of the upstream '\(self.upstream.name)' may receive requests now.",
+                        retryAfterSeconds: 1))
+            }
+            self.pick = next
+            self.isLeaseFinished = false
+            self.pickedAt = .now
+            self.record.reportUpstream(self.upstream.name, instance: next.address, latency: nil)
+            self.connect()
+        }
+        return true
     }
 
     // MARK: Endings
@@ -415,6 +488,8 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         phase = .done
         pending = []
         timeout?.cancel()
+        retryTask?.cancel()
+        releaseRetryPlace()
         record.finish(status: status, route: "proxy:\(route.name)", aborted: aborted)
         let handler = handler
         self.handler = nil
@@ -423,10 +498,17 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
 
     private var isLeaseFinished = false
 
+    private func releaseRetryPlace() {
+        guard holdsRetryPlace else { return }
+        holdsRetryPlace = false
+        upstream.retryEnded()
+    }
+
     /// The instance's in-flight count drops, outlier detection learns the outcome, the upstream metrics count it.
     private func finishLease(_ outcome: UpstreamState.Outcome, status: Int) {
         guard let pick, !isLeaseFinished else { return }
         isLeaseFinished = true
+        releaseRetryPlace()
         if upstream.finish(pick, outcome: outcome) {
             environment.metrics.healthyInstances(upstream: upstream.name, count: upstream.eligibleAddresses.count)
         }

@@ -77,7 +77,7 @@ final class UpstreamPool {
             waiter(.success(connection))
             return
         }
-        guard instance.open < limit else {
+        guard instance.open < group.definition.maxConnectionsPerInstance ?? limit else {
             instance.waiters.append((group, waiter))
             instances[key] = instance
             return

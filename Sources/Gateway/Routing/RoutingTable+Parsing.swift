@@ -96,7 +96,7 @@ private struct TableReader {
                 entry,
                 keys: [
                     "instances", "dns", "dnsRefresh", "scheme", "balancer", "healthCheck", "outlierDetection",
-                    "timeouts", "tls", "maxConnectionsPerInstance",
+                    "timeouts", "tls", "maxConnectionsPerInstance", "retries",
                 ])
         else { return nil }
         let discovery: RoutingTable.Upstream.Discovery?
@@ -140,12 +140,29 @@ private struct TableReader {
                 problems.append("\(entry.path): give certificateFile and privateKeyFile together")
             }
         }
-        let connections = fields["maxConnectionsPerInstance"].flatMap { integer($0, in: 1...10_000) } ?? 64
+        let connections = fields["maxConnectionsPerInstance"].flatMap { integer($0, in: 1...10_000) }
+        let retry = fields["retries"].map { self.retry($0) } ?? RetryPolicy()
         guard let discovery else { return nil }
         return RoutingTable.Upstream(
             name: name, discovery: discovery, balancer: balancer, healthCheck: healthCheck,
             outlierDetection: outlier, connectTimeout: connect, requestTimeout: request, tls: tls,
-            maxConnectionsPerInstance: connections)
+            maxConnectionsPerInstance: connections, retry: retry)
+    }
+
+    /// `retries: {attempts: 2, backoff: 25ms, maxBackoff: 250ms, budgetPercent: 20}`, each optional.
+    mutating func retry(_ entry: Entry) -> RetryPolicy {
+        var policy = RetryPolicy()
+        guard let values = mapping(entry, keys: ["attempts", "backoff", "maxBackoff", "budgetPercent"]) else {
+            return policy
+        }
+        policy.attempts = values["attempts"].flatMap { integer($0, in: 1...10) } ?? policy.attempts
+        policy.backoff = values["backoff"].flatMap { duration($0, in: .zero...(.seconds(60))) } ?? policy.backoff
+        policy.maxBackoff =
+            values["maxBackoff"].flatMap { duration($0, in: .zero...(.seconds(600))) } ?? policy.maxBackoff
+        if let percent = values["budgetPercent"].flatMap({ integer($0, in: 0...100) }) {
+            policy.budgetRatio = Double(percent) / 100
+        }
+        return policy
     }
 
     mutating func instances(_ entry: Entry) -> [UpstreamState.Instance]? {

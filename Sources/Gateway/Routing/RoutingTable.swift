@@ -44,8 +44,10 @@ package struct RoutingTable: Sendable, Equatable {
         /// Longest wait for the whole answer's head, from the request's start.
         package var requestTimeout: Duration
         package var tls: TLS
-        /// Keep-alive connections kept open per instance.
-        package var maxConnectionsPerInstance: Int
+        /// Connections opened to one instance from each event loop; nil: `routing.maxConnectionsPerInstance`.
+        package var maxConnectionsPerInstance: Int?
+        /// Retries of requests that may be retried (see ``ProxyExchange``).
+        package var retry: RetryPolicy
     }
 
     /// One proxied path prefix.

@@ -20,6 +20,7 @@ package final class UpstreamGroup: Sendable {
     /// instance is plain HTTP.
     let sslContext: NIOSSLContext?
     private let state: Mutex<UpstreamState>
+    private let retriesInFlight = Atomic(0)
     private let now: @Sendable () -> ContinuousClock.Instant
 
     /// Throws when the TLS files of `definition` do not hold a certificate or key.
@@ -50,13 +51,32 @@ package final class UpstreamGroup: Sendable {
     var name: String { definition.name }
 
     /// The instance for the next request, counted in flight until ``finish(_:outcome:)``; nil when none is eligible.
-    func pick() -> Pick? {
+    /// A retry names the instance it is `avoiding`.
+    func pick(avoiding: String? = nil) -> Pick? {
         let now = now()
         return state.withLock { state in
             var random = SystemRandomNumberGenerator()
-            return state.pick(at: now, using: &random).map { Pick(index: $0, address: state.instances[$0].address) }
+            return state.pick(at: now, avoiding: avoiding, using: &random).map {
+                Pick(index: $0, address: state.instances[$0].address)
+            }
         }
     }
+
+    /// Takes a place in the retry budget (``RetryPolicy/budgetAllows(retriesInFlight:requestsInFlight:)``); false
+    /// when the budget is spent. A place taken is given back by ``retryEnded()``.
+    func startRetry() -> Bool {
+        let requests = state.withLock { $0.inFlight }
+        var retries = retriesInFlight.load(ordering: .relaxed)
+        while definition.retry.budgetAllows(retriesInFlight: retries, requestsInFlight: requests) {
+            let (exchanged, original) = retriesInFlight.compareExchange(
+                expected: retries, desired: retries + 1, ordering: .relaxed)
+            if exchanged { return true }
+            retries = original
+        }
+        return false
+    }
+
+    func retryEnded() { retriesInFlight.subtract(1, ordering: .relaxed) }
 
     /// Records how a request sent to `pick` ended; returns true when that ejected the instance.
     @discardableResult

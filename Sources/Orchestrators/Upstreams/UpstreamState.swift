@@ -97,18 +97,29 @@ package struct UpstreamState: Sendable {
         instances.filter { Self.isEligible($0, at: now) }
     }
 
-    /// Chooses the instance for a request and counts it in flight; nil when none may receive requests.
-    package mutating func pick(at now: ContinuousClock.Instant, using random: inout some RandomNumberGenerator) -> Int?
-    {
+    /// Chooses the instance for a request and counts it in flight; nil when none may receive requests. A retry
+    /// names the instance it is `avoiding` (the one that just failed it), taken again only when no other may.
+    package mutating func pick(
+        at now: ContinuousClock.Instant, avoiding: String? = nil, using random: inout some RandomNumberGenerator
+    ) -> Int? {
         endEjections(at: now)
+        var isEligible = instances.map { Self.isEligible($0, at: now) }
+        if let avoiding, let index = instances.firstIndex(where: { $0.address == avoiding }), isEligible[index],
+            isEligible.filter({ $0 }).count > 1
+        {
+            isEligible[index] = false
+        }
         guard
             let index = balancer.pick(
-                isEligible: instances.map { Self.isEligible($0, at: now) }, weights: instances.map(\.weight),
-                inFlight: instances.map(\.inFlight), using: &random)
+                isEligible: isEligible, weights: instances.map(\.weight), inFlight: instances.map(\.inFlight),
+                using: &random)
         else { return nil }
         instances[index].inFlight += 1
         return index
     }
+
+    /// Requests in flight to all instances.
+    package var inFlight: Int { instances.reduce(0) { $0 + $1.inFlight } }
 
     /// Records how the request sent to the instance at `index` (by ``pick(at:using:)``) ended; returns true when it
     /// got the instance ejected.

@@ -214,6 +214,70 @@ import Testing
         }
     }
 
+    @Test func requestsThatMayBeSentAgainGoToAnotherInstanceWithinTheirPolicy() async throws {
+        let refusing = try RefusingPort()
+        try await TestUpstream.with(["a", "b"]) { upstreams in
+            let (a, b) = (upstreams[0].url, upstreams[1].url)
+            let table = """
+                upstreams:
+                  pair:
+                    instances: [{url: '\(a)'}, {url: '\(b)'}]
+                    retries: {attempts: 2, backoff: 1ms}
+                    outlierDetection: {consecutiveFailures: 1000}
+                  lone:
+                    instances: [{url: '\(b)'}]
+                    retries: {attempts: 3, backoff: 1ms}
+                  patient:
+                    instances: [{url: '\(b)'}]
+                    retries: {attempts: 3, backoff: 1ms}
+                    timeouts: {request: 2s}
+                  refusing:
+                    instances: [{url: 'http://127.0.0.1:\(refusing.port)'}, {url: '\(a)'}]
+                    retries: {attempts: 2, backoff: 1ms}
+                    outlierDetection: {consecutiveFailures: 1000}
+                routes:
+                  - {name: pair, pathPrefix: /pair, upstream: pair}
+                  - {name: lone, pathPrefix: /lone, upstream: lone}
+                  - {name: patient, pathPrefix: /patient, upstream: patient}
+                  - {name: refusing, pathPrefix: /refusing, upstream: refusing}
+                """
+            try await withRoutingGateway(table) { gateway, _ in
+                // b answers 503: every GET that met it went on to a.
+                for _ in 0..<6 {
+                    let answer = try await echo(gateway, "/pair/x?unavailable=b")
+                    #expect(answer.status == 200)
+                    #expect(answer.instance == "a")
+                }
+                #expect(try await gateway.metric("gateway_upstream_retries_total{upstream=\"pair\"}") ?? 0 >= 3)
+                // A POST's body is not kept: one that met b gets b's 503.
+                var posts: [Int] = []
+                for _ in 0..<4 {
+                    posts.append(
+                        try await gateway.send(.POST, "/pair/x?unavailable=b", body: .bytes(ByteBuffer(string: "x")))
+                            .status)
+                }
+                #expect(posts.contains(503), "\(posts)")
+                // Three tries in all, then the last answer.
+                let before = upstreams[1].received
+                #expect(try await gateway.send(.GET, "/lone/x?unavailable=b").status == 503)
+                #expect(upstreams[1].received - before == 3)
+                // A Retry-After past the request's deadline is not waited for.
+                let beforePatient = upstreams[1].received
+                let late = try await gateway.send(.GET, "/patient/x?unavailable=b&retryAfter=30")
+                #expect(late.status == 503)
+                #expect(late.headers["Retry-After"] == ["30"])
+                #expect(upstreams[1].received - beforePatient == 1)
+                // A refused connection sent nothing: even a POST goes to the other instance.
+                for _ in 0..<4 {
+                    let answer = try await echo(
+                        gateway, "/refusing/x", method: .POST, body: .bytes(ByteBuffer(string: "payload")))
+                    #expect(answer.status == 200)
+                    #expect(answer.object["bodyBytes"] as? Int == 7)
+                }
+            }
+        }
+    }
+
     @Test func failuresAreProblemsNeverHangs() async throws {
         let refusing = try RefusingPort()
         let closedPort = refusing.port
@@ -222,7 +286,7 @@ import Testing
             let table = """
                 upstreams:
                   gone: {instances: [{url: 'http://127.0.0.1:\(closedPort)'}]}
-                  slow: {instances: [{url: '\(upstreams[0].url)'}], timeouts: {connect: 1s, request: 1s}}
+                  slow: {instances: [{url: '\(upstreams[0].url)'}], timeouts: {connect: 1s, request: 2s}}
                   sick:
                     instances: [{url: '\(upstreams[1].url)'}]
                     healthCheck: {interval: 50ms, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1}
@@ -236,7 +300,7 @@ import Testing
                 #expect(gone.status == 502)
                 #expect(gone.object["type"] as? String == "https://kubin.dev/problems/bad-gateway")
                 #expect(gone.object["requestId"] as? String == gone.headers.first(name: "X-Request-ID"))
-                let slow = try await gateway.json(.GET, "/slow?delay=3000")
+                let slow = try await gateway.json(.GET, "/slow?delay=6000")
                 #expect(slow.status == 504)
                 #expect(slow.object["type"] as? String == "https://kubin.dev/problems/gateway-timeout")
                 let quick = try await gateway.json(.GET, "/slow")
@@ -267,10 +331,11 @@ import Testing
                 try await gateway.eventually("the sick instance is used again once its check passes") {
                     try await gateway.send(.GET, "/sick").status == 200
                 }
+                // Two attempts: the default retry policy tries a refused connection once more.
                 #expect(
                     try await gateway.metric(
                         "gateway_upstream_requests_total{upstream=\"gone\",instance=\"http://127.0.0.1:\(closedPort)\",status=\"502\"}"
-                    ) == 1)
+                    ) == 2)
                 withExtendedLifetime(refusing) {}
             }
         }

@@ -12,7 +12,8 @@ import TestSupport
 /// `GET /healthz` answers 200 while ``isHealthy``, else 503. Any other request is answered with what arrived, as a
 /// JSON object (`instance`, `method`, `target`, `headers`, `bodyBytes`, `bodySHA256`), after the body was read
 /// whole. Query parameters change that: `status=N` answers N, `delay=MS` waits before answering (only on the instance `slow=NAME` names, when given), `size=N` answers N
-/// bytes of ``pattern(_:)`` instead, `fail=NAME` answers 500 on the instance so named (`pace=MS` between 64 KiB chunks); ``aborted`` counts answers whose connection
+/// bytes of ``pattern(_:)`` instead, `fail=NAME` answers 500 on the instance so named, `unavailable=NAME` 503 (with `retryAfter=S` as its Retry-After)
+/// (`pace=MS` between 64 KiB chunks); ``aborted`` counts answers whose connection
 /// closed before they were written; `hold=1` waits for ``release()``.
 final class TestUpstream: Sendable {
     /// What the server and the test share.
@@ -111,8 +112,10 @@ final class TestUpstream: Sendable {
         if let delay = query["delay"].flatMap({ Int($0) }), query["slow"].map({ $0 == name }) ?? true {
             try await Task.sleep(for: .milliseconds(delay))
         }
+        let isUnavailable = query["unavailable"].map(String.init) == name
         let status = HTTPResponse.Status(
-            code: query["fail"].map { $0 == name ? 500 : 200 } ?? query["status"].flatMap { Int($0) } ?? 200)
+            code: isUnavailable
+                ? 503 : query["fail"].map { $0 == name ? 500 : 200 } ?? query["status"].flatMap { Int($0) } ?? 200)
         if let size = query["size"].flatMap({ Int($0) }) {
             let pace = query["pace"].flatMap { Int($0) }
             return Response(
@@ -146,8 +149,8 @@ final class TestUpstream: Sendable {
             "bodyBytes": count, "bodySHA256": hash.finalize().map { String(format: "%02x", $0) }.joined(),
         ]
         let data = try JSONSerialization.data(withJSONObject: echo)
-        return Response(
-            status: status, headers: [.contentType: "application/json", HTTPField.Name("X-Upstream")!: name],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        var headers: HTTPFields = [.contentType: "application/json", HTTPField.Name("X-Upstream")!: name]
+        if isUnavailable, let seconds = query["retryAfter"] { headers[.retryAfter] = String(seconds) }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 }
