@@ -57,6 +57,15 @@ import Testing
                     unhealthyThreshold: 2))
         #expect(reports.outlierDetection.consecutiveFailures == 5)
         #expect(reports.requestTimeout == .seconds(30))
+        #expect(reports.retry == RetryPolicy())
+        #expect(reports.maxConnectionsPerInstance == nil)
+        let tuned = try RoutingTable.parse(
+            "upstreams: {a: {instances: [{url: 'http://h:1'}], maxConnectionsPerInstance: 8, "
+                + "retries: {attempts: 3, backoff: 10ms, maxBackoff: 1s, budgetPercent: 50}}}\nroutes: []")
+        #expect(tuned.upstreams["a"]?.maxConnectionsPerInstance == 8)
+        #expect(
+            tuned.upstreams["a"]?.retry
+                == RetryPolicy(attempts: 3, backoff: .milliseconds(10), maxBackoff: .seconds(1), budgetRatio: 0.5))
         #expect(
             table.upstreams["logs"]?.discovery
                 == .addresses(host: "logs.kubin.svc.cluster.local", port: 8080, scheme: "http", refresh: .seconds(10)))
@@ -174,6 +183,14 @@ import Testing
         (
             "upstreams: {a: {instances: [{url: 'http://h:1'}], tls: {caFile: /nonexistent/ca.pem}}}\nroutes: []",
             "upstreams.a.tls.caFile: cannot read '/nonexistent/ca.pem'"
+        ),
+        (
+            "upstreams: {a: {instances: [{url: 'http://h:1'}], retries: {attempts: 0}}}\nroutes: []",
+            "upstreams.a.retries.attempts: '0' is not a whole number from 1 to 10"
+        ),
+        (
+            "upstreams: {a: {instances: [{url: 'http://h:1'}], retries: {budget: 20}}}\nroutes: []",
+            "upstreams.a.retries.budget: unknown key"
         ),
         ("routes: []", "upstreams: missing"),
         ("- just\n- a list", "the file: expected a mapping"),
