@@ -55,6 +55,8 @@ package struct KubinError: Error, Sendable, CustomStringConvertible, CustomDebug
         package static let tooManyConnections = Code("too-many-connections")
         /// No instance of the route's upstream may receive requests (all failing their checks or ejected).
         package static let noHealthyUpstream = Code("no-healthy-upstream")
+        /// The route's upstream has as many requests in flight as its `maxRequests` allows (a bulkhead).
+        package static let upstreamSaturated = Code("upstream-saturated")
         /// The upstream instance could not be reached, or broke the connection before answering.
         package static let badGateway = Code("bad-gateway")
         /// The upstream instance did not answer within the route's time-out.

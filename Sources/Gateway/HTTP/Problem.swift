@@ -48,6 +48,7 @@ struct Problem: Encodable, Sendable {
         case .forbidden: (.forbidden, "Insufficient scope")
         case .rateLimited: (.tooManyRequests, "Rate limit exceeded")
         case .noHealthyUpstream: (.serviceUnavailable, "No healthy upstream")
+        case .upstreamSaturated: (.serviceUnavailable, "Upstream saturated")
         case .badGateway: (.badGateway, "Bad gateway")
         case .gatewayTimeout: (.gatewayTimeout, "Gateway timeout")
         default: (.internalServerError, "Internal error")

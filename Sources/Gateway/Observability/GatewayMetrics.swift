@@ -103,6 +103,16 @@ package final class GatewayMetrics: Sendable {
         metrics.duration.record(duration)
     }
 
+    /// A proxied request was refused because its upstream had `maxRequests` in flight.
+    func upstreamSaturated(upstream: String) {
+        registry.makeCounter(
+            descriptor: Self.name(
+                "upstream_rejected", unit: "total",
+                help: "Proxied requests refused before any instance was asked, by upstream and reason."),
+            labels: [("upstream", upstream), ("reason", "saturated")]
+        ).increment()
+    }
+
     /// A proxied request went to another attempt.
     func upstreamRetried(upstream: String) {
         registry.makeCounter(

@@ -147,13 +147,11 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
                 KubinError(.notImplemented, "This route does not pass WebSocket upgrades through."),
                 headers: [.connection: "close"])
         }
-        guard let pick = upstream.pick() else {
-            environment.metrics.healthyInstances(upstream: upstream.name, count: 0)
-            let wait = upstream.definition.healthCheck?.interval ?? .seconds(1)
-            return answer(
-                KubinError(
-                    .noHealthyUpstream, "No instance of the upstream '\(upstream.name)' may receive requests now.",
-                    retryAfterSeconds: max(1, Int((wait / .seconds(1)).rounded(.up)))))
+        let pick: UpstreamGroup.Pick
+        switch upstream.choose() {
+        case .instance(let chosen): pick = chosen
+        case .noneEligible: return answerNoInstance()
+        case .saturated: return answerSaturated()
         }
         self.pick = pick
         pickedAt = .now
@@ -394,12 +392,11 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         retryTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay / .nanoseconds(1)))) {
             self.retryTask = nil
             guard case .connecting = self.phase else { return }
-            guard let next = self.upstream.pick(avoiding: failed.address) else {
-                return self.answer(
-                    KubinError(
-                        .noHealthyUpstream,
-                        "No instance of the upstream '\(self.upstream.name)' may receive requests now.",
-                        retryAfterSeconds: 1))
+            let next: UpstreamGroup.Pick
+            switch self.upstream.choose(avoiding: failed.address) {
+            case .instance(let chosen): next = chosen
+            case .noneEligible: return self.answerNoInstance()
+            case .saturated: return self.answerSaturated()
             }
             self.pick = next
             self.isLeaseFinished = false
@@ -411,6 +408,25 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
     }
 
     // MARK: Endings
+
+    private func answerNoInstance() {
+        environment.metrics.healthyInstances(upstream: upstream.name, count: 0)
+        let wait = upstream.definition.healthCheck?.interval ?? .seconds(1)
+        answer(
+            KubinError(
+                .noHealthyUpstream, "No instance of the upstream '\(upstream.name)' may receive requests now.",
+                retryAfterSeconds: max(1, Int((wait / .seconds(1)).rounded(.up)))))
+    }
+
+    private func answerSaturated() {
+        environment.metrics.upstreamSaturated(upstream: upstream.name)
+        answer(
+            KubinError(
+                .upstreamSaturated,
+                "The upstream '\(upstream.name)' has \(upstream.definition.maxRequests) requests in flight, as many as "
+                    + "it takes; retry shortly.",
+                retryAfterSeconds: 1))
+    }
 
     func didCancelScheduledCallback(eventLoop: some EventLoop) {}
 

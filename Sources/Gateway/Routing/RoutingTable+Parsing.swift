@@ -96,7 +96,7 @@ private struct TableReader {
                 entry,
                 keys: [
                     "instances", "dns", "dnsRefresh", "scheme", "balancer", "healthCheck", "outlierDetection",
-                    "timeouts", "tls", "maxConnectionsPerInstance", "retries",
+                    "timeouts", "tls", "maxConnectionsPerInstance", "retries", "maxRequests",
                 ])
         else { return nil }
         let discovery: RoutingTable.Upstream.Discovery?
@@ -142,11 +142,12 @@ private struct TableReader {
         }
         let connections = fields["maxConnectionsPerInstance"].flatMap { integer($0, in: 1...10_000) }
         let retry = fields["retries"].map { self.retry($0) } ?? RetryPolicy()
+        let maxRequests = fields["maxRequests"].flatMap { integer($0, in: 1...1_000_000) } ?? 1024
         guard let discovery else { return nil }
         return RoutingTable.Upstream(
             name: name, discovery: discovery, balancer: balancer, healthCheck: healthCheck,
             outlierDetection: outlier, connectTimeout: connect, requestTimeout: request, tls: tls,
-            maxConnectionsPerInstance: connections, retry: retry)
+            maxConnectionsPerInstance: connections, retry: retry, maxRequests: maxRequests)
     }
 
     /// `retries: {attempts: 2, backoff: 25ms, maxBackoff: 250ms, budgetPercent: 20}`, each optional.

@@ -50,15 +50,24 @@ package final class UpstreamGroup: Sendable {
 
     var name: String { definition.name }
 
-    /// The instance for the next request, counted in flight until ``finish(_:outcome:)``; nil when none is eligible.
-    /// A retry names the instance it is `avoiding`.
-    func pick(avoiding: String? = nil) -> Pick? {
+    /// Where the next request goes.
+    enum Choice {
+        /// To this instance, counted in flight until ``finish(_:outcome:)``.
+        case instance(Pick)
+        /// Nowhere: no instance is eligible.
+        case noneEligible
+        /// Nowhere: the upstream has ``RoutingTable/Upstream/maxRequests`` in flight.
+        case saturated
+    }
+
+    /// The instance for the next request. A retry names the instance it is `avoiding`.
+    func choose(avoiding: String? = nil) -> Choice {
         let now = now()
         return state.withLock { state in
+            guard state.inFlight < definition.maxRequests else { return .saturated }
             var random = SystemRandomNumberGenerator()
-            return state.pick(at: now, avoiding: avoiding, using: &random).map {
-                Pick(index: $0, address: state.instances[$0].address)
-            }
+            guard let index = state.pick(at: now, avoiding: avoiding, using: &random) else { return .noneEligible }
+            return .instance(Pick(index: index, address: state.instances[index].address))
         }
     }
 

@@ -278,6 +278,32 @@ import Testing
         }
     }
 
+    @Test func anUpstreamTakesNoMoreThanItsMaxRequestsAtOnce() async throws {
+        try await TestUpstream.with(["a"]) { upstreams in
+            let table = """
+                upstreams:
+                  narrow: {instances: [{url: '\(upstreams[0].url)'}], maxRequests: 1}
+                routes:
+                  - {name: narrow, pathPrefix: /narrow, upstream: narrow}
+                """
+            try await withRoutingGateway(table) { gateway, _ in
+                async let held = echo(gateway, "/narrow?hold=1")
+                try await gateway.eventually("the first request reached its instance") { upstreams[0].received == 1 }
+                let refused = try await gateway.json(.GET, "/narrow")
+                #expect(refused.status == 503)
+                #expect(refused.object["type"] as? String == "https://kubin.dev/problems/upstream-saturated")
+                #expect(refused.headers["Retry-After"] == ["1"])
+                #expect(upstreams[0].received == 1)
+                #expect(
+                    try await gateway.metric(
+                        "gateway_upstream_rejected_total{upstream=\"narrow\",reason=\"saturated\"}") == 1)
+                upstreams[0].release()
+                #expect(try await held.status == 200)
+                #expect(try await echo(gateway, "/narrow").status == 200)
+            }
+        }
+    }
+
     @Test func failuresAreProblemsNeverHangs() async throws {
         let refusing = try RefusingPort()
         let closedPort = refusing.port
