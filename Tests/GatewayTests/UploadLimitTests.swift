@@ -107,6 +107,8 @@ import Testing
             "uploads.minBytesPerSecond": "1KiB",
         ]
         try await withLiveGateway(settings) { live in
+            // The real upload's tries, for the message of a failure.
+            var attempts: [String] = []
             let head =
                 "POST /api/v1/snapshots?cluster=trickle HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live.token)\r\n"
                 + "Content-Length: 1048576\r\n\r\n"
@@ -128,6 +130,7 @@ import Testing
                     let answer = try await live.send(
                         .POST, "/api/v1/snapshots?cluster=real", body: .bytes(ByteBuffer(bytes: jsonBody(10_000))))
                     admitted = answer.status
+                    attempts.append("\(answer.status) \(String(buffer: answer.body).prefix(200))")
                     return answer.status == 202
                 }
                 #expect(admitted == 202)
@@ -141,7 +144,9 @@ import Testing
             #expect(tooSlow ?? 0 >= 100)
             #expect(try await live.metric("gateway_uploads_in_flight") == 0)
             let listed = try await live.json(.GET, "/api/v1/snapshots?limit=500").object["items"] as? [[String: Any]]
-            #expect(listed?.map { $0["cluster"] as? String } == ["real"], "nothing of the tricklers is kept")
+            #expect(
+                listed?.map { $0["cluster"] as? String } == ["real"],
+                "nothing of the tricklers is kept; the real upload's tries: \(attempts)")
             #expect(try live.storedObjects().count == 1, "only the real archive is stored")
         }
     }

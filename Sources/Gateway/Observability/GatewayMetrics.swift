@@ -1,4 +1,5 @@
 import NIOCore
+import Orchestrators
 import Prometheus
 import Synchronization
 
@@ -120,6 +121,16 @@ package final class GatewayMetrics: Sendable {
                 "upstream_retries", unit: "total", help: "Proxied requests sent again after a failed attempt."),
             labels: [("upstream", upstream)]
         ).increment()
+    }
+
+    /// A circuit breaker changed state (`gateway_circuit_breaker_state`: 0 closed, 1 half-open, 2 open).
+    func circuitBreakerState(dependency: String, state: CircuitBreaker.State) {
+        registry.makeGauge(
+            descriptor: Self.name(
+                "circuit_breaker_state", unit: "",
+                help: "A dependency's circuit breaker: 0 closed, 1 half-open, 2 open."),
+            labels: [("dependency", dependency)]
+        ).set(to: Double(state.gauge))
     }
 
     /// The instances of `upstream` that may receive requests now.

@@ -148,7 +148,9 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
                 headers: [.connection: "close"])
         }
         let pick: UpstreamGroup.Pick
-        switch upstream.choose() {
+        let (choice, transition) = upstream.choose()
+        report(transition, of: choice)
+        switch choice {
         case .instance(let chosen): pick = chosen
         case .noneEligible: return answerNoInstance()
         case .saturated: return answerSaturated()
@@ -393,7 +395,9 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
             self.retryTask = nil
             guard case .connecting = self.phase else { return }
             let next: UpstreamGroup.Pick
-            switch self.upstream.choose(avoiding: failed.address) {
+            let (choice, transition) = self.upstream.choose(avoiding: failed.address)
+            self.report(transition, of: choice)
+            switch choice {
             case .instance(let chosen): next = chosen
             case .noneEligible: return self.answerNoInstance()
             case .saturated: return self.answerSaturated()
@@ -514,6 +518,20 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
 
     private var isLeaseFinished = false
 
+    private func report(_ transition: CircuitBreaker.Transition?, of choice: UpstreamGroup.Choice) {
+        if case .instance(let pick) = choice { report(transition, instance: pick.address) }
+    }
+
+    /// A breaker's change goes to the log and the gauge.
+    private func report(_ transition: CircuitBreaker.Transition?, instance: String) {
+        guard let transition else { return }
+        let dependency = "upstream \(upstream.name) \(instance)"
+        environment.metrics.circuitBreakerState(dependency: dependency, state: transition.to)
+        logger.notice(
+            "circuit breaker \(transition.to.name)",
+            metadata: ["dependency": "\(dependency)", "from": "\(transition.from.name)"])
+    }
+
     private func releaseRetryPlace() {
         guard holdsRetryPlace else { return }
         holdsRetryPlace = false
@@ -525,9 +543,11 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         guard let pick, !isLeaseFinished else { return }
         isLeaseFinished = true
         releaseRetryPlace()
-        if upstream.finish(pick, outcome: outcome) {
+        let finished = upstream.finish(pick, outcome: outcome, duration: .now - pickedAt)
+        if finished.ejected {
             environment.metrics.healthyInstances(upstream: upstream.name, count: upstream.eligibleAddresses.count)
         }
+        report(finished.transition, instance: pick.address)
         environment.metrics.upstreamRequestFinished(
             upstream: upstream.name, instance: pick.address, status: status, duration: .now - pickedAt)
     }

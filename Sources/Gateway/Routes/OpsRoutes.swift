@@ -72,6 +72,8 @@ struct UpstreamsReport: Encodable {
         var isEjected: Bool
         var ejections: Int
         var inFlight: Int
+        /// Its circuit breaker: `closed`, `half-open` or `open`.
+        var breaker: String
     }
 
     var upstreams: [Upstream]
@@ -79,13 +81,15 @@ struct UpstreamsReport: Encodable {
     init(_ generation: Routing.Generation) {
         upstreams = generation.upstreams.values.sorted { $0.name < $1.name }.map { group in
             let eligible = Set(group.eligibleAddresses)
+            let breakers = group.breakerStates
             return Upstream(
                 name: group.name, balancer: group.definition.balancer.rawValue, eligible: eligible.count,
                 instances: group.instances.map { instance in
                     Instance(
                         address: instance.address, weight: instance.weight, isHealthy: instance.isHealthy,
-                        isEjected: instance.isHealthy && !eligible.contains(instance.address),
-                        ejections: instance.ejections, inFlight: instance.inFlight)
+                        isEjected: instance.ejectedUntil.map { $0 > .now } ?? false,
+                        ejections: instance.ejections, inFlight: instance.inFlight,
+                        breaker: breakers[instance.address]?.name ?? "closed")
                 })
         }
     }

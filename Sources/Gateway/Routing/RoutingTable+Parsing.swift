@@ -96,7 +96,7 @@ private struct TableReader {
                 entry,
                 keys: [
                     "instances", "dns", "dnsRefresh", "scheme", "balancer", "healthCheck", "outlierDetection",
-                    "timeouts", "tls", "maxConnectionsPerInstance", "retries", "maxRequests",
+                    "timeouts", "tls", "maxConnectionsPerInstance", "retries", "maxRequests", "circuitBreaker",
                 ])
         else { return nil }
         let discovery: RoutingTable.Upstream.Discovery?
@@ -143,11 +143,33 @@ private struct TableReader {
         let connections = fields["maxConnectionsPerInstance"].flatMap { integer($0, in: 1...10_000) }
         let retry = fields["retries"].map { self.retry($0) } ?? RetryPolicy()
         let maxRequests = fields["maxRequests"].flatMap { integer($0, in: 1...1_000_000) } ?? 1024
+        let breaker = fields["circuitBreaker"].map { self.breaker($0) } ?? BreakerPolicy()
         guard let discovery else { return nil }
         return RoutingTable.Upstream(
             name: name, discovery: discovery, balancer: balancer, healthCheck: healthCheck,
             outlierDetection: outlier, connectTimeout: connect, requestTimeout: request, tls: tls,
-            maxConnectionsPerInstance: connections, retry: retry, maxRequests: maxRequests)
+            maxConnectionsPerInstance: connections, retry: retry, circuitBreaker: breaker, maxRequests: maxRequests)
+    }
+
+    /// `circuitBreaker: {window: 10s, minimumCalls: 20, failurePercent: 50, slowCall: 2s, coolDown: 5s, probes: 3}`,
+    /// each optional (no `slowCall`: speed does not count).
+    mutating func breaker(_ entry: Entry) -> BreakerPolicy {
+        var policy = BreakerPolicy()
+        guard
+            let values = mapping(
+                entry, keys: ["window", "minimumCalls", "failurePercent", "slowCall", "coolDown", "probes"])
+        else { return policy }
+        policy.window =
+            values["window"].flatMap { duration($0, in: .milliseconds(10)...(.seconds(3600))) } ?? policy.window
+        policy.minimumCalls = values["minimumCalls"].flatMap { integer($0, in: 1...100_000) } ?? policy.minimumCalls
+        if let percent = values["failurePercent"].flatMap({ integer($0, in: 1...100) }) {
+            policy.failureRatio = Double(percent) / 100
+        }
+        policy.slowCallThreshold = values["slowCall"].flatMap { duration($0, in: .milliseconds(1)...(.seconds(3600))) }
+        policy.coolDown =
+            values["coolDown"].flatMap { duration($0, in: .milliseconds(1)...(.seconds(3600))) } ?? policy.coolDown
+        policy.probes = values["probes"].flatMap { integer($0, in: 1...1000) } ?? policy.probes
+        return policy
     }
 
     /// `retries: {attempts: 2, backoff: 25ms, maxBackoff: 250ms, budgetPercent: 20}`, each optional.

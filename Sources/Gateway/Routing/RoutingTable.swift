@@ -48,6 +48,8 @@ package struct RoutingTable: Sendable, Equatable {
         package var maxConnectionsPerInstance: Int?
         /// Retries of requests that may be retried (see ``ProxyExchange``).
         package var retry: RetryPolicy
+        /// Each instance's circuit breaker.
+        package var circuitBreaker: BreakerPolicy
         /// Requests in flight to all its instances at most (a bulkhead: a slow upstream cannot take every
         /// connection and task); past it, 503 `upstream-saturated`.
         package var maxRequests: Int

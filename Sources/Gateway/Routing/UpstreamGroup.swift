@@ -11,6 +11,8 @@ package final class UpstreamGroup: Sendable {
     struct Pick: Sendable {
         var index: Int
         var address: String
+        /// A probe of the instance's half-open breaker.
+        var isProbe = false
     }
 
     let definition: RoutingTable.Upstream
@@ -45,7 +47,7 @@ package final class UpstreamGroup: Sendable {
         self.state = Mutex(
             UpstreamState(
                 instances: instances, balancer: definition.balancer, outlier: definition.outlierDetection,
-                healthCheck: definition.healthCheck))
+                healthCheck: definition.healthCheck, breaker: definition.circuitBreaker))
     }
 
     var name: String { definition.name }
@@ -60,14 +62,19 @@ package final class UpstreamGroup: Sendable {
         case saturated
     }
 
-    /// The instance for the next request. A retry names the instance it is `avoiding`.
-    func choose(avoiding: String? = nil) -> Choice {
+    /// The instance for the next request, and the change of its breaker when choosing it half-opened one. A retry
+    /// names the instance it is `avoiding`.
+    func choose(avoiding: String? = nil) -> (Choice, CircuitBreaker.Transition?) {
         let now = now()
         return state.withLock { state in
-            guard state.inFlight < definition.maxRequests else { return .saturated }
+            guard state.inFlight < definition.maxRequests else { return (.saturated, nil) }
             var random = SystemRandomNumberGenerator()
-            guard let index = state.pick(at: now, avoiding: avoiding, using: &random) else { return .noneEligible }
-            return .instance(Pick(index: index, address: state.instances[index].address))
+            guard let picked = state.pick(at: now, avoiding: avoiding, using: &random) else {
+                return (.noneEligible, nil)
+            }
+            let pick = Pick(
+                index: picked.index, address: state.instances[picked.index].address, isProbe: picked.isProbe)
+            return (.instance(pick), picked.transition)
         }
     }
 
@@ -87,12 +94,20 @@ package final class UpstreamGroup: Sendable {
 
     func retryEnded() { retriesInFlight.subtract(1, ordering: .relaxed) }
 
-    /// Records how a request sent to `pick` ended; returns true when that ejected the instance.
+    /// Records how a request sent to `pick` ended after `duration`: whether that ejected the instance, and the
+    /// change of its breaker.
     @discardableResult
-    func finish(_ pick: Pick, outcome: UpstreamState.Outcome) -> Bool {
+    func finish(_ pick: Pick, outcome: UpstreamState.Outcome, duration: Duration) -> UpstreamState.Finished {
         let now = now()
-        return state.withLock { $0.finish(pick.index, address: pick.address, outcome: outcome, at: now) }
+        return state.withLock {
+            $0.finish(
+                pick.index, address: pick.address, outcome: outcome, isProbe: pick.isProbe, duration: duration,
+                at: now)
+        }
     }
+
+    /// The state of each instance's breaker (instances without one yet are closed).
+    var breakerStates: [String: CircuitBreaker.State] { state.withLock { $0.breakers.mapValues(\.state) } }
 
     /// Records an active health check; returns the instance's new health when it changed.
     func recordCheck(of address: String, passed: Bool) -> Bool? {

@@ -104,6 +104,15 @@ package struct CircuitBreaker: Sendable {
         self.buckets = Array(repeating: Bucket(), count: Self.bucketCount)
     }
 
+    /// Whether ``acquire(at:)`` would let a call through at `now` (without taking a probe's place).
+    package func admits(at now: ContinuousClock.Instant) -> Bool {
+        switch state {
+        case .closed: true
+        case .open(let until): now >= until
+        case .halfOpen: probesInFlight + probeSuccesses < policy.probes
+        }
+    }
+
     /// Whether a call may go ahead now. Moves an open breaker whose cool-down is over to half-open.
     package mutating func acquire(at now: ContinuousClock.Instant) -> (Decision, Transition?) {
         var transition: Transition?

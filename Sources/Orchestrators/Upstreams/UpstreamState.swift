@@ -40,8 +40,10 @@ package struct OutlierPolicy: Sendable, Equatable {
 /// The health and load of one upstream's instances, and the choice of the instance for each request: a pure state
 /// machine (time and randomness are passed in) driven by the proxy, the health checker and discovery.
 ///
-/// An instance receives requests while it is healthy (it starts so, and active checks may turn it unhealthy) and not
-/// ejected. An ejection ends when its time is up or when an active check passes, as in Envoy.
+/// An instance receives requests while it is healthy (it starts so, and active checks may turn it unhealthy), not
+/// ejected, and its ``CircuitBreaker`` lets calls through. An ejection ends when its time is up or when an active
+/// check passes, as in Envoy. Outlier detection counts failures in a row; the breaker a failure share over a window
+/// (and slow answers), and lets only a few probes through when its cool-down ends.
 package struct UpstreamState: Sendable {
     /// One instance.
     package struct Instance: Sendable, Equatable {
@@ -78,32 +80,55 @@ package struct UpstreamState: Sendable {
         case abandoned
     }
 
+    /// An instance chosen for a request.
+    package struct Picked: Sendable, Equatable {
+        package var index: Int
+        /// A probe of a half-open breaker: report it so to ``finish(_:address:outcome:isProbe:duration:at:)``.
+        package var isProbe: Bool
+        /// The breaker left its open state for half-open.
+        package var transition: CircuitBreaker.Transition?
+    }
+
+    /// What a finished request changed.
+    package struct Finished: Sendable, Equatable {
+        /// The instance was ejected.
+        package var ejected = false
+        package var transition: CircuitBreaker.Transition?
+    }
+
     package private(set) var instances: [Instance]
+    /// By address, made at an instance's first request.
+    package private(set) var breakers: [String: CircuitBreaker] = [:]
     private var balancer: LoadBalancer
     private let outlier: OutlierPolicy
     private let healthCheck: HealthCheckPolicy?
+    private let breakerPolicy: BreakerPolicy
 
     package init(
-        instances: [Instance], balancer: BalancerKind, outlier: OutlierPolicy, healthCheck: HealthCheckPolicy?
+        instances: [Instance], balancer: BalancerKind, outlier: OutlierPolicy, healthCheck: HealthCheckPolicy?,
+        breaker: BreakerPolicy = BreakerPolicy()
     ) {
         self.instances = instances
         self.balancer = LoadBalancer(kind: balancer)
         self.outlier = outlier
         self.healthCheck = healthCheck
+        self.breakerPolicy = breaker
     }
 
     /// The instances that may receive requests at `now`.
     package func eligible(at now: ContinuousClock.Instant) -> [Instance] {
-        instances.filter { Self.isEligible($0, at: now) }
+        instances.filter { Self.isEligible($0, at: now) && breakers[$0.address].map { $0.admits(at: now) } ?? true }
     }
 
     /// Chooses the instance for a request and counts it in flight; nil when none may receive requests. A retry
     /// names the instance it is `avoiding` (the one that just failed it), taken again only when no other may.
     package mutating func pick(
         at now: ContinuousClock.Instant, avoiding: String? = nil, using random: inout some RandomNumberGenerator
-    ) -> Int? {
+    ) -> Picked? {
         endEjections(at: now)
-        var isEligible = instances.map { Self.isEligible($0, at: now) }
+        var isEligible = instances.map {
+            Self.isEligible($0, at: now) && breakers[$0.address].map { $0.admits(at: now) } ?? true
+        }
         if let avoiding, let index = instances.firstIndex(where: { $0.address == avoiding }), isEligible[index],
             isEligible.filter({ $0 }).count > 1
         {
@@ -115,34 +140,47 @@ package struct UpstreamState: Sendable {
                 using: &random)
         else { return nil }
         instances[index].inFlight += 1
-        return index
+        let address = instances[index].address
+        var breaker = breakers[address] ?? CircuitBreaker(policy: breakerPolicy, now: now)
+        let (decision, transition) = breaker.acquire(at: now)
+        breakers[address] = breaker
+        return Picked(index: index, isProbe: decision == .allowed(isProbe: true), transition: transition)
     }
 
     /// Requests in flight to all instances.
     package var inFlight: Int { instances.reduce(0) { $0 + $1.inFlight } }
 
-    /// Records how the request sent to the instance at `index` (by ``pick(at:using:)``) ended; returns true when it
-    /// got the instance ejected.
+    /// Records how the request sent to the instance at `index` (by ``pick(at:avoiding:using:)``) ended after
+    /// `duration`: for outlier detection and for the instance's breaker.
     @discardableResult
     package mutating func finish(
-        _ index: Int, address: String, outcome: Outcome, at now: ContinuousClock.Instant
-    ) -> Bool {
+        _ index: Int, address: String, outcome: Outcome, isProbe: Bool = false, duration: Duration = .zero,
+        at now: ContinuousClock.Instant
+    ) -> Finished {
+        var finished = Finished()
+        let breakerOutcome: CircuitBreaker.Outcome =
+            switch outcome {
+            case .success: .success
+            case .failure: .failure
+            case .abandoned: .abandoned
+            }
+        finished.transition = breakers[address]?.record(breakerOutcome, duration: duration, isProbe: isProbe, at: now)
         // Discovery may have changed the list since the pick: find the instance by its address.
-        guard let index = position(of: address, near: index) else { return false }
+        guard let index = position(of: address, near: index) else { return finished }
         instances[index].inFlight = max(0, instances[index].inFlight - 1)
         switch outcome {
-        case .abandoned: return false
-        case .success:
-            instances[index].consecutiveFailures = 0
-            return false
+        case .abandoned: break
+        case .success: instances[index].consecutiveFailures = 0
         case .failure:
             instances[index].consecutiveFailures += 1
-            guard instances[index].consecutiveFailures >= outlier.consecutiveFailures,
+            if instances[index].consecutiveFailures >= outlier.consecutiveFailures,
                 instances[index].ejectedUntil == nil, mayEject(at: now)
-            else { return false }
-            eject(index, at: now)
-            return true
+            {
+                eject(index, at: now)
+                finished.ejected = true
+            }
         }
+        return finished
     }
 
     /// Records an active check of the instance at `address`; returns its health when that changed.
@@ -179,6 +217,8 @@ package struct UpstreamState: Sendable {
             kept.weight = member.weight
             return kept
         }
+        let addresses = Set(members.map(\.address))
+        breakers = breakers.filter { addresses.contains($0.key) }
     }
 
     private static func isEligible(_ instance: Instance, at now: ContinuousClock.Instant) -> Bool {

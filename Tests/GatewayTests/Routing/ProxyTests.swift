@@ -278,6 +278,38 @@ import Testing
         }
     }
 
+    @Test func anInstanceWhoseBreakerOpensIsLeftAloneAndShownSo() async throws {
+        try await TestUpstream.with(["a", "b"]) { upstreams in
+            let table = """
+                upstreams:
+                  pair:
+                    instances: [{url: '\(upstreams[0].url)'}, {url: '\(upstreams[1].url)'}]
+                    circuitBreaker: {minimumCalls: 4, failurePercent: 50, coolDown: 60s}
+                    outlierDetection: {consecutiveFailures: 1000}
+                routes:
+                  - {name: pair, pathPrefix: /pair, upstream: pair}
+                """
+            try await withRoutingGateway(table) { gateway, _ in
+                var statuses: [Int] = []
+                for _ in 0..<12 { statuses.append(try await gateway.send(.GET, "/pair/x?fail=b").status) }
+                // Round-robin: b's four calls failed and opened its breaker; everything after went to a.
+                #expect(statuses.filter { $0 == 500 }.count == 4, "\(statuses)")
+                #expect(statuses.suffix(4) == [200, 200, 200, 200])
+                let dependency = "upstream pair \(upstreams[1].url)"
+                #expect(
+                    try await gateway.metric("gateway_circuit_breaker_state{dependency=\"\(dependency)\"}") == 2)
+                #expect(!gateway.logs.entries(message: "circuit breaker open").isEmpty)
+                let view = try await gateway.client.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(gateway.metricsPort)/upstreams"), timeout: .seconds(10))
+                let report =
+                    try JSONSerialization.jsonObject(
+                        with: Data(try await view.body.collect(upTo: 1 << 20).readableBytesView)) as? [String: Any]
+                let instances = (report?["upstreams"] as? [[String: Any]])?.first?["instances"] as? [[String: Any]]
+                #expect(instances?.map { $0["breaker"] as? String } == ["closed", "open"])
+            }
+        }
+    }
+
     @Test func anUpstreamTakesNoMoreThanItsMaxRequestsAtOnce() async throws {
         try await TestUpstream.with(["a"]) { upstreams in
             let table = """

@@ -65,13 +65,14 @@ import Testing
 
 @Suite struct UpstreamStateTests {
     private let start = ContinuousClock.now
+    /// `count` instances; the breakers stay closed unless `breaker` says otherwise (outlier detection's tests).
     private func state(
         _ count: Int, outlier: OutlierPolicy = .init(consecutiveFailures: 3, baseEjectionTime: .seconds(30)),
-        healthCheck: HealthCheckPolicy? = nil
+        healthCheck: HealthCheckPolicy? = nil, breaker: BreakerPolicy = BreakerPolicy(minimumCalls: 1_000_000)
     ) -> UpstreamState {
         UpstreamState(
             instances: (0..<count).map { .init(address: "http://10.0.0.\($0):80") }, balancer: .roundRobin,
-            outlier: outlier, healthCheck: healthCheck)
+            outlier: outlier, healthCheck: healthCheck, breaker: breaker)
     }
 
     /// Sends `count` requests at `time` seconds, each ending with `outcome(address)`; returns the addresses used.
@@ -81,9 +82,10 @@ import Testing
         var random = SeededRandom(seed: 3)
         let now = start + .seconds(time)
         return (0..<count).compactMap { _ in
-            guard let index = state.pick(at: now, using: &random) else { return nil }
-            let address = state.instances[index].address
-            state.finish(index, address: address, outcome: outcome(address), at: now)
+            guard let picked = state.pick(at: now, using: &random) else { return nil }
+            let address = state.instances[picked.index].address
+            state.finish(
+                picked.index, address: address, outcome: outcome(address), isProbe: picked.isProbe, at: now)
             return address
         }
     }
@@ -167,5 +169,40 @@ import Testing
         #expect(upstream.instances.map(\.address) == [bad, "http://10.0.0.9:80"])
         #expect(upstream.instances[0].ejectedUntil != nil)
         #expect(upstream.instances[0].weight == 4)
+    }
+
+    @Test func anInstanceWhoseBreakerOpensGetsNothingUntilItsProbesSucceed() {
+        var upstream = state(
+            2, outlier: .init(consecutiveFailures: 1_000),
+            breaker: BreakerPolicy(minimumCalls: 4, failureRatio: 0.5, coolDown: .seconds(10), probes: 2))
+        let bad = "http://10.0.0.0:80"
+        // Half of the bad instance's answers fail: at its fourth call the share is met and its breaker opens.
+        var calls = 0
+        let used = serve(&upstream, 8, at: 0) { address in
+            guard address == bad else { return .success }
+            calls += 1
+            return calls.isMultiple(of: 2) ? .failure : .success
+        }
+        #expect(used.filter { $0 == bad }.count == 4)
+        #expect(upstream.breakers[bad]?.state == .open(until: start + .seconds(10)))
+        #expect(!serve(&upstream, 10, at: 5) { _ in .success }.contains(bad))
+        #expect(upstream.eligible(at: start + .seconds(5)).map(\.address) == ["http://10.0.0.1:80"])
+        // After the cool-down: two probes, then closed again.
+        var random = SeededRandom(seed: 1)
+        let now = start + .seconds(11)
+        var probes: [UpstreamState.Picked] = []
+        for _ in 0..<6 {
+            if let picked = upstream.pick(at: now, using: &random), upstream.instances[picked.index].address == bad {
+                probes.append(picked)
+            }
+        }
+        #expect(probes.count == 2)
+        #expect(probes.allSatisfy { $0.isProbe })
+        #expect(probes.first?.transition?.to == .halfOpen)
+        let closed = probes.compactMap { picked in
+            upstream.finish(picked.index, address: bad, outcome: .success, isProbe: true, at: now).transition
+        }
+        #expect(closed.map(\.to) == [.closed])
+        #expect(serve(&upstream, 4, at: 12) { _ in .success }.contains(bad))
     }
 }
