@@ -1,6 +1,7 @@
 import HTTPTypes
 import KubinModel
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 
@@ -81,7 +82,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
         // Unowned, not weak: a weak reference puts every retain of the guard on Swift's slow path. The observer
         // leaves the pipeline with the guard.
         let observer = FirstByteObserver { [unowned self] bytes in bytesArrived(bytes, context: context) }
-        try? context.pipeline.syncOperations.addHandler(observer, position: .first)
+        // Before the HTTP decoder, after TLS when the listener has it: the observer must see plain bytes.
+        let pipeline = context.pipeline.syncOperations
+        if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+            try? pipeline.addHandler(observer, position: .before(decoder))
+        } else {
+            try? pipeline.addHandler(observer, position: .first)
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {

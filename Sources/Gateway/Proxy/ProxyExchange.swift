@@ -187,6 +187,10 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         self.connection = connection
         connection.reader = self
         phase = .forwarding
+        if !hasRequestEnded, pending.isEmpty, head.headerFields[.expect]?.lowercased() == "100-continue" {
+            // The client waits for this before it sends its body; reading resumes below.
+            context.writeAndFlush(NIOAny(HTTPResponsePart.head(HTTPResponse(status: .continue))), promise: nil)
+        }
         connection.write(.head(upstreamHead()), flush: false)
         for part in pending { forward(part, on: connection) }
         pending = []
@@ -312,7 +316,7 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         guard case .forwarding = phase, let connection else { return }
         self.connection = nil
         connection.close()
-        if !hasAnswerStarted, connection.isReused, !hasRetried, !hasBody, hasRequestEnded {
+        if !hasAnswerStarted, connection.isReused, !hasRetried, isReplayable {
             // A kept-alive connection the instance had closed: nothing of the request can have been served.
             hasRetried = true
             pending = [.end(nil)]
@@ -348,8 +352,12 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
             let pipeline = context.pipeline.syncOperations
             // Its idle time-out counts HTTP requests; the tunnel has its own.
             pipeline.removeHandler(try pipeline.handler(type: HTTPConnectionStateHandler.self), promise: nil)
-            try pipeline.addHandler(clientSide, position: .first)
-            try pipeline.addHandler(IdleStateHandler(allTimeout: environment.tunnelIdleTimeout), position: .first)
+            // Before the HTTP encoder and decoder, after TLS (when the listener has it): the relay reads and
+            // writes plain bytes.
+            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
+            try pipeline.addHandler(clientSide, position: .before(encoder))
+            try pipeline.addHandler(
+                IdleStateHandler(allTimeout: environment.tunnelIdleTimeout), position: .before(clientSide))
             connection.upgrade(to: upstreamSide)
         } catch {
             logger.notice("upgrade failed", metadata: ["error": "\(error)"])
@@ -475,17 +483,17 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
 
     /// Answers with a problem document of the gateway's own.
     private func answer(_ error: KubinError, headers: HTTPFields = [:]) {
-        var (response, body) = Problem.parts(for: error, path: path, requestID: requestID, extraHeaders: headers)
-        if !hasRequestEnded {
-            // The rest of the body is not read (see LingeringCloseHandler).
-            response.headerFields[.connection] = "close"
-        }
+        let (response, body) = Problem.parts(for: error, path: path, requestID: requestID, extraHeaders: headers)
         respond(response, body: body)
     }
 
     private func respond(_ response: HTTPResponse, body: ByteBuffer? = nil) {
         var response = response
         decorate(&response.headerFields)
+        if announcesBody, !hasRequestEnded {
+            // The rest of the body is not read (see LingeringCloseHandler).
+            response.headerFields[.connection] = "close"
+        }
         if let body { response.headerFields[.contentLength] = String(body.readableBytes) }
         context.write(NIOAny(HTTPResponsePart.head(response)), promise: nil)
         if let body, body.readableBytes > 0 {
@@ -496,12 +504,40 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         complete(status: response.status.code, aborted: false)
     }
 
-    /// The headers every answer gets: the request id, the rate limit's, the security headers, CORS.
+    /// The headers every answer gets: the request id, the rate limit's, the security headers, CORS; and
+    /// `Connection: close` when the client asked for it (RFC 9112 §9.6) or asked for an upgrade it does not get (NIO's
+    /// decoder reads nothing more on that connection).
     private func decorate(_ fields: inout HTTPFields) {
         fields[RequestIDMiddleware.header] = requestID
         for field in answerHeaders { fields[field.name] = field.value }
         environment.securityHeaders.apply(to: &fields, path: path)
         if let origin = head.headerFields[.origin] { environment.cors.decorate(&fields, origin: origin) }
+        if isUpgrade || head.headerFields[values: .connection].contains(where: { $0.lowercased().contains("close") }) {
+            fields[.connection] = "close"
+        }
+    }
+
+    /// Whether the head announces a body (a `Content-Length` above zero, or a transfer coding).
+    private var announcesBody: Bool {
+        head.headerFields[.contentLength].map { $0 != "0" } ?? (head.headerFields[.transferEncoding] != nil)
+    }
+
+    /// The client's request broke while its body arrived (a malformed chunk, one declaring more than the gateway
+    /// takes): answered when nothing of the answer is out, and the connection closes either way.
+    func requestFailed(_ error: any Error) {
+        if case .done = phase { return }
+        connection?.close()
+        connection = nil
+        finishLease(.abandoned, status: 400)
+        guard !hasAnswerStarted else {
+            context.close(promise: nil)
+            return complete(status: status, aborted: true)
+        }
+        answer(
+            error is ChunkTooLarge
+                ? KubinError(.payloadTooLarge, "A chunk of the body declares more bytes than the gateway takes.")
+                : KubinError(.malformedRequest, "The request body's framing is not valid HTTP/1.1 (\(error))."),
+            headers: [.connection: "close"])
     }
 
     private func complete(status: Int, aborted: Bool) {

@@ -61,6 +61,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var held = CircularBuffer<HTTPRequestPart>()
     private var isReadPending = false
     private var isDraining = false
+    /// The client closed its sending side during an exchange: the router learns it once the exchange is over (it
+    /// would end the connection, and the exchange with it, at once).
+    private var isInputClosedPending = false
 
     init(environment: ProxyEnvironment) { self.environment = environment }
 
@@ -120,6 +123,22 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// A request body that breaks during an exchange (a malformed chunk, one over the limit) is the exchange's to
+    /// answer; the router would answer it in the middle of the exchange's answer.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let exchange = reading else { return context.fireErrorCaught(error) }
+        reading = nil
+        exchange.requestFailed(error)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent, reading != nil || answering != nil || !held.isEmpty {
+            isInputClosedPending = true
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         answering?.clientWritabilityChanged(isWritable: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
@@ -159,13 +178,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func drainHeld() {
-        guard let context, !isDraining, !held.isEmpty else { return }
+        guard let context, !isDraining else { return }
         isDraining = true
         let answers = routerAnswers
         while let part = held.first, dispatch(part, context: context) { held.removeFirst() }
         isDraining = false
         // Outside a read from the socket: the router's channel takes in what was read at the read's completion.
         if routerAnswers != answers { context.fireChannelReadComplete() }
+        if isInputClosedPending, held.isEmpty, reading == nil, answering == nil {
+            isInputClosedPending = false
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        }
         resumeReading()
     }
 }

@@ -54,9 +54,18 @@ final class UpstreamPool {
     private let idleTimeout: TimeAmount
     private var instances: [Key: Instance] = [:]
 
+    /// Holds its group, so a group freed by a reload cannot lend its identity (and connections with its TLS
+    /// identity) to a new one.
     fileprivate struct Key: Hashable {
-        var group: ObjectIdentifier
+        var group: UpstreamGroup
         var address: String
+
+        static func == (left: Key, right: Key) -> Bool { left.group === right.group && left.address == right.address }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(ObjectIdentifier(group))
+            hasher.combine(address)
+        }
     }
 
     init(eventLoop: any EventLoop, limit: Int, idleTimeout: TimeAmount = .seconds(60)) {
@@ -68,7 +77,7 @@ final class UpstreamPool {
     /// A connection to `address` of `group`: an idle one, a new one, or (at the limit) the next one released.
     /// `waiter` may run before this returns.
     func acquire(_ address: String, of group: UpstreamGroup, _ waiter: @escaping Waiter) {
-        let key = Key(group: ObjectIdentifier(group), address: address)
+        let key = Key(group: group, address: address)
         var instance = instances[key, default: Instance()]
         while let connection = instance.idle.popLast() {
             guard connection.isUsable else { continue }
@@ -92,6 +101,8 @@ final class UpstreamPool {
         guard connection.isUsable, let key = connection.key else { return }
         if var instance = instances[key], let next = instance.waiters.popFirst() {
             instances[key] = instance
+            // As from idle: reading again (the last exchange may have paused it), and known reused.
+            connection.leaveIdle()
             next.waiter(.success(connection))
             return
         }
@@ -106,7 +117,7 @@ final class UpstreamPool {
         instance.open -= 1
         let next = instance.waiters.popFirst()
         if next != nil { instance.open += 1 }
-        instances[key] = instance
+        store(instance, at: key)
         if let next { connect(key, of: next.group, next.waiter) }
     }
 
@@ -135,9 +146,19 @@ final class UpstreamPool {
                             try NIOSSLClientHandler(context: sslContext, serverHostname: target.serverName))
                     }
                     // The head is built from fields the server side validated.
-                    // Bytes after a `101` go on to the tunnel relay (``UpstreamConnection/upgrade(to:)``).
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false)
+                    // The head's framing is the proxy's (ProxyHeaders keeps Content-Length or says chunked): the
+                    // encoder must not drop it for a method it thinks has no body (TRACE), or a body would be
+                    // read upstream as another request. 1xx answers go on to the client; bytes after a `101` go on
+                    // to the tunnel relay (``UpstreamConnection/upgrade(to:)``). The decoder after the encoder
+                    // sees each request head go out (a HEAD's answer has no body).
+                    var framing = HTTPRequestEncoder.Configuration()
+                    framing.automaticallySetFramingHeaders = false
+                    try channel.pipeline.syncOperations.addHandlers([
+                        HTTPRequestEncoder(configuration: framing),
+                        ByteToMessageHandler(
+                            HTTPResponseDecoder(
+                                leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)),
+                    ])
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnection(address: address))
                 }
             }
@@ -171,7 +192,19 @@ final class UpstreamPool {
     private func closedBeforeUse(_ key: Key) {
         guard var instance = instances[key] else { return }
         instance.open -= 1
-        instances[key] = instance
+        let next = instance.waiters.popFirst()
+        if next != nil { instance.open += 1 }
+        store(instance, at: key)
+        if let next { connect(key, of: next.group, next.waiter) }
+    }
+
+    /// Keeps what is known of an instance, or forgets it once nothing is open or waiting.
+    private func store(_ instance: Instance, at key: Key) {
+        if instance.open == 0, instance.idle.isEmpty, instance.waiters.isEmpty {
+            instances[key] = nil
+        } else {
+            instances[key] = instance
+        }
     }
 }
 
@@ -368,6 +401,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         idleTimer?.cancel()
         idleTimer = nil
         isReused = true
+        holdReads(false)
     }
 
     fileprivate func enterIdle(timeout: TimeAmount) {

@@ -67,6 +67,8 @@ enum ProxyHeaders {
                 continue
             }
             if field.name == .authorization && !facts.forwardsAuthorization { continue }
+            // The gateway answers `Expect: 100-continue` itself, once it is ready for the body (as nginx does).
+            if field.name == .expect { continue }
             headers.add(name: field.name.rawName, value: field.value)
         }
         if fields[.transferEncoding] != nil, fields[.contentLength] == nil {

@@ -140,4 +140,55 @@ import Testing
             }
         }
     }
+
+    /// Raw HTTP/1.1 on one connection (Python's socket), for what clients rarely do: wait for `100 Continue`, close
+    /// their sending side after a request, send a body whose chunked framing breaks.
+    private static let rawClient = """
+        import json, socket, sys
+        port, case = int(sys.argv[1]), sys.argv[2]
+        connection = socket.create_connection(('127.0.0.1', port), timeout=10)
+        reader = connection.makefile('rb')
+        def answer():
+            status = reader.readline().split()[1].decode()
+            headers = {}
+            while (line := reader.readline()) not in (b'\\r\\n', b''):
+                name, _, value = line.decode().partition(':')
+                headers[name.strip().lower()] = value.strip()
+            body = reader.read(int(headers.get('content-length', '0')))
+            return {'status': int(status), 'headers': headers, 'body': body.decode(errors='replace')}
+        if case == 'expect':
+            connection.sendall(b'POST /svc/up HTTP/1.1\\r\\nHost: g\\r\\nContent-Length: 5\\r\\nExpect: 100-continue\\r\\n\\r\\n')
+            interim = answer()
+            connection.sendall(b'hello')
+            print(json.dumps([interim, answer()]))
+        elif case == 'half-close':
+            connection.sendall(b'GET /svc/half HTTP/1.1\\r\\nHost: g\\r\\n\\r\\n')
+            connection.shutdown(socket.SHUT_WR)
+            print(json.dumps([answer()]))
+        elif case == 'bad-chunk':
+            connection.sendall(b'POST /svc/bad HTTP/1.1\\r\\nHost: g\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\nzz\\r\\n')
+            first = answer()
+            print(json.dumps([first, reader.read() == b'']))
+        """
+
+    @Test func expectContinueHalfCloseAndABrokenBodyAreAnsweredProperly() async throws {
+        try await withInstance { gateway, _ in
+            func raw(_ name: String) async throws -> [Any] {
+                let port = gateway.port
+                let output = try await offThePool { try python(Self.rawClient, arguments: [String(port), name]) }
+                return try JSONSerialization.jsonObject(with: Data(output)) as? [Any] ?? []
+            }
+            let expect = try await raw("expect")
+            #expect((expect.first as? [String: Any])?["status"] as? Int == 100, "\(expect)")
+            #expect((expect.last as? [String: Any])?["status"] as? Int == 200, "\(expect)")
+            #expect(((expect.last as? [String: Any])?["body"] as? String)?.hasPrefix("/up ") == true)
+            let halfClosed = try await raw("half-close")
+            #expect((halfClosed.first as? [String: Any])?["status"] as? Int == 200, "\(halfClosed)")
+            let broken = try await raw("bad-chunk")
+            let problem = broken.first as? [String: Any]
+            #expect(problem?["status"] as? Int == 400, "\(broken)")
+            #expect((problem?["body"] as? String)?.contains("malformed-request") == true)
+            #expect(broken.last as? Bool == true, "the connection closes after the answer")
+        }
+    }
 }

@@ -35,14 +35,15 @@ import Testing
     /// a text and a 256 KiB binary message, then how the connection ended after `ending` (`client-close`: the client
     /// closes with 4000; `server-close`: it asks the server to close; `idle`: it waits).
     private static let client = """
-        import asyncio, json, os, sys
+        import asyncio, json, os, ssl, sys
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidStatus
-        async def main(url, token, ending):
+        async def main(url, token, ending, ca):
             headers = {'Authorization': f'Bearer {token}'} if token else {}
+            secure = {'ssl': ssl.create_default_context(cafile=ca)} if ca else {}
             report = {}
             try:
-                async with connect(url, additional_headers=headers, max_size=None, open_timeout=10) as ws:
+                async with connect(url, additional_headers=headers, max_size=None, open_timeout=10, **secure) as ws:
                     report['greeting'] = json.loads(await ws.recv())
                     await ws.send('hello')
                     report['text'] = await ws.recv()
@@ -60,11 +61,14 @@ import Testing
             except InvalidStatus as refused:
                 report['status'] = refused.response.status_code
             print(json.dumps(report))
-        asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+        asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]))
         """
 
-    private func run(_ url: String, token: String = "", ending: String = "client-close") async throws -> [String: Any] {
-        let output = try await offThePool { try python(Self.client, arguments: [url, token, ending]) }
+    /// `ca`: the authority a `wss://` URL's certificate is checked against.
+    private func run(
+        _ url: String, token: String = "", ending: String = "client-close", ca: String = ""
+    ) async throws -> [String: Any] {
+        let output = try await offThePool { try python(Self.client, arguments: [url, token, ending, ca]) }
         return try JSONSerialization.jsonObject(with: Data(output)) as? [String: Any] ?? [:]
     }
 
@@ -101,5 +105,26 @@ import Testing
         let closes = instance.stop().filter { $0.hasPrefix("closed ") }
         // The client's own close (4000) reached the server.
         #expect(closes.contains("closed 4000"), "\(closes)")
+    }
+
+    /// Behind the gateway's TLS the tunnel relays the plain bytes (it sits after TLS, before HTTP).
+    @Test func framesPassOverTLSToo() async throws {
+        let instance = try BackgroundPython(script: Self.server, arguments: [])
+        defer { _ = instance.stop() }
+        let certificates = try TLSTests.Certificates()
+        defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
+        let table = """
+            upstreams:
+              chat: {instances: [{url: 'http://127.0.0.1:\(instance.port)'}]}
+            routes:
+              - {name: chat, pathPrefix: /chat, upstream: chat, websocket: true}
+            """
+        try await withRoutingGateway(table, settings: certificates.settings) { gateway, _ in
+            let echoed = try await run(
+                "wss://localhost:\(gateway.port)/chat", token: gateway.token, ca: certificates.path("ca.pem"))
+            #expect((echoed["greeting"] as? [String: Any])?["path"] as? String == "/chat", "\(echoed)")
+            #expect(echoed["text"] as? String == "hello")
+            #expect(echoed["binary"] as? Bool == true)
+        }
     }
 }
