@@ -421,9 +421,10 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
 
     // MARK: Endings
 
+    /// Retry-After: when the first instance returns from its ejection or open breaker, else a health check's interval.
     private func answerNoInstance() {
         environment.metrics.healthyInstances(upstream: upstream.name, count: 0)
-        let wait = upstream.definition.healthCheck?.interval ?? .seconds(1)
+        let wait = upstream.nextReturn ?? upstream.definition.healthCheck?.interval ?? .seconds(1)
         answer(
             KubinError(
                 .noHealthyUpstream, "No instance of the upstream '\(upstream.name)' may receive requests now.",

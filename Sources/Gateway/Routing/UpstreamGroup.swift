@@ -106,6 +106,13 @@ package final class UpstreamGroup: Sendable {
         }
     }
 
+    /// How long until an ejected instance, or one whose breaker is open, may receive requests again (the earliest);
+    /// nil when that is not known.
+    var nextReturn: Duration? {
+        let now = now()
+        return state.withLock { $0.nextReturn(at: now) }
+    }
+
     /// The state of each instance's breaker (instances without one yet are closed).
     var breakerStates: [String: CircuitBreaker.State] { state.withLock { $0.breakers.mapValues(\.state) } }
 

@@ -147,6 +147,22 @@ package struct UpstreamState: Sendable {
         return Picked(index: index, isProbe: decision == .allowed(isProbe: true), transition: transition)
     }
 
+    /// How long until an instance may receive requests again, when only ejections and open breakers keep them all
+    /// out (their earliest end); nil when one is out for failing its active checks (no end is known) or none is out.
+    package func nextReturn(at now: ContinuousClock.Instant) -> Duration? {
+        var earliest: Duration?
+        for instance in instances {
+            guard instance.isHealthy else { return nil }
+            var until = instance.ejectedUntil.map { $0 - now }
+            if case .open(let breakerUntil) = breakers[instance.address]?.state {
+                until = max(until ?? .zero, breakerUntil - now)
+            }
+            guard let until, until > .zero else { return nil }
+            earliest = min(earliest ?? until, until)
+        }
+        return earliest
+    }
+
     /// Requests in flight to all instances.
     package var inFlight: Int { instances.reduce(0) { $0 + $1.inFlight } }
 

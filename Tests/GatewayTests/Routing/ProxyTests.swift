@@ -286,8 +286,13 @@ import Testing
                     instances: [{url: '\(upstreams[0].url)'}, {url: '\(upstreams[1].url)'}]
                     circuitBreaker: {minimumCalls: 4, failurePercent: 50, coolDown: 60s}
                     outlierDetection: {consecutiveFailures: 1000}
+                  lone:
+                    instances: [{url: '\(upstreams[1].url)'}]
+                    circuitBreaker: {minimumCalls: 2, failurePercent: 50, coolDown: 60s}
+                    outlierDetection: {consecutiveFailures: 1000}
                 routes:
                   - {name: pair, pathPrefix: /pair, upstream: pair}
+                  - {name: lone, pathPrefix: /lone, upstream: lone}
                 """
             try await withRoutingGateway(table) { gateway, _ in
                 var statuses: [Int] = []
@@ -304,8 +309,17 @@ import Testing
                 let report =
                     try JSONSerialization.jsonObject(
                         with: Data(try await view.body.collect(upTo: 1 << 20).readableBytesView)) as? [String: Any]
-                let instances = (report?["upstreams"] as? [[String: Any]])?.first?["instances"] as? [[String: Any]]
+                let pair = (report?["upstreams"] as? [[String: Any]])?.first { $0["name"] as? String == "pair" }
+                let instances = pair?["instances"] as? [[String: Any]]
                 #expect(instances?.map { $0["breaker"] as? String } == ["closed", "open"])
+                // With its only instance's breaker open, an upstream answers at once, saying when to come back.
+                #expect(try await gateway.send(.GET, "/lone/x?fail=b").status == 500)
+                #expect(try await gateway.send(.GET, "/lone/x?fail=b").status == 500)
+                let refused = try await gateway.json(.GET, "/lone/x")
+                #expect(refused.status == 503)
+                #expect(refused.object["type"] as? String == "https://kubin.dev/problems/no-healthy-upstream")
+                let retryAfter = refused.headers.first(name: "Retry-After").flatMap(Int.init) ?? 0
+                #expect((50...60).contains(retryAfter), "the breaker's remaining cool-down: \(retryAfter)")
             }
         }
     }
