@@ -54,8 +54,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
     private enum State {
         /// Between requests: no byte of the next one yet.
         case waiting
-        /// Bytes of a head have arrived; it must be whole by the timer.
-        case readingHead(NIOScheduledCallback)
+        /// Bytes of a head have arrived; it must be whole by the timer's deadline.
+        case readingHead
         /// A request is being served.
         case serving
         /// Answered by the guard itself and closing.
@@ -65,6 +65,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
     private let connections: ConnectionCount
     private let headTimeout: TimeAmount
     private var state = State.waiting
+    private var timer = DeadlineTimer<NIOScheduledCallback>()
     private var isCounted = false
     private var chunks: ChunkSizeWatch
     private var isRefusingBody = false
@@ -105,13 +106,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        cancelTimer()
+        timer.cancel()
         releaseOnce()
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        cancelTimer()
+        timer.cancel()
         releaseOnce()
         context.fireChannelInactive()
     }
@@ -119,7 +120,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head = unwrapInboundIn(data) {
             guard case .closing = state else {
-                cancelTimer()
+                timer.clear()
                 state = .serving
                 context.fireChannelRead(data)
                 return
@@ -156,17 +157,20 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
             answer(RequestFramingMiddleware.connectRefused, context: context)
             return .drop
         }
-        // A scheduled callback, not a task: no promise made and failed for every request.
-        guard let timer = try? context.eventLoop.assumeIsolated().scheduleCallback(in: headTimeout, handler: self)
-        else { return .pass }
-        state = .readingHead(timer)
+        state = .readingHead
+        timer.watch(.now() + headTimeout, arm: arm)
         return .pass
+    }
+
+    /// A scheduled callback, not a task: no promise made and failed.
+    private func arm(at deadline: NIODeadline) -> NIOScheduledCallback? {
+        try? context?.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
     }
 
     private static let connect = Array("CONNECT ".utf8)
 
     func handleScheduledCallback(eventLoop: some EventLoop) {
-        guard case .readingHead = state, let context else { return }
+        guard timer.fired(now: .now(), arm: arm), case .readingHead = state, let context else { return }
         answer(
             KubinError(
                 .requestTimeout, "The request head did not arrive within \(headTimeout.nanoseconds / 1_000_000) ms."),
@@ -182,10 +186,6 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         // `Connection: close` on the answer: the lingering-close handler ends the connection.
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-    }
-
-    private func cancelTimer() {
-        if case .readingHead(let timer) = state { timer.cancel() }
     }
 
     private func releaseOnce() {

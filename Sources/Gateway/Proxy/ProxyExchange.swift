@@ -18,7 +18,7 @@ import Orchestrators
 /// `bad-gateway`; no answer head within the upstream's request time-out: 504 `gateway-timeout`; a kept-alive
 /// connection the instance had closed is retried once on a new one for a request without a body. A client that
 /// goes away closes the upstream connection, which cancels the upstream request.
-final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandler {
+final class ProxyExchange: UpstreamConnection.Reader {
     private enum Phase {
         /// Authentication and rate limits are being checked.
         case admitting
@@ -55,7 +55,6 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
     private var connection: UpstreamConnection?
     private var pick: UpstreamGroup.Pick?
     private var pickedAt = ContinuousClock.now
-    private var timeout: NIOScheduledCallback?
     /// Headers the answer gets besides the usual ones (the rate limit's).
     private var answerHeaders: HTTPFields = [:]
     private var principal: Principal?
@@ -160,8 +159,7 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
         deadline = pickedAt + upstream.definition.requestTimeout
         record.reportUpstream(upstream.name, instance: pick.address, latency: nil)
         let limit = TimeAmount.nanoseconds(Int64(upstream.definition.requestTimeout / .nanoseconds(1)))
-        // A scheduled callback, not a task: no promise to make and fail for every request.
-        timeout = try? context.eventLoop.assumeIsolated().scheduleCallback(in: limit, handler: self)
+        handler?.watchAnswer(by: .now() + limit)
         connect()
     }
 
@@ -268,7 +266,7 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
             context.writeAndFlush(NIOAny(HTTPResponsePart.head(interim)), promise: nil)
             return
         }
-        timeout?.cancel()
+        handler?.answerArrived()
         record.reportUpstream(upstream.name, instance: pick?.address, latency: .now - pickedAt)
         status = code
         isKeepAlive = response.isKeepAlive
@@ -336,7 +334,7 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
     /// The instance switched protocols: the `101` goes to the client, then both connections leave HTTP and their
     /// bytes are relayed as they are until either side closes or both are idle for the tunnel's time-out.
     private func upgrade(_ response: HTTPResponseHead, on connection: UpstreamConnection) {
-        timeout?.cancel()
+        handler?.answerArrived()
         record.reportUpstream(upstream.name, instance: pick?.address, latency: .now - pickedAt)
         self.connection = nil
         var fields = ProxyHeaders.response(response.headers, keepingUpgrade: true)
@@ -441,11 +439,8 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
                 retryAfterSeconds: 1))
     }
 
-    func didCancelScheduledCallback(eventLoop: some EventLoop) {}
-
-    func handleScheduledCallback(eventLoop: some EventLoop) { timedOut() }
-
-    private func timedOut() {
+    /// No answer head within the upstream's request time-out (``ProxyHandler`` watches it).
+    func timedOut() {
         switch phase {
         case .connecting,
             .forwarding where !hasAnswerStarted:
@@ -544,7 +539,6 @@ final class ProxyExchange: UpstreamConnection.Reader, NIOScheduledCallbackHandle
     private func complete(status: Int, aborted: Bool) {
         phase = .done
         pending = []
-        timeout?.cancel()
         retryTask?.cancel()
         releaseRetryPlace()
         record.finish(status: status, route: "proxy:\(route.name)", aborted: aborted)

@@ -42,7 +42,7 @@ struct ProxyEnvironment: Sendable {
 ///
 /// Requests on a connection are answered in order: a pipelined head that arrives while an earlier answer (the
 /// router's or an exchange's) is still being written waits here, with reading paused, until that answer ends.
-final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
@@ -64,6 +64,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The client closed its sending side during an exchange: the router learns it once the exchange is over (it
     /// would end the connection, and the exchange with it, at once).
     private var isInputClosedPending = false
+    /// The answering exchange's deadline for its answer's head.
+    private var answerTimer = DeadlineTimer<NIOScheduledCallback>()
 
     init(environment: ProxyEnvironment) { self.environment = environment }
 
@@ -156,6 +158,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func clientClosed() {
+        answerTimer.cancel()
         held.removeAll()
         let exchanges = [reading, answering].compactMap { $0 }
         reading = nil
@@ -167,7 +170,22 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func exchangeAnswered(_ exchange: ProxyExchange) {
         guard answering === exchange else { return }
         answering = nil
+        answerTimer.clear()
         drainHeld()
+    }
+
+    /// The answering exchange times out at `deadline` unless its answer's head arrives first.
+    func watchAnswer(by deadline: NIODeadline) { answerTimer.watch(deadline, arm: arm) }
+
+    /// The answering exchange has the head of its answer.
+    func answerArrived() { answerTimer.clear() }
+
+    private func arm(at deadline: NIODeadline) -> NIOScheduledCallback? {
+        try? context?.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
+    }
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        if answerTimer.fired(now: .now(), arm: arm) { answering?.timedOut() }
     }
 
     /// An exchange can take more of its request body.

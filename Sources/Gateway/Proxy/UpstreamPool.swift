@@ -37,8 +37,9 @@ final class UpstreamPools: Sendable {
 }
 
 /// The connections of one event loop to every instance, by upstream and instance address (`http://10.0.0.7:8080`;
-/// two upstreams of one address may present different client certificates). Idle ones wait for the next request to the instance and close after `idleTimeout`; past `limit` open
-/// connections to one instance, a request waits for one to come back.
+/// two upstreams of one address may present different client certificates). Idle ones wait for the next request to
+/// the instance and close after the upstream's `timeouts.idle`; past `limit` open connections to one instance, a
+/// request waits for one to come back.
 final class UpstreamPool {
     /// Hands out a connection or the reason there is none.
     typealias Waiter = (Result<UpstreamConnection, any Error>) -> Void
@@ -51,7 +52,6 @@ final class UpstreamPool {
 
     let eventLoop: any EventLoop
     private let limit: Int
-    private let idleTimeout: TimeAmount
     private var instances: [Key: Instance] = [:]
 
     /// Holds its group, so a group freed by a reload cannot lend its identity (and connections with its TLS
@@ -68,10 +68,9 @@ final class UpstreamPool {
         }
     }
 
-    init(eventLoop: any EventLoop, limit: Int, idleTimeout: TimeAmount = .seconds(60)) {
+    init(eventLoop: any EventLoop, limit: Int) {
         self.eventLoop = eventLoop
         self.limit = limit
-        self.idleTimeout = idleTimeout
     }
 
     /// A connection to `address` of `group`: an idle one, a new one, or (at the limit) the next one released.
@@ -107,7 +106,7 @@ final class UpstreamPool {
             return
         }
         instances[key, default: Instance()].idle.append(connection)
-        connection.enterIdle(timeout: idleTimeout)
+        connection.enterIdle(timeout: .nanoseconds(Int64(key.group.definition.idleTimeout / .nanoseconds(1))))
     }
 
     /// A connection of this pool closed (by either side, idle or not).
@@ -259,7 +258,7 @@ struct UpstreamAddress {
 
 /// The client side of one upstream connection: hands the answer's parts to the exchange using it, and holds reads
 /// while the exchange's client cannot take more (back-pressure from the client to the upstream).
-final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
+final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -287,7 +286,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether it served an exchange before (a closed keep-alive connection is then retried once on a fresh one).
     private(set) var isReused = false
     private var isClosed = false
-    private var idleTimer: Scheduled<Void>?
+    /// When an idle connection closes.
+    private var idleTimer = DeadlineTimer<NIOScheduledCallback>()
     private var isHoldingReads = false
     private var isReadPending = false
     /// Set by ``upgrade(to:)`` until the `101` has ended.
@@ -332,7 +332,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isClosed = true
-        idleTimer?.cancel()
+        idleTimer.cancel()
         let reader = reader
         self.reader = nil
         reader?.upstreamFailed(ChannelError.ioOnClosedChannel)
@@ -398,8 +398,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     fileprivate func leaveIdle() {
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleTimer.clear()
         isReused = true
         holdReads(false)
     }
@@ -407,7 +406,14 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     fileprivate func enterIdle(timeout: TimeAmount) {
         reader = nil
         holdReads(false)
-        guard let context else { return }
-        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [unowned self] in close() }
+        idleTimer.watch(.now() + timeout, arm: arm)
+    }
+
+    private func arm(at deadline: NIODeadline) -> NIOScheduledCallback? {
+        try? context?.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
+    }
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        if idleTimer.fired(now: .now(), arm: arm) { close() }
     }
 }

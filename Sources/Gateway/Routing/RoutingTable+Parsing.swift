@@ -122,9 +122,11 @@ private struct TableReader {
         let outlier = fields["outlierDetection"].map { self.outlier($0) } ?? OutlierPolicy()
         var connect = Duration.seconds(1)
         var request = Duration.seconds(30)
-        if let timeouts = fields["timeouts"], let values = mapping(timeouts, keys: ["connect", "request"]) {
+        var idle = Duration.seconds(60)
+        if let timeouts = fields["timeouts"], let values = mapping(timeouts, keys: ["connect", "request", "idle"]) {
             connect = values["connect"].flatMap { duration($0, in: .milliseconds(1)...(.seconds(600))) } ?? connect
             request = values["request"].flatMap { duration($0, in: .milliseconds(1)...(.seconds(86400))) } ?? request
+            idle = values["idle"].flatMap { duration($0, in: .milliseconds(1)...(.seconds(86400))) } ?? idle
         }
         var tls = RoutingTable.Upstream.TLS()
         if let entry = fields["tls"],
@@ -147,7 +149,8 @@ private struct TableReader {
         guard let discovery else { return nil }
         return RoutingTable.Upstream(
             name: name, discovery: discovery, balancer: balancer, healthCheck: healthCheck,
-            outlierDetection: outlier, connectTimeout: connect, requestTimeout: request, tls: tls,
+            outlierDetection: outlier, connectTimeout: connect, requestTimeout: request, idleTimeout: idle,
+            tls: tls,
             maxConnectionsPerInstance: connections, retry: retry, circuitBreaker: breaker, maxRequests: maxRequests)
     }
 

@@ -43,6 +43,8 @@ package struct RoutingTable: Sendable, Equatable {
         package var connectTimeout: Duration
         /// Longest wait for the whole answer's head, from the request's start.
         package var requestTimeout: Duration
+        /// How long a kept-alive connection to an instance may wait unused before it closes.
+        package var idleTimeout: Duration
         package var tls: TLS
         /// Connections opened to one instance from each event loop; nil: `routing.maxConnectionsPerInstance`.
         package var maxConnectionsPerInstance: Int?

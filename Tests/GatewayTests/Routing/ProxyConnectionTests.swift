@@ -11,20 +11,24 @@ import Testing
 /// a kept-alive connection the instance closed, and the order of answers on a pipelined client connection.
 @Suite struct ProxyConnectionTests {
     /// Answers `<path> <client port> <request number on that connection>`; `GET /peers` (asked directly) lists the
-    /// client ports seen. `/slow` takes 200 ms; `/drop-second` drops the second request of a connection unanswered,
+    /// client ports seen, `GET /closed` those whose connection has closed. `/slow` takes 200 ms; `/drop-second` drops the second request of a connection unanswered,
     /// as an instance whose keep-alive time-out has just passed does.
     private static let instance = """
         import http.server, json, sys, threading, time
-        peers, lock = set(), threading.Lock()
+        peers, closed, lock = set(), set(), threading.Lock()
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = 'HTTP/1.1'
+            def finish(self):
+                super().finish()
+                with lock:
+                    closed.add(self.client_address[1])
             def answer(self):
                 self.served = getattr(self, 'served', 0) + 1
                 length = int(self.headers.get('Content-Length', '0'))
                 if length:
                     self.rfile.read(length)
-                if self.path == '/peers':
-                    body = json.dumps(sorted(peers)).encode()
+                if self.path in ('/peers', '/closed'):
+                    body = json.dumps(sorted(peers if self.path == '/peers' else closed)).encode()
                 else:
                     with lock:
                         peers.add(self.client_address[1])
@@ -51,12 +55,13 @@ import Testing
     /// standard error.
     @discardableResult
     private func withInstance(
-        settings: [String: String] = [:], _ body: (LiveGateway, BackgroundPython) async throws -> Void
+        settings: [String: String] = [:], upstream: String = "",
+        _ body: (LiveGateway, BackgroundPython) async throws -> Void
     ) async throws -> [String] {
         let instance = try BackgroundPython(script: Self.instance, arguments: [])
         let table = """
             upstreams:
-              svc: {instances: [{url: 'http://127.0.0.1:\(instance.port)'}]}
+              svc: {instances: [{url: 'http://127.0.0.1:\(instance.port)'}]\(upstream)}
             routes:
               - {name: svc, pathPrefix: /svc, upstream: svc, auth: none, rewritePrefix: /}
             """
@@ -84,6 +89,24 @@ import Testing
                 as? [Int] ?? []
             // Eight requests at once, one connection per event loop: the rest waited for it.
             #expect(!seen.isEmpty && seen.count <= NIOSingletons.groupLoopCountSuggestion, "\(seen)")
+        }
+    }
+
+    @Test func anUnusedKeptAliveConnectionClosesAfterTheUpstreamsIdleTimeout() async throws {
+        try await withInstance(upstream: ", timeouts: {idle: 300ms}") { gateway, instance in
+            let first = String(buffer: try await gateway.send(.GET, "/svc/a").body).split(separator: " ")
+            #expect(first.count == 3 && first[2] == "1", "\(first)")
+            let port = try #require(first.count == 3 ? Int(first[1]) : nil)
+            try await poll("the idle connection to close") {
+                let closed = try await gateway.client.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(instance.port)/closed"), timeout: .seconds(10))
+                let ports = try JSONSerialization.jsonObject(
+                    with: Data(try await closed.body.collect(upTo: 1 << 16).readableBytesView))
+                return (ports as? [Int] ?? []).contains(port)
+            }
+            // The next request opens a new connection.
+            let second = String(buffer: try await gateway.send(.GET, "/svc/b").body).split(separator: " ")
+            #expect(second.count == 3 && second[1] != first[1] && second[2] == "1", "\(second)")
         }
     }
 

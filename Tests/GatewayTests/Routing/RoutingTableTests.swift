@@ -57,6 +57,7 @@ import Testing
                     unhealthyThreshold: 2))
         #expect(reports.outlierDetection.consecutiveFailures == 5)
         #expect(reports.requestTimeout == .seconds(30))
+        #expect(reports.idleTimeout == .seconds(60))
         #expect(reports.retry == RetryPolicy())
         #expect(reports.maxConnectionsPerInstance == nil)
         let tuned = try RoutingTable.parse(
