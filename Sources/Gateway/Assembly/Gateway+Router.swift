@@ -33,7 +33,7 @@ extension Gateway {
     /// middleware rules; `routes` are the router's own, which always win.
     func proxyEnvironment(routes: RouteTable) -> ProxyEnvironment {
         ProxyEnvironment(
-            routing: routing, ownRoutes: routes, pools: routing.pools, metrics: metrics, auth: authMiddleware,
+            routing: routing, ownRoutes: routes.paths, pools: routing.pools, metrics: metrics, auth: authMiddleware,
             rateLimits: rateLimitMiddleware, cors: corsMiddleware, securityHeaders: securityHeadersMiddleware,
             trustedProxies: configuration.routing.trustedProxies, maxURLBytes: configuration.http.maxURLBytes,
             tunnelIdleTimeout: .nanoseconds(Int64(configuration.http.idleTimeout / .nanoseconds(1))), logger: logger)

@@ -40,14 +40,43 @@ package final class RouteTable: Sendable {
         return methods.isEmpty ? [] : Set(methods).sorted()
     }
 
-    /// Whether some route serves `path` under some method (the proxy asks for every request it might take).
-    func serves(_ path: String) -> Bool {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        return storage.withLock { templates in templates.contains { Self.matches($0.segments, segments) } }
-    }
+    /// The paths served, as they are now, for the proxy to ask for every request it might take without a lock.
+    var paths: ServedPaths { ServedPaths(templates: storage.withLock { $0.map(\.segments) }) }
 
-    private static func matches(_ template: [Substring], _ segments: [Substring]) -> Bool {
+    fileprivate static func matches(_ template: [Substring], _ segments: [Substring]) -> Bool {
         template.count == segments.count
             && zip(template, segments).allSatisfy { $0.first == "{" && $0.last == "}" || $0 == $1 }
+    }
+}
+
+/// Whether some route serves a path under some method: the route templates indexed by their first segment, so that
+/// a path outside the gateway's own (most proxied ones) is told apart by one dictionary lookup.
+struct ServedPaths: Sendable {
+    private let byFirstSegment: [Substring: [[Substring]]]
+    /// Templates whose first segment is a parameter (or that have none): every path is checked against them.
+    private let anyFirstSegment: [[Substring]]
+
+    fileprivate init(templates: [[Substring]]) {
+        var byFirstSegment: [Substring: [[Substring]]] = [:]
+        var anyFirstSegment: [[Substring]] = []
+        for template in templates {
+            if let first = template.first, first.first != "{" {
+                byFirstSegment[first, default: []].append(template)
+            } else {
+                anyFirstSegment.append(template)
+            }
+        }
+        self.byFirstSegment = byFirstSegment
+        self.anyFirstSegment = anyFirstSegment
+    }
+
+    /// Whether some route serves `path`.
+    func contains(_ path: String) -> Bool {
+        let first = path.drop { $0 == "/" }.prefix { $0 != "/" }
+        let candidates = byFirstSegment[first]
+        guard candidates != nil || !anyFirstSegment.isEmpty else { return false }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        return (candidates ?? []).contains { RouteTable.matches($0, segments) }
+            || anyFirstSegment.contains { RouteTable.matches($0, segments) }
     }
 }

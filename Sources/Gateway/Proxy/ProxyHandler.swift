@@ -8,7 +8,7 @@ import NIOHTTPTypes
 struct ProxyEnvironment: Sendable {
     let routing: Routing
     /// The gateway's own routes.
-    let ownRoutes: RouteTable
+    let ownRoutes: ServedPaths
     let pools: UpstreamPools
     let metrics: GatewayMetrics
     let auth: AuthMiddleware
@@ -30,7 +30,7 @@ struct ProxyEnvironment: Sendable {
         guard !generation.table.routes.isEmpty, let target = head.path else { return nil }
         let path = String(target.prefix { $0 != "?" })
         guard let route = generation.table.route(for: path), let upstream = generation.upstreams[route.upstream],
-            !ownRoutes.serves(path)
+            !ownRoutes.contains(path)
         else { return nil }
         return (route, upstream, path)
     }

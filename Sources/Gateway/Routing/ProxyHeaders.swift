@@ -127,18 +127,28 @@ enum ProxyHeaders {
             keepsUpgrade = keepingUpgrade
             for value in connection {
                 for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                    // On bytes, without Foundation's trimming: nearly every message has `Connection: keep-alive`.
-                    let trimmed = token.drop { $0 == 32 || $0 == 9 }.reversed().drop { $0 == 32 || $0 == 9 }
-                    guard !trimmed.isEmpty else { continue }
-                    let text = String(decoding: trimmed.reversed(), as: UTF8.self)
-                    guard !Self.connectionOptions.contains(text.lowercased()) else { continue }
-                    if let name = HTTPField.Name(text) { named.append(name) }
+                    // On bytes, with no string made: nearly every message has `Connection: keep-alive`.
+                    guard let start = token.firstIndex(where: { $0 != 32 && $0 != 9 }),
+                        let end = token.lastIndex(where: { $0 != 32 && $0 != 9 })
+                    else { continue }
+                    let trimmed = token[start...end]
+                    guard !Self.connectionOptions.contains(where: { Self.equalsIgnoringCase(trimmed, $0) }) else {
+                        continue
+                    }
+                    if let name = HTTPField.Name(String(decoding: trimmed, as: UTF8.self)) { named.append(name) }
                 }
             }
         }
 
-        /// `Connection` tokens that are options, or fields removed anyway.
-        private static let connectionOptions: Set<String> = ["keep-alive", "close", "upgrade"]
+        /// `Connection` tokens that are options, or fields removed anyway, in lower case.
+        private static let connectionOptions = ["keep-alive", "close", "upgrade"].map { Array($0.utf8) }
+
+        private static func equalsIgnoringCase(_ bytes: Substring.UTF8View.SubSequence, _ lower: [UInt8]) -> Bool {
+            bytes.count == lower.count
+                && zip(bytes, lower).allSatisfy { byte, expected in
+                    (65...90).contains(byte) ? byte + 32 == expected : byte == expected
+                }
+        }
 
         func contains(_ name: HTTPField.Name) -> Bool {
             switch name {

@@ -141,9 +141,8 @@ package struct UpstreamState: Sendable {
         else { return nil }
         instances[index].inFlight += 1
         let address = instances[index].address
-        var breaker = breakers[address] ?? CircuitBreaker(policy: breakerPolicy, now: now)
-        let (decision, transition) = breaker.acquire(at: now)
-        breakers[address] = breaker
+        let (decision, transition) = breakers[address, default: CircuitBreaker(policy: breakerPolicy, now: now)]
+            .acquire(at: now)
         return Picked(index: index, isProbe: decision == .allowed(isProbe: true), transition: transition)
     }
 
