@@ -107,5 +107,8 @@ package struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
     /// True for ``notFound(_:)``.
     package var isNotFound: Bool { base == .notFound }
 
+    /// True for ``rangeOutOfBounds(_:)``.
+    package var isRangeOutOfBounds: Bool { base == .rangeOutOfBounds }
+
     package var description: String { "ObjectStoreError: \(message)" }
 }

@@ -44,8 +44,9 @@ package struct Gateway: Sendable {
     ) async throws -> Result {
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let lock = try DataDirectoryLock(directory: configuration.dataDirectory)
+        let metrics = GatewayMetrics()
         return try await closing({ lock.release() }) {
-            try await Stores.with(configuration, logger: logger) { stores in
+            try await Stores.with(configuration, metrics: metrics, logger: logger) { stores in
                 try await Access.with(configuration, keys: stores.metadata, logger: logger, now: now) { access in
                     let certificates = try configuration.tls.map {
                         try CertificateReloader(
@@ -68,7 +69,8 @@ package struct Gateway: Sendable {
                             try await body(
                                 Gateway(
                                     configuration: configuration, stores: stores, access: access,
-                                    certificates: certificates, routing: routing, now: now, logger: logger))
+                                    certificates: certificates, routing: routing, metrics: metrics, now: now,
+                                    logger: logger))
                         }
                     }
                 }
@@ -78,7 +80,7 @@ package struct Gateway: Sendable {
 
     private init(
         configuration: GatewayConfiguration, stores: Stores, access: Access, certificates: CertificateReloader?,
-        routing: Routing, now: @escaping @Sendable () -> Date, logger: Logger
+        routing: Routing, metrics: GatewayMetrics, now: @escaping @Sendable () -> Date, logger: Logger
     ) {
         self.routing = routing
         let (metadata, objects, analytics, cache) = (stores.metadata, stores.objects, stores.analytics, stores.cache)
@@ -86,7 +88,7 @@ package struct Gateway: Sendable {
         self.logger = logger
         self.access = access
         self.certificates = certificates
-        self.metrics = GatewayMetrics()
+        self.metrics = metrics
         self.connections = ConnectionCount(limit: configuration.http.maxConnections)
         self.limiter = RateLimiter(
             rates: configuration.rateLimits.rates, shared: stores.rateLimits,

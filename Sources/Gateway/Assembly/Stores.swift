@@ -2,8 +2,9 @@ import AsyncHTTPClient
 import Clients
 import Logging
 import NIOPosix
+import Orchestrators
 
-/// The stores a configuration names, open for the duration of ``with(_:logger:_:)``.
+/// The stores a configuration names, open for the duration of ``with(_:metrics:logger:_:)``.
 struct Stores: Sendable {
     var metadata: any MetadataStore
     var objects: any ObjectStore
@@ -13,9 +14,16 @@ struct Stores: Sendable {
     var rateLimits: (any RateLimitStore)?
 
     /// Opens every store `configuration` names, runs `body`, and closes them in reverse whether it returns or throws.
+    ///
+    /// Each store but the in-process ones is behind a ``DependencyGuard`` (breaker and bulkhead) whose events go to
+    /// `metrics` and the log; Redis has one guard for the cache and the rate limits.
     static func with<Result>(
-        _ configuration: GatewayConfiguration, logger: Logger, _ body: (Stores) async throws -> Result
+        _ configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger,
+        _ body: (Stores) async throws -> Result
     ) async throws -> Result {
+        let guarded = { (name: String) in
+            Self.dependencyGuard(name, configuration.storeGuards, metrics: metrics, logger: logger)
+        }
         // File I/O of the object store runs on its own threads: a slow fsync must not stall SQLite or anything else.
         let files = NIOThreadPool(numberOfThreads: 8)
         files.start()
@@ -24,17 +32,39 @@ struct Stores: Sendable {
             try await HTTPClient.withHTTPClient { http in
                 try await withMetadataStore(configuration.metadata, logger: logger) { metadata in
                     try await withAnalyticsStore(configuration.analytics, http: http, logger: logger) { analytics in
-                        try await withCache(configuration.cache) { cache, rateLimits in
+                        try await withCache(configuration.cache, guard: guarded("cache")) { cache, rateLimits in
                             let objects = try await objectStore(configuration, files: files, http: http, logger: logger)
                             return try await body(
                                 Stores(
-                                    metadata: metadata, objects: objects, analytics: analytics, cache: cache,
-                                    rateLimits: rateLimits))
+                                    metadata: GuardedMetadataStore(metadata, guard: guarded("metadata")),
+                                    objects: GuardedObjectStore(objects, guard: guarded("storage")),
+                                    analytics: GuardedAnalyticsStore(analytics, guard: guarded("analytics")),
+                                    cache: cache, rateLimits: rateLimits))
                         }
                     }
                 }
             }
         }
+    }
+
+    /// The guard of the store `name`: breaker changes go to the gauge and the log, refusals to their counter.
+    private static func dependencyGuard(
+        _ name: String, _ settings: GatewayConfiguration.StoreGuards, metrics: GatewayMetrics, logger: Logger
+    ) -> DependencyGuard {
+        metrics.circuitBreakerState(dependency: name, state: .closed)
+        return DependencyGuard(
+            name: name, policy: settings.breaker, maxConcurrentCalls: settings.maxConcurrentCalls,
+            events: { event in
+            switch event {
+            case .transition(let dependency, let transition):
+                metrics.circuitBreakerState(dependency: dependency, state: transition.to)
+                logger.notice(
+                    "circuit breaker \(transition.to.name)",
+                    metadata: ["dependency": "\(dependency)", "from": "\(transition.from.name)"])
+            case .rejected(let dependency, let reason):
+                metrics.dependencyRejected(dependency: dependency, reason: reason)
+            }
+        })
     }
 
     /// Runs `body` with the metadata store `backend` names (a PostgreSQL pool runs meanwhile), then closes it.
@@ -72,7 +102,7 @@ struct Stores: Sendable {
 
     /// The cache, and with Redis the shared rate-limit store on the same connections.
     private static func withCache<Result>(
-        _ backend: GatewayConfiguration.CacheBackend,
+        _ backend: GatewayConfiguration.CacheBackend, guard guarded: DependencyGuard,
         _ body: (any Cache, (any RateLimitStore)?) async throws -> Result
     ) async throws -> Result {
         switch backend {
@@ -81,14 +111,14 @@ struct Stores: Sendable {
         case .redis(let location, let localMaxBytes, let localTimeToLive):
             let client = try RedisClient(location)
             return try await closing(client.close) {
-                let redis = RedisCache(client: client)
+                let redis = GuardedCache(RedisCache(client: client), guard: guarded)
                 let cache: any Cache =
                     localTimeToLive > .zero && localMaxBytes > 0
                     ? TieredCache(
                         local: InProcessCache(capacityBytes: localMaxBytes), shared: redis,
                         localTimeToLive: localTimeToLive)
                     : redis
-                return try await body(cache, RedisRateLimitStore(client: client))
+                return try await body(cache, GuardedRateLimitStore(RedisRateLimitStore(client: client), guard: guarded))
             }
         }
     }

@@ -52,6 +52,13 @@ package struct GatewayConfiguration: Sendable {
         package var branchTimeout: Duration
     }
 
+    /// The guard of each store (``DependencyGuard``): its breaker and bulkhead.
+    package struct StoreGuards: Sendable {
+        package var breaker: BreakerPolicy
+        /// Calls in flight to one store at most.
+        package var maxConcurrentCalls: Int
+    }
+
     /// Upload limits.
     package struct Uploads: Sendable {
         /// Uploads in flight per instance.
@@ -108,6 +115,7 @@ package struct GatewayConfiguration: Sendable {
     package var analytics: AnalyticsBackend
     package var ingest: Ingest
     package var query: Query
+    package var storeGuards: StoreGuards
     package var cache: CacheBackend
     package var uploads: Uploads
     package var auth: Auth
@@ -143,6 +151,14 @@ package struct GatewayConfiguration: Sendable {
         storageCredentials = Self.storageCredentials(&read, environment: environment, storage: storage)
         ingest = Ingest(concurrency: read(\.ingestConcurrency), lease: read(\.ingestLease))
         query = Query(timeout: read(\.queryTimeout), branchTimeout: read(\.queryBranchTimeout))
+        let slowCall = read(\.storesBreakerSlowCall)
+        storeGuards = StoreGuards(
+            breaker: BreakerPolicy(
+                window: read(\.storesBreakerWindow), minimumCalls: read(\.storesBreakerMinimumCalls),
+                failureRatio: Double(read(\.storesBreakerFailurePercent)) / 100,
+                slowCallThreshold: slowCall > .zero ? slowCall : nil, coolDown: read(\.storesBreakerCoolDown),
+                probes: read(\.storesBreakerProbes)),
+            maxConcurrentCalls: read(\.storesMaxConcurrentCalls))
         uploads = Uploads(
             maxConcurrent: read(\.uploadsMaxConcurrent),
             maxConcurrentPerPrincipal: read(\.uploadsMaxConcurrentPerPrincipal), maxBytes: read(\.uploadsMaxBytes),

@@ -160,6 +160,28 @@ package struct SettingsTable: Sendable {
     let queryBranchTimeout = Setting.duration(
         "query.branchTimeout", "5s", in: .milliseconds(10)...(.seconds(600)),
         "Deadline of each store query within an answer; an optional part past it is reported missing.")
+    let storesBreakerWindow = Setting.duration(
+        "stores.breakerWindow", "10s", in: .seconds(1)...(.seconds(3600)),
+        "How far back each store's circuit breaker counts calls and failures.")
+    let storesBreakerMinimumCalls = Setting.integer(
+        "stores.breakerMinimumCalls", "20", in: 1...100_000,
+        "Calls to a store within the window before its failure share can open the breaker.")
+    let storesBreakerFailurePercent = Setting.integer(
+        "stores.breakerFailurePercent", "50", in: 1...100,
+        "The share of failed calls (percent) that opens a store's breaker: its calls then fail at once with 503 "
+            + "dependency-unavailable and /readyz reports it down.")
+    let storesBreakerSlowCall = Setting.duration(
+        "stores.breakerSlowCall", "0s", in: .zero...(.seconds(600)),
+        "A store call slower than this counts as failed (0s: speed does not count).")
+    let storesBreakerCoolDown = Setting.duration(
+        "stores.breakerCoolDown", "5s", in: .milliseconds(100)...(.seconds(3600)),
+        "How long an open breaker refuses calls (its Retry-After) before it lets probe calls through.")
+    let storesBreakerProbes = Setting.integer(
+        "stores.breakerProbes", "3", in: 1...1000,
+        "Probe calls a half-open breaker lets through; all of them succeeding close it, one failing opens it again.")
+    let storesMaxConcurrentCalls = Setting.integer(
+        "stores.maxConcurrentCalls", "512", in: 1...1_000_000,
+        "Calls in flight to one store at most (a bulkhead); past it a call fails at once with 503.")
     let shutdownDrainDelay = Setting.duration(
         "shutdown.drainDelay", "0s", in: .zero...(.seconds(3600)),
         "On SIGTERM, keep accepting connections this long while /readyz answers 503, so load balancers stop "

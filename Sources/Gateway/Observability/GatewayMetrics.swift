@@ -114,6 +114,16 @@ package final class GatewayMetrics: Sendable {
         ).increment()
     }
 
+    /// A call to a store was refused by its guard (`reason`: `circuit-open` or `saturated`).
+    func dependencyRejected(dependency: String, reason: String) {
+        registry.makeCounter(
+            descriptor: Self.name(
+                "dependency_rejected", unit: "total",
+                help: "Store calls failed at once by their guard (open breaker or full bulkhead), by store and reason."),
+            labels: [("dependency", dependency), ("reason", reason)]
+        ).increment()
+    }
+
     /// A proxied request went to another attempt.
     func upstreamRetried(upstream: String) {
         registry.makeCounter(

@@ -1,0 +1,116 @@
+import Clients
+import KubinModel
+import Synchronization
+
+/// What stands between the gateway and one store: a ``CircuitBreaker`` and a bulkhead (a bound on calls in flight).
+///
+/// Every call of a guarded store (``GuardedMetadataStore`` and its siblings) passes ``run(counting:_:)``. Past the
+/// bulkhead, or while the breaker refuses, the call fails at once with 503 `dependency-unavailable` naming the store,
+/// its Retry-After the breaker's remaining cool-down: no time-out is paid and the store is not hammered. A call's
+/// outcome feeds the breaker: an error the store answered with (a missing object, a duplicate key, a problem of the
+/// caller's) is a success, a cancelled call counts neither way, anything else is a failure, and so is a success
+/// slower than the policy's slow-call threshold.
+package final class DependencyGuard: Sendable {
+    /// The store's name in problems, metrics and logs: `metadata`, `storage`, `analytics`, `cache`.
+    package let name: String
+    /// The most calls in flight at once.
+    package let maxConcurrentCalls: Int
+    private let breaker: Mutex<CircuitBreaker>
+    private let inFlight = Atomic<Int>(0)
+    private let now: @Sendable () -> ContinuousClock.Instant
+    private let events: @Sendable (Event) -> Void
+
+    /// What the gateway learns of, for its metrics and log.
+    package enum Event: Sendable {
+        /// The breaker changed state.
+        case transition(dependency: String, CircuitBreaker.Transition)
+        /// A call was refused: `reason` is `circuit-open` or `saturated`.
+        case rejected(dependency: String, reason: String)
+    }
+
+    package init(
+        name: String, policy: BreakerPolicy, maxConcurrentCalls: Int,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
+        events: @escaping @Sendable (Event) -> Void = { _ in }
+    ) {
+        self.name = name
+        self.maxConcurrentCalls = maxConcurrentCalls
+        self.now = now
+        self.events = events
+        self.breaker = Mutex(CircuitBreaker(policy: policy, now: now()))
+    }
+
+    /// The breaker's state now.
+    package var state: CircuitBreaker.State { breaker.withLock { $0.state } }
+
+    /// Runs `call` when the bulkhead has room and the breaker lets it through; `counting` says whether an error it
+    /// throws is the store's failure (the default rule above when nil).
+    package func run<Result>(
+        counting isFailure: ((any Error) -> Bool)? = nil, _ call: () async throws -> Result
+    ) async throws -> Result {
+        guard takePlace() else {
+            events(.rejected(dependency: name, reason: "saturated"))
+            throw KubinError(
+                .dependencyUnavailable,
+                "The \(name) store has \(maxConcurrentCalls) calls in flight, as many as the gateway sends it; retry "
+                    + "shortly.", retryAfterSeconds: 1)
+        }
+        defer { inFlight.subtract(1, ordering: .relaxed) }
+        let (decision, transition) = breaker.withLock { $0.acquire(at: now()) }
+        if let transition { events(.transition(dependency: name, transition)) }
+        guard case .allowed(let isProbe) = decision else {
+            events(.rejected(dependency: name, reason: "circuit-open"))
+            let wait = if case .refused(let retryAfter) = decision { retryAfter } else { Duration.seconds(1) }
+            throw KubinError(
+                .dependencyUnavailable,
+                "The \(name) store is unavailable: its circuit breaker is open after repeated failures; retry later.",
+                retryAfterSeconds: max(1, Int((wait / .seconds(1)).rounded(.up))))
+        }
+        let started = now()
+        do {
+            let result = try await call()
+            record(.success, since: started, isProbe: isProbe)
+            return result
+        } catch {
+            let outcome: CircuitBreaker.Outcome =
+                if error is CancellationError || Task.isCancelled {
+                    .abandoned
+                } else if (isFailure ?? Self.isFailure)(error) {
+                    .failure
+                } else {
+                    .success
+                }
+            record(outcome, since: started, isProbe: isProbe)
+            throw error
+        }
+    }
+
+    private func takePlace() -> Bool {
+        var value = inFlight.load(ordering: .relaxed)
+        while value < maxConcurrentCalls {
+            let (exchanged, original) = inFlight.compareExchange(
+                expected: value, desired: value + 1, ordering: .relaxed)
+            if exchanged { return true }
+            value = original
+        }
+        return false
+    }
+
+    private func record(_ outcome: CircuitBreaker.Outcome, since started: ContinuousClock.Instant, isProbe: Bool) {
+        let now = now()
+        let transition = breaker.withLock {
+            $0.record(outcome, duration: now - started, isProbe: isProbe, at: now)
+        }
+        if let transition { events(.transition(dependency: name, transition)) }
+    }
+
+    /// Whether `error` is the store failing, as opposed to an answer it gave.
+    static func isFailure(_ error: any Error) -> Bool {
+        switch error {
+        case is KubinError: false
+        case let error as MetadataStoreError: !error.isIdempotencyKeyConflict
+        case let error as ObjectStoreError: !error.isNotFound && !error.isRangeOutOfBounds
+        default: true
+        }
+    }
+}
