@@ -12,9 +12,9 @@ package final class RedisServer: Sendable {
     /// Where it listens.
     package let location: RedisLocation
 
-    /// Starts a server and waits until it answers `PING`.
-    package init() throws {
-        let port = try freePort()
+    /// Starts a server on `port` (a free one when nil) and waits until it answers `PING`.
+    package init(port: Int? = nil) throws {
+        let port = try port ?? freePort()
         server = try ChildProcess(
             ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             output: .discard)

@@ -55,16 +55,16 @@ struct Stores: Sendable {
         return DependencyGuard(
             name: name, policy: settings.breaker, maxConcurrentCalls: settings.maxConcurrentCalls,
             events: { event in
-            switch event {
-            case .transition(let dependency, let transition):
-                metrics.circuitBreakerState(dependency: dependency, state: transition.to)
-                logger.notice(
-                    "circuit breaker \(transition.to.name)",
-                    metadata: ["dependency": "\(dependency)", "from": "\(transition.from.name)"])
-            case .rejected(let dependency, let reason):
-                metrics.dependencyRejected(dependency: dependency, reason: reason)
-            }
-        })
+                switch event {
+                case .transition(let dependency, let transition):
+                    metrics.circuitBreakerState(dependency: dependency, state: transition.to)
+                    logger.notice(
+                        "circuit breaker \(transition.to.name)",
+                        metadata: ["dependency": "\(dependency)", "from": "\(transition.from.name)"])
+                case .rejected(let dependency, let reason):
+                    metrics.dependencyRejected(dependency: dependency, reason: reason)
+                }
+            })
     }
 
     /// Runs `body` with the metadata store `backend` names (a PostgreSQL pool runs meanwhile), then closes it.

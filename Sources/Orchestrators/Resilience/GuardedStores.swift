@@ -125,7 +125,9 @@ package struct GuardedObjectStore: ObjectStore {
         }
     }
 
-    package func info(_ key: ObjectKey) async throws -> ObjectInfo? { try await guarded.run { try await base.info(key) } }
+    package func info(_ key: ObjectKey) async throws -> ObjectInfo? {
+        try await guarded.run { try await base.info(key) }
+    }
 
     package func read(
         _ key: ObjectKey, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void
