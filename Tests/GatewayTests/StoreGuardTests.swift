@@ -17,17 +17,19 @@ import Testing
             #expect(try await live.metric("gateway_circuit_breaker_state{dependency=\"cache\"}") == 0)
             redis.stop()
 
-            // The readiness checks and the rate limiter's calls fail: the breaker opens and /readyz names it.
+            // The readiness checks and the rate limiter's calls fail: the breaker opens, /readyz names it and the
+            // gauge says open (polled together: under load the short cool-down may pass between two looks).
             try await live.eventually("the cache's breaker to open") {
                 _ = try await live.send(.GET, "/api/v1/snapshots")
                 let readiness = try await live.json(.GET, "/readyz")
                 let cache = (readiness.object["checks"] as? [String: Any])?["cache"] as? [String: Any]
+                let gauge = try await live.metric("gateway_circuit_breaker_state{dependency=\"cache\"}")
                 return readiness.status == 503 && (cache?["error"] as? String)?.contains("circuit breaker") == true
+                    && gauge == 2
             }
-            #expect(try await live.metric("gateway_circuit_breaker_state{dependency=\"cache\"}") == 2)
-            #expect(
-                try await live.metric("gateway_dependency_rejected_total{dependency=\"cache\",reason=\"circuit-open\"}")
-                    ?? 0 > 0)
+            let rejected = try await live.metric(
+                "gateway_dependency_rejected_total{dependency=\"cache\",reason=\"circuit-open\"}")
+            #expect(rejected ?? 0 > 0)
             // Requests are served without Redis meanwhile.
             #expect(try await live.send(.GET, "/api/v1/snapshots").status == 200)
             #expect(!live.logs.entries(message: "circuit breaker open").isEmpty)

@@ -47,13 +47,15 @@ struct Stores: Sendable {
         }
     }
 
-    /// The guard of the store `name`: breaker changes go to the gauge and the log, refusals to their counter.
+    /// The guard of the store `name`: breaker changes go to the gauge and the log, refusals and retries to their
+    /// counters.
     private static func dependencyGuard(
         _ name: String, _ settings: GatewayConfiguration.StoreGuards, metrics: GatewayMetrics, logger: Logger
     ) -> DependencyGuard {
         metrics.circuitBreakerState(dependency: name, state: .closed)
         return DependencyGuard(
             name: name, policy: settings.breaker, maxConcurrentCalls: settings.maxConcurrentCalls,
+            retry: settings.retry,
             events: { event in
                 switch event {
                 case .transition(let dependency, let transition):
@@ -63,6 +65,8 @@ struct Stores: Sendable {
                         metadata: ["dependency": "\(dependency)", "from": "\(transition.from.name)"])
                 case .rejected(let dependency, let reason):
                     metrics.dependencyRejected(dependency: dependency, reason: reason)
+                case .retried(let dependency):
+                    metrics.dependencyRetried(dependency: dependency)
                 }
             })
     }

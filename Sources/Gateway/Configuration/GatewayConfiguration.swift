@@ -57,6 +57,8 @@ package struct GatewayConfiguration: Sendable {
         package var breaker: BreakerPolicy
         /// Calls in flight to one store at most.
         package var maxConcurrentCalls: Int
+        /// Tries of a repeatable call.
+        package var retry: RetryPolicy
     }
 
     /// Upload limits.
@@ -158,7 +160,8 @@ package struct GatewayConfiguration: Sendable {
                 failureRatio: Double(read(\.storesBreakerFailurePercent)) / 100,
                 slowCallThreshold: slowCall > .zero ? slowCall : nil, coolDown: read(\.storesBreakerCoolDown),
                 probes: read(\.storesBreakerProbes)),
-            maxConcurrentCalls: read(\.storesMaxConcurrentCalls))
+            maxConcurrentCalls: read(\.storesMaxConcurrentCalls),
+            retry: RetryPolicy(attempts: read(\.storesRetryAttempts)))
         uploads = Uploads(
             maxConcurrent: read(\.uploadsMaxConcurrent),
             maxConcurrentPerPrincipal: read(\.uploadsMaxConcurrentPerPrincipal), maxBytes: read(\.uploadsMaxBytes),

@@ -179,6 +179,10 @@ package struct SettingsTable: Sendable {
     let storesBreakerProbes = Setting.integer(
         "stores.breakerProbes", "3", in: 1...1000,
         "Probe calls a half-open breaker lets through; all of them succeeding close it, one failing opens it again.")
+    let storesRetryAttempts = Setting.integer(
+        "stores.retryAttempts", "2", in: 1...10,
+        "Tries in all of a store call that may be repeated (reads, idempotent writes) when it fails; 1: no retry. "
+            + "Retries wait a jittered back-off and stay within a budget of 20% of the calls in flight (at least 3).")
     let storesMaxConcurrentCalls = Setting.integer(
         "stores.maxConcurrentCalls", "512", in: 1...1_000_000,
         "Calls in flight to one store at most (a bulkhead); past it a call fails at once with 503.")

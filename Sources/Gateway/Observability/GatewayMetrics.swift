@@ -124,6 +124,15 @@ package final class GatewayMetrics: Sendable {
         ).increment()
     }
 
+    /// A failed store call is tried again.
+    func dependencyRetried(dependency: String) {
+        registry.makeCounter(
+            descriptor: Self.name(
+                "dependency_retries", unit: "total", help: "Store calls tried again after a failure, by store."),
+            labels: [("dependency", dependency)]
+        ).increment()
+    }
+
     /// A proxied request went to another attempt.
     func upstreamRetried(upstream: String) {
         registry.makeCounter(

@@ -10,6 +10,10 @@ import Synchronization
 /// outcome feeds the breaker: an error the store answered with (a missing object, a duplicate key, a problem of the
 /// caller's) is a success, a cancelled call counts neither way, anything else is a failure, and so is a success
 /// slower than the policy's slow-call threshold.
+///
+/// A call that may be repeated (a read, or a write idempotent by construction: the wrappers say which) and failed is
+/// tried again by its ``RetryPolicy``: full-jitter back-off, and retries in flight bounded by the policy's budget, so
+/// that retries cannot multiply an outage; a refusal of the guard itself is never retried.
 package final class DependencyGuard: Sendable {
     /// The store's name in problems, metrics and logs: `metadata`, `storage`, `analytics`, `cache`.
     package let name: String
@@ -17,6 +21,9 @@ package final class DependencyGuard: Sendable {
     package let maxConcurrentCalls: Int
     private let breaker: Mutex<CircuitBreaker>
     private let inFlight = Atomic<Int>(0)
+    private let retriesInFlight = Atomic<Int>(0)
+    private let retry: RetryPolicy
+    private let sleep: @Sendable (Duration) async throws -> Void
     private let now: @Sendable () -> ContinuousClock.Instant
     private let events: @Sendable (Event) -> Void
 
@@ -26,14 +33,19 @@ package final class DependencyGuard: Sendable {
         case transition(dependency: String, CircuitBreaker.Transition)
         /// A call was refused: `reason` is `circuit-open` or `saturated`.
         case rejected(dependency: String, reason: String)
+        /// A failed call is tried again.
+        case retried(dependency: String)
     }
 
     package init(
-        name: String, policy: BreakerPolicy, maxConcurrentCalls: Int,
+        name: String, policy: BreakerPolicy, maxConcurrentCalls: Int, retry: RetryPolicy = RetryPolicy(),
         now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
         events: @escaping @Sendable (Event) -> Void = { _ in }
     ) {
         self.name = name
+        self.retry = retry
+        self.sleep = sleep
         self.maxConcurrentCalls = maxConcurrentCalls
         self.now = now
         self.events = events
@@ -44,9 +56,45 @@ package final class DependencyGuard: Sendable {
     package var state: CircuitBreaker.State { breaker.withLock { $0.state } }
 
     /// Runs `call` when the bulkhead has room and the breaker lets it through; `counting` says whether an error it
-    /// throws is the store's failure (the default rule above when nil).
+    /// throws is the store's failure (the default rule above when nil); after a failure, `call` is tried again while
+    /// `retryable` says it may be and the policy and its budget allow.
     package func run<Result>(
-        counting isFailure: ((any Error) -> Bool)? = nil, _ call: () async throws -> Result
+        retryable: () -> Bool = { false }, counting isFailure: ((any Error) -> Bool)? = nil,
+        _ call: () async throws -> Result
+    ) async throws -> Result {
+        var retries = 0
+        // Held from a retry's wait to the end of its try.
+        var holdsRetryPlace = false
+        defer { if holdsRetryPlace { retriesInFlight.subtract(1, ordering: .relaxed) } }
+        while true {
+            do {
+                return try await once(counting: isFailure, call)
+            } catch {
+                if holdsRetryPlace {
+                    retriesInFlight.subtract(1, ordering: .relaxed)
+                    holdsRetryPlace = false
+                }
+                let wasFailure =
+                    !(error is CancellationError) && !Task.isCancelled && (isFailure ?? Self.isFailure)(error)
+                guard wasFailure, retries + 1 < retry.attempts, retryable(), takeRetryPlace() else { throw error }
+                holdsRetryPlace = true
+                retries += 1
+                events(.retried(dependency: name))
+                var random = SystemRandomNumberGenerator()
+                try await sleep(retry.delay(beforeRetry: retries, using: &random))
+            }
+        }
+    }
+
+    /// ``run(retryable:counting:_:)`` for a call that may always be repeated: a read, or a write idempotent by
+    /// construction.
+    package func runRepeatable<Result>(_ call: () async throws -> Result) async throws -> Result {
+        try await run(retryable: { true }, call)
+    }
+
+    /// One try of `call` through the bulkhead and the breaker.
+    private func once<Result>(
+        counting isFailure: ((any Error) -> Bool)?, _ call: () async throws -> Result
     ) async throws -> Result {
         guard takePlace() else {
             events(.rejected(dependency: name, reason: "saturated"))
@@ -92,6 +140,18 @@ package final class DependencyGuard: Sendable {
                 expected: value, desired: value + 1, ordering: .relaxed)
             if exchanged { return true }
             value = original
+        }
+        return false
+    }
+
+    /// A place in the retry budget, counted against the calls in flight now.
+    private func takeRetryPlace() -> Bool {
+        var retries = retriesInFlight.load(ordering: .relaxed)
+        while retry.budgetAllows(retriesInFlight: retries, requestsInFlight: inFlight.load(ordering: .relaxed)) {
+            let (exchanged, original) = retriesInFlight.compareExchange(
+                expected: retries, desired: retries + 1, ordering: .relaxed)
+            if exchanged { return true }
+            retries = original
         }
         return false
     }

@@ -5,7 +5,9 @@ import KubinSupport
 import NIOCore
 import Synchronization
 
-/// The metadata store with every call behind its ``DependencyGuard``.
+/// The metadata store with every call behind its ``DependencyGuard``. Reads are tried again after a failure, and so
+/// are the writes idempotent by construction (renewing or releasing a lease, clearing an index); inserts, claims and
+/// the writes that answer whether they changed something are not (a repeat after a lost reply would answer wrongly).
 package struct GuardedMetadataStore: MetadataStore {
     private let base: any MetadataStore
     private let guarded: DependencyGuard
@@ -22,11 +24,11 @@ package struct GuardedMetadataStore: MetadataStore {
     }
 
     package func snapshot(_ id: SnapshotID) async throws -> Snapshot? {
-        try await guarded.run { try await base.snapshot(id) }
+        try await guarded.runRepeatable { try await base.snapshot(id) }
     }
 
     package func listSnapshots(_ query: SnapshotQuery) async throws -> Page<Snapshot> {
-        try await guarded.run { try await base.listSnapshots(query) }
+        try await guarded.runRepeatable { try await base.listSnapshots(query) }
     }
 
     package func deleteSnapshot(_ id: SnapshotID) async throws -> Bool {
@@ -34,15 +36,17 @@ package struct GuardedMetadataStore: MetadataStore {
     }
 
     package func idempotencyRecord(forKey key: String) async throws -> IdempotencyRecord? {
-        try await guarded.run { try await base.idempotencyRecord(forKey: key) }
+        try await guarded.runRepeatable { try await base.idempotencyRecord(forKey: key) }
     }
 
     package func insertAPIKey(_ key: APIKey) async throws { try await guarded.run { try await base.insertAPIKey(key) } }
 
-    package func apiKey(id: String) async throws -> APIKey? { try await guarded.run { try await base.apiKey(id: id) } }
+    package func apiKey(id: String) async throws -> APIKey? {
+        try await guarded.runRepeatable { try await base.apiKey(id: id) }
+    }
 
     package func listAPIKeys(tenant: TenantID?) async throws -> [APIKey] {
-        try await guarded.run { try await base.listAPIKeys(tenant: tenant) }
+        try await guarded.runRepeatable { try await base.listAPIKeys(tenant: tenant) }
     }
 
     package func revokeAPIKey(id: String, at date: Date) async throws -> Bool {
@@ -56,13 +60,13 @@ package struct GuardedMetadataStore: MetadataStore {
     package func renewIngestLease(
         _ id: SnapshotID, worker: String, until: Date, progress: IngestProgress
     ) async throws -> Bool {
-        try await guarded.run {
+        try await guarded.runRepeatable {
             try await base.renewIngestLease(id, worker: worker, until: until, progress: progress)
         }
     }
 
     package func releaseIngestJob(_ id: SnapshotID, worker: String) async throws {
-        try await guarded.run { try await base.releaseIngestJob(id, worker: worker) }
+        try await guarded.runRepeatable { try await base.releaseIngestJob(id, worker: worker) }
     }
 
     package func completeIngest(_ id: SnapshotID, worker: String, counts: SnapshotCounts, at: Date) async throws -> Bool
@@ -74,40 +78,45 @@ package struct GuardedMetadataStore: MetadataStore {
         try await guarded.run { try await base.failIngest(id, worker: worker, reason: reason, at: at) }
     }
 
-    package func clearIndex(_ id: SnapshotID) async throws { try await guarded.run { try await base.clearIndex(id) } }
+    package func clearIndex(_ id: SnapshotID) async throws {
+        try await guarded.runRepeatable { try await base.clearIndex(id) }
+    }
 
     package func insertIndex(_ batch: IndexBatch, of id: SnapshotID) async throws {
         try await guarded.run { try await base.insertIndex(batch, of: id) }
     }
 
     package func namespaceSummaries(of id: SnapshotID) async throws -> [NamespaceSummary] {
-        try await guarded.run { try await base.namespaceSummaries(of: id) }
+        try await guarded.runRepeatable { try await base.namespaceSummaries(of: id) }
     }
 
     package func resources(of id: SnapshotID, _ query: ResourceQuery) async throws -> Page<IndexedResource> {
-        try await guarded.run { try await base.resources(of: id, query) }
+        try await guarded.runRepeatable { try await base.resources(of: id, query) }
     }
 
     package func resource(
         of id: SnapshotID, kind: String, namespace: String?, name: String
     ) async throws -> IndexedResource? {
-        try await guarded.run { try await base.resource(of: id, kind: kind, namespace: namespace, name: name) }
+        try await guarded.runRepeatable {
+            try await base.resource(of: id, kind: kind, namespace: namespace, name: name)
+        }
     }
 
     package func pods(of id: SnapshotID, _ query: PodQuery) async throws -> Page<IndexedPod> {
-        try await guarded.run { try await base.pods(of: id, query) }
+        try await guarded.runRepeatable { try await base.pods(of: id, query) }
     }
 
     package func listedPods(of id: SnapshotID, among pods: [PodKey]) async throws -> Set<PodKey> {
-        try await guarded.run { try await base.listedPods(of: id, among: pods) }
+        try await guarded.runRepeatable { try await base.listedPods(of: id, among: pods) }
     }
 
     package func podsWithMostRestarts(of id: SnapshotID, limit: Int) async throws -> [IndexedPod] {
-        try await guarded.run { try await base.podsWithMostRestarts(of: id, limit: limit) }
+        try await guarded.runRepeatable { try await base.podsWithMostRestarts(of: id, limit: limit) }
     }
 }
 
-/// The object store with every call behind its ``DependencyGuard``. A body that fails while it is stored, or a
+/// The object store with every call behind its ``DependencyGuard``. Reads and deletes are tried again after a
+/// failure (a read only before its first byte reached the reader); a put is not (its body is not kept). A body that fails while it is stored, or a
 /// reader that stops taking bytes, is the caller's doing: the store is not blamed for it.
 package struct GuardedObjectStore: ObjectStore {
     private let base: any ObjectStore
@@ -126,15 +135,20 @@ package struct GuardedObjectStore: ObjectStore {
     }
 
     package func info(_ key: ObjectKey) async throws -> ObjectInfo? {
-        try await guarded.run { try await base.info(key) }
+        try await guarded.runRepeatable { try await base.info(key) }
     }
 
     package func read(
         _ key: ObjectKey, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void
     ) async throws {
         var consumerFailed = false
-        try await guarded.run(counting: { !consumerFailed && DependencyGuard.isFailure($0) }) {
+        var hasConsumed = false
+        // Tried again only while no byte has gone to the reader.
+        try await guarded.run(
+            retryable: { !hasConsumed }, counting: { !consumerFailed && DependencyGuard.isFailure($0) }
+        ) {
             try await base.read(key, range: range) { buffer in
+                hasConsumed = true
                 do {
                     try await consume(buffer)
                 } catch {
@@ -145,10 +159,12 @@ package struct GuardedObjectStore: ObjectStore {
         }
     }
 
-    package func delete(_ key: ObjectKey) async throws { try await guarded.run { try await base.delete(key) } }
+    package func delete(_ key: ObjectKey) async throws {
+        try await guarded.runRepeatable { try await base.delete(key) }
+    }
 
     package func deleteAll(under prefix: ObjectKey) async throws {
-        try await guarded.run { try await base.deleteAll(under: prefix) }
+        try await guarded.runRepeatable { try await base.deleteAll(under: prefix) }
     }
 
     package func checkHealth() async throws { try await guarded.run { try await base.checkHealth() } }
@@ -186,7 +202,8 @@ private final class Flag: Sendable {
     func set() { value.store(true, ordering: .relaxed) }
 }
 
-/// The analytics store with every call behind its ``DependencyGuard``.
+/// The analytics store with every call behind its ``DependencyGuard``. Reads and deleting a snapshot's rows are tried
+/// again after a failure; appends are not (a repeat could store rows twice).
 package struct GuardedAnalyticsStore: AnalyticsStore {
     private let base: any AnalyticsStore
     private let guarded: DependencyGuard
@@ -211,29 +228,30 @@ package struct GuardedAnalyticsStore: AnalyticsStore {
     package func flush() async throws { try await guarded.run { try await base.flush() } }
 
     package func deleteSnapshot(_ snapshot: SnapshotID) async throws {
-        try await guarded.run { try await base.deleteSnapshot(snapshot) }
+        try await guarded.runRepeatable { try await base.deleteSnapshot(snapshot) }
     }
 
     package func logLines(of snapshot: SnapshotID, _ query: LogQuery) async throws -> Page<LogEntry> {
-        try await guarded.run { try await base.logLines(of: snapshot, query) }
+        try await guarded.runRepeatable { try await base.logLines(of: snapshot, query) }
     }
 
     package func events(of snapshot: SnapshotID, _ query: EventQuery) async throws -> Page<EventRecord> {
-        try await guarded.run { try await base.events(of: snapshot, query) }
+        try await guarded.runRepeatable { try await base.events(of: snapshot, query) }
     }
 
     package func podLogStats(of snapshot: SnapshotID, pods: [PodKey]) async throws -> [PodKey: PodLogStats] {
-        try await guarded.run { try await base.podLogStats(of: snapshot, pods: pods) }
+        try await guarded.runRepeatable { try await base.podLogStats(of: snapshot, pods: pods) }
     }
 
     package func namespaceActivity(of snapshot: SnapshotID) async throws -> [String: NamespaceActivity] {
-        try await guarded.run { try await base.namespaceActivity(of: snapshot) }
+        try await guarded.runRepeatable { try await base.namespaceActivity(of: snapshot) }
     }
 
     package func checkHealth() async throws { try await guarded.run { try await base.checkHealth() } }
 }
 
-/// A shared cache (Redis) with every call behind its ``DependencyGuard``.
+/// A shared cache (Redis) with every call behind its ``DependencyGuard``; every call but the health check may be tried
+/// again.
 package struct GuardedCache: Cache {
     private let base: any Cache
     private let guarded: DependencyGuard
@@ -243,16 +261,18 @@ package struct GuardedCache: Cache {
         self.guarded = guarded
     }
 
-    package func get(_ key: String) async throws -> ByteBuffer? { try await guarded.run { try await base.get(key) } }
-
-    package func set(_ key: String, value: ByteBuffer, timeToLive: Duration?) async throws {
-        try await guarded.run { try await base.set(key, value: value, timeToLive: timeToLive) }
+    package func get(_ key: String) async throws -> ByteBuffer? {
+        try await guarded.runRepeatable { try await base.get(key) }
     }
 
-    package func delete(_ key: String) async throws { try await guarded.run { try await base.delete(key) } }
+    package func set(_ key: String, value: ByteBuffer, timeToLive: Duration?) async throws {
+        try await guarded.runRepeatable { try await base.set(key, value: value, timeToLive: timeToLive) }
+    }
+
+    package func delete(_ key: String) async throws { try await guarded.runRepeatable { try await base.delete(key) } }
 
     package func deleteAll(prefix: String) async throws {
-        try await guarded.run { try await base.deleteAll(prefix: prefix) }
+        try await guarded.runRepeatable { try await base.deleteAll(prefix: prefix) }
     }
 
     package func checkHealth() async throws { try await guarded.run { try await base.checkHealth() } }

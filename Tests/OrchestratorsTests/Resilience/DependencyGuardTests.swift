@@ -36,17 +36,35 @@ import Testing
             }
         }
 
-        func guarding(_ name: String = "metadata", maxConcurrentCalls: Int = 8) -> DependencyGuard {
+        var retries: Int { reported.withLock { $0.filter { if case .retried = $0 { true } else { false } }.count } }
+
+        func guarding(
+            _ name: String = "metadata", maxConcurrentCalls: Int = 8, minimumCalls: Int = 4,
+            retry: RetryPolicy = RetryPolicy(attempts: 1),
+            sleep: @escaping @Sendable (Duration) async throws -> Void = { _ in }
+        ) -> DependencyGuard {
             DependencyGuard(
                 name: name,
                 policy: BreakerPolicy(
-                    window: .seconds(10), minimumCalls: 4, failureRatio: 0.5, coolDown: .seconds(5), probes: 2),
-                maxConcurrentCalls: maxConcurrentCalls, now: { self.now() },
+                    window: .seconds(10), minimumCalls: minimumCalls, failureRatio: 0.5, coolDown: .seconds(5),
+                    probes: 2),
+                maxConcurrentCalls: maxConcurrentCalls, retry: retry, now: { self.now() }, sleep: sleep,
                 events: { event in self.reported.withLock { $0.append(event) } })
         }
     }
 
     private struct Broken: Error {}
+
+    private final class Counter: Sendable {
+        private let count = Mutex(0)
+        var value: Int { count.withLock { $0 } }
+        @discardableResult func add() -> Int {
+            count.withLock {
+                $0 += 1; return $0
+            }
+        }
+        func reset() { count.withLock { $0 = 0 } }
+    }
 
     /// The error `call` failed with through `guarded` (nil: it succeeded), and whether its body ran.
     private func outcome(
@@ -128,6 +146,83 @@ import Testing
         #expect(await outcome(of: guarded) {}.ran)
         #expect(harness.rejections == ["saturated"])
         #expect(guarded.state == .closed)
+    }
+
+    @Test func aRepeatableCallIsTriedAgainAfterFailuresWithJitteredWaitsAndOthersAreNot() async throws {
+        let harness = Harness()
+        let waits = Mutex<[Duration]>([])
+        // A breaker that stays closed: here only retries are looked at.
+        let guarded = harness.guarding(
+            minimumCalls: 100, retry: RetryPolicy(attempts: 3, backoff: .milliseconds(100), maxBackoff: .seconds(1)),
+            sleep: { wait in waits.withLock { $0.append(wait) } })
+        let tries = Counter()
+        let value = try await guarded.runRepeatable {
+            let count = tries.add()
+            if count < 3 { throw Broken() }
+            return "answer"
+        }
+        #expect(value == "answer" && tries.value == 3)
+        let recorded = waits.withLock { $0 }
+        #expect(recorded.count == 2 && recorded[0] <= .milliseconds(100) && recorded[1] <= .milliseconds(200))
+        #expect(harness.retries == 2)
+
+        // Not repeatable, an answer of the store, or out of attempts: the error as it came.
+        tries.reset()
+        await #expect(throws: Broken.self) {
+            try await guarded.run {
+                tries.add(); throw Broken()
+            }
+        }
+        await #expect(throws: KubinError.self) {
+            try await guarded.runRepeatable {
+                tries.add(); throw KubinError(.notFound, "none")
+            }
+        }
+        await #expect(throws: Broken.self) {
+            try await guarded.runRepeatable {
+                tries.add(); throw Broken()
+            }
+        }
+        #expect(tries.value == 1 + 1 + 3)
+    }
+
+    @Test func retriesInFlightStayWithinTheBudget() async throws {
+        let harness = Harness()
+        let (sleeping, sleepingContinuation) = AsyncStream<Void>.makeStream()
+        let (wake, wakeContinuation) = AsyncStream<Void>.makeStream()
+        let guarded = harness.guarding(
+            minimumCalls: 100, retry: RetryPolicy(attempts: 2, budgetRatio: 0.2, budgetFloor: 3),
+            sleep: { _ in
+                sleepingContinuation.yield()
+                for await _ in wake { break }
+            })
+        let tries = Counter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Three failing calls wait for their retries: the budget's floor.
+            for _ in 0..<3 {
+                group.addTask {
+                    _ = try? await guarded.runRepeatable {
+                        tries.add(); throw Broken()
+                    }
+                }
+            }
+            var asleep = 0
+            for await _ in sleeping {
+                asleep += 1
+                if asleep == 3 { break }
+            }
+            // A fourth failure finds the budget spent: no retry.
+            await #expect(throws: Broken.self) {
+                try await guarded.runRepeatable {
+                    tries.add(); throw Broken()
+                }
+            }
+            #expect(tries.value == 4)
+            for _ in 0..<3 { wakeContinuation.yield() }
+            try await group.waitForAll()
+        }
+        #expect(tries.value == 7)
+        #expect(harness.retries == 3)
     }
 
     @Test func aReaderOrUploaderThatFailsIsNotTheStoresFailure() async throws {
