@@ -99,9 +99,10 @@ import Testing
         }
     }
 
-    /// Real stores with one ingested dump, and a query orchestrator over wrapped stores.
+    /// Real stores with one ingested dump, and a query orchestrator over wrapped stores; the stores `guards` name
+    /// (`metadata`, `analytics`) are behind those guards.
     static func withQueries(
-        _ behaviour: Behaviour, branchTimeout: Duration = .seconds(5),
+        _ behaviour: Behaviour, branchTimeout: Duration = .seconds(5), guards: [String: DependencyGuard] = [:],
         _ body: (QueryOrchestrator<ManualClock>, SnapshotID, Stores) async throws -> Void
     ) async throws {
         try await Stores.with { stores in
@@ -111,10 +112,13 @@ import Testing
                 metadata: stores.metadata, objects: stores.objects, analytics: stores.analytics,
                 settings: IngestWorkerTests.settings, logger: Logger(label: "t"))
             #expect(try await ingest.ingestNext(as: "w"))
+            let analytics = Analytics(stores.analytics, behaviour)
             let queries = QueryOrchestrator(
-                metadata: Metadata(stores.metadata, behaviour), objects: Objects(stores.objects, behaviour),
-                analytics: Analytics(stores.analytics, behaviour), timeout: .seconds(10), branchTimeout: branchTimeout,
-                clock: behaviour.clock)
+                metadata: guards["metadata"].map { GuardedMetadataStore(stores.metadata, guard: $0) }
+                    ?? Metadata(stores.metadata, behaviour),
+                objects: Objects(stores.objects, behaviour),
+                analytics: guards["analytics"].map { GuardedAnalyticsStore(analytics, guard: $0) } ?? analytics,
+                timeout: .seconds(10), branchTimeout: branchTimeout, clock: behaviour.clock)
             try await body(queries, snapshot.id, stores)
         }
     }
@@ -163,6 +167,41 @@ import Testing
                 ($0 as? KubinError)?.code == .dependencyUnavailable
             }
             #expect(behaviour.cancelled.withLock { $0 } == ["storage.info"] || behaviour.count("storage.info") == 0)
+        }
+    }
+
+    /// A guard whose breaker failures have opened (cool-down 60 s, on the real clock).
+    private static func openGuard(_ name: String) async -> DependencyGuard {
+        let guarded = DependencyGuard(
+            name: name, policy: BreakerPolicy(minimumCalls: 2, coolDown: .seconds(60)), maxConcurrentCalls: 8)
+        for _ in 0..<2 { _ = try? await guarded.run { throw Behaviour.InjectedFailure() } }
+        return guarded
+    }
+
+    /// The clock never moves and the analytics call would stall for 30 s of it: the answer can only come because the
+    /// open breaker refuses the call before it is made.
+    @Test(.timeLimit(.minutes(1))) func anOpenBreakerMakesAnOptionalPartMissingAtOnce() async throws {
+        let behaviour = Behaviour(delay: .seconds(30), slow: ["analytics.activity"])
+        let analytics = await Self.openGuard("analytics")
+        try await Self.withQueries(behaviour, guards: ["analytics": analytics]) { queries, id, _ in
+            let overview = try await queries.overview(of: id, tenant: .legacy)
+            #expect(overview.missing.map(\.section) == ["activity"])
+            #expect(overview.missing.first?.reason == "the analytics store failed")
+            #expect(behaviour.count("analytics.activity") == 0)
+            #expect(!overview.namespaces.isEmpty)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func anOpenBreakerOfARequiredStoreIsA503WithTheCoolDownLeft() async throws {
+        let behaviour = Behaviour()
+        let metadata = await Self.openGuard("metadata")
+        try await Self.withQueries(behaviour, guards: ["metadata": metadata]) { queries, id, _ in
+            await #expect { _ = try await queries.overview(of: id, tenant: .legacy) } throws: {
+                let error = $0 as? KubinError
+                // What is left of the cool-down (the dump's ingest ran meanwhile), not the fan-out's default of 1.
+                return error?.code == .dependencyUnavailable && (30...60).contains(error?.retryAfterSeconds ?? 0)
+                    && error?.detail.contains("metadata") == true
+            }
         }
     }
 
