@@ -88,7 +88,7 @@ package final class AnswerCache: Sendable {
             else { return nil }
             return Answer(body: value, etag: etag)
         } catch {
-            logger.warning("cache read failed; answering from the stores", metadata: ["error": "\(error)"])
+            Self.log(error, "cache read failed; answering from the stores", to: logger)
             return nil
         }
     }
@@ -101,8 +101,15 @@ package final class AnswerCache: Sendable {
         var body = answer.body
         value.writeBuffer(&body)
         do { try await cache.set(key, value: value, timeToLive: nil) } catch {
-            logger.warning("cache write failed", metadata: ["error": "\(error)"])
+            Self.log(error, "cache write failed", to: logger)
         }
+    }
+
+    /// A cache failure is a warning; a call its guard refused (open breaker, full bulkhead) is not logged again: the
+    /// breaker's change was, and its metrics count the refusals.
+    private static func log(_ error: any Error, _ message: Logger.Message, to logger: Logger) {
+        guard (error as? KubinError)?.code != .dependencyUnavailable else { return }
+        logger.warning(message, metadata: ["error": "\(error)"])
     }
 
     private static func prefix(_ snapshot: SnapshotID) -> String { "answers/\(snapshot.rawValue)/" }
