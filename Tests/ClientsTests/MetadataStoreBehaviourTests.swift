@@ -293,6 +293,65 @@ func makeSnapshot(
 }
 
 @Suite struct PostgresMetadataStoreTests {
+    /// A TCP relay to `argv[1]` that swallows every byte once the file `argv[2]` exists, and then creates `argv[3]`:
+    /// a server that stopped answering, as a black-holed network or a hung host.
+    private static let blackHole = """
+        import os, socket, sys, threading
+        target, flag, swallowed = ('127.0.0.1', int(sys.argv[1])), sys.argv[2], sys.argv[3]
+        server = socket.socket()
+        server.bind(('127.0.0.1', 0))
+        server.listen(64)
+        print(server.getsockname()[1], flush=True)
+        def pipe(source, sink):
+            try:
+                while data := source.recv(65536):
+                    if os.path.exists(flag):
+                        open(swallowed, 'w').close()
+                        continue
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for side in (source, sink):
+                    try: side.close()
+                    except OSError: pass
+        while True:
+            client, _ = server.accept()
+            upstream = socket.create_connection(target)
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        """
+
+    /// postgres-nio does not cancel a running query: the store closes the connection of a cancelled call instead, so
+    /// that a call to a server that stopped answering ends when its caller gives up (the time limit of its guard).
+    @Test(.timeLimit(.minutes(1))) func aCancelledCallToAServerThatStoppedAnsweringEndsAtOnce() async throws {
+        let directory = NSTemporaryDirectory() + "blackhole-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (flag, swallowed) = (directory + "/flag", directory + "/swallowed")
+        try await TestServers.withPostgresDatabase { location in
+            let relay = try BackgroundPython(
+                script: Self.blackHole, arguments: [String(location.port), flag, swallowed])
+            defer { _ = relay.stop() }
+            var relayed = location
+            relayed.port = relay.port
+            let store = try await PostgresMetadataStore.open(relayed, logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await store.client.run() }
+                defer { group.cancelAll() }
+                try await store.checkHealth()
+                FileManager.default.createFile(atPath: flag, contents: nil)
+                try await withThrowingTaskGroup(of: Void.self) { calls in
+                    calls.addTask { _ = try await store.apiKey(id: "stalled") }
+                    // The query is out, and swallowed: only cancelling can end the call now.
+                    try await poll("the query to be swallowed") { FileManager.default.fileExists(atPath: swallowed) }
+                    calls.cancelAll()
+                    await #expect(throws: (any Error).self) { try await calls.next() }
+                }
+            }
+        }
+    }
+
     /// Every pooled statement is bounded by the URL's `statement_timeout`: the server cancels a longer one, and the
     /// pool stays usable.
     @Test(.timeLimit(.minutes(1))) func aStatementRunningPastItsTimeoutIsCancelled() async throws {

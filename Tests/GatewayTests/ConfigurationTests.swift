@@ -165,7 +165,7 @@ import Testing
             "tls.clientScopes": "snapshots:read,snapshots:write", "auth.disabled": "false",
             "stores.breakerWindow": "30s", "stores.breakerMinimumCalls": "5", "stores.breakerFailurePercent": "25",
             "stores.breakerSlowCall": "2s", "stores.breakerCoolDown": "10s", "stores.breakerProbes": "1",
-            "stores.maxConcurrentCalls": "64", "stores.retryAttempts": "3",
+            "stores.maxConcurrentCalls": "64", "stores.retryAttempts": "3", "stores.callTimeout": "3s",
         ]
         #expect(Set(samples.keys) == Set(SettingsTable.rows.map(\.key)), "a sample for every setting")
         let help = GatewayConfiguration.helpText

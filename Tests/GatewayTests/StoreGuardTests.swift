@@ -10,7 +10,7 @@ import Testing
         let port = redis.location.port
         let settings = [
             "cache.url": "redis://127.0.0.1:\(port)/0", "stores.breakerMinimumCalls": "3",
-            "stores.breakerCoolDown": "300ms", "stores.breakerProbes": "1",
+            "stores.breakerCoolDown": "3s", "stores.breakerProbes": "1",
         ]
         try await withLiveGateway(settings) { live in
             try await live.eventually("readiness") { try await live.send(.GET, "/readyz").status == 200 }
@@ -18,7 +18,7 @@ import Testing
             redis.stop()
 
             // The readiness checks and the rate limiter's calls fail: the breaker opens, /readyz names it and the
-            // gauge says open (polled together: under load the short cool-down may pass between two looks).
+            // gauge says open (polled together: under load the cool-down may pass between two looks).
             try await live.eventually("the cache's breaker to open") {
                 _ = try await live.send(.GET, "/api/v1/snapshots")
                 let readiness = try await live.json(.GET, "/readyz")

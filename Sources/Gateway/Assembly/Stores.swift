@@ -21,8 +21,17 @@ struct Stores: Sendable {
         _ configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger,
         _ body: (Stores) async throws -> Result
     ) async throws -> Result {
+        // A time limit only for the stores across a network: an embedded one (SQLite, a directory) runs its calls
+        // on threads that no cancellation stops, so a limit could only add failures.
+        let networked: [String: Bool] = [
+            "metadata": { if case .postgres = configuration.metadata { true } else { false } }(),
+            "storage": { if case .s3 = configuration.storage { true } else { false } }(),
+            "analytics": { if case .clickHouse = configuration.analytics { true } else { false } }(),
+            "cache": true,
+        ]
         let guarded = { (name: String) in
-            Self.dependencyGuard(name, configuration.storeGuards, metrics: metrics, logger: logger)
+            Self.dependencyGuard(
+                name, configuration.storeGuards, isNetworked: networked[name] ?? true, metrics: metrics, logger: logger)
         }
         // File I/O of the object store runs on its own threads: a slow fsync must not stall SQLite or anything else.
         let files = NIOThreadPool(numberOfThreads: 8)
@@ -50,12 +59,13 @@ struct Stores: Sendable {
     /// The guard of the store `name`: breaker changes go to the gauge and the log, refusals and retries to their
     /// counters.
     private static func dependencyGuard(
-        _ name: String, _ settings: GatewayConfiguration.StoreGuards, metrics: GatewayMetrics, logger: Logger
+        _ name: String, _ settings: GatewayConfiguration.StoreGuards, isNetworked: Bool, metrics: GatewayMetrics,
+        logger: Logger
     ) -> DependencyGuard {
         metrics.circuitBreakerState(dependency: name, state: .closed)
         return DependencyGuard(
             name: name, policy: settings.breaker, maxConcurrentCalls: settings.maxConcurrentCalls,
-            retry: settings.retry,
+            callTimeout: isNetworked ? settings.callTimeout : nil, retry: settings.retry,
             events: { event in
                 switch event {
                 case .transition(let dependency, let transition):

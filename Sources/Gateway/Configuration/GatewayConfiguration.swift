@@ -59,6 +59,8 @@ package struct GatewayConfiguration: Sendable {
         package var maxConcurrentCalls: Int
         /// Tries of a repeatable call.
         package var retry: RetryPolicy
+        /// How long one call may take.
+        package var callTimeout: Duration
     }
 
     /// Upload limits.
@@ -161,7 +163,7 @@ package struct GatewayConfiguration: Sendable {
                 slowCallThreshold: slowCall > .zero ? slowCall : nil, coolDown: read(\.storesBreakerCoolDown),
                 probes: read(\.storesBreakerProbes)),
             maxConcurrentCalls: read(\.storesMaxConcurrentCalls),
-            retry: RetryPolicy(attempts: read(\.storesRetryAttempts)))
+            retry: RetryPolicy(attempts: read(\.storesRetryAttempts)), callTimeout: read(\.storesCallTimeout))
         uploads = Uploads(
             maxConcurrent: read(\.uploadsMaxConcurrent),
             maxConcurrentPerPrincipal: read(\.uploadsMaxConcurrentPerPrincipal), maxBytes: read(\.uploadsMaxBytes),

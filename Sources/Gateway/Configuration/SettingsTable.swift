@@ -179,6 +179,10 @@ package struct SettingsTable: Sendable {
     let storesBreakerProbes = Setting.integer(
         "stores.breakerProbes", "3", in: 1...1000,
         "Probe calls a half-open breaker lets through; all of them succeeding close it, one failing opens it again.")
+    let storesCallTimeout = Setting.duration(
+        "stores.callTimeout", "10s", in: .milliseconds(10)...(.seconds(3600)),
+        "How long one store call may take before it is given up (503 dependency-unavailable) and counted as failed; "
+            + "downloads and uploads, which stream, are not limited.")
     let storesRetryAttempts = Setting.integer(
         "stores.retryAttempts", "2", in: 1...10,
         "Tries in all of a store call that may be repeated (reads, idempotent writes) when it fails; 1: no retry. "

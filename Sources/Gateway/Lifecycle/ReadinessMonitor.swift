@@ -1,4 +1,6 @@
+import KubinModel
 import Logging
+import Orchestrators
 import ServiceLifecycle
 import Synchronization
 
@@ -129,7 +131,8 @@ package final class ReadinessMonitor: Service {
                 try await dependency.check()
                 check = Report.Check(status: .up, durationMs: Self.milliseconds(.now - started))
             } catch {
-                check = Report.Check(status: .down, durationMs: Self.milliseconds(.now - started), error: "\(error)")
+                check = Report.Check(
+                    status: .down, durationMs: Self.milliseconds(.now - started), error: Self.describe(error))
             }
             if check.status == .up, ContinuousClock.now - started > timeout {
                 check = Report.Check(
@@ -153,5 +156,13 @@ package final class ReadinessMonitor: Service {
 
     private static func milliseconds(_ duration: Duration) -> Double {
         ((duration / .milliseconds(1)) * 1000).rounded() / 1000
+    }
+
+    /// A refusal of a store's guard names the failure behind it (operators read this; clients never see it).
+    private static func describe(_ error: any Error) -> String {
+        guard let refusal = error as? KubinError, let cause = refusal.underlying as? LastFailure else {
+            return "\(error)"
+        }
+        return "\(refusal) (last failure: \(cause))"
     }
 }

@@ -4,7 +4,8 @@ import Synchronization
 
 /// What stands between the gateway and one store: a ``CircuitBreaker`` and a bulkhead (a bound on calls in flight).
 ///
-/// Every call of a guarded store (``GuardedMetadataStore`` and its siblings) passes ``run(counting:_:)``. Past the
+/// Every call of a guarded store (``GuardedMetadataStore`` and its siblings) passes ``run(retryable:_:)`` (or, for a
+/// call that streams through a caller's closure, ``runStreaming(retryable:counting:_:)``). Past the
 /// bulkhead, or while the breaker refuses, the call fails at once with 503 `dependency-unavailable` naming the store,
 /// its Retry-After the breaker's remaining cool-down: no time-out is paid and the store is not hammered. A call's
 /// outcome feeds the breaker: an error the store answered with (a missing object, a duplicate key, a problem of the
@@ -19,7 +20,11 @@ package final class DependencyGuard: Sendable {
     package let name: String
     /// The most calls in flight at once.
     package let maxConcurrentCalls: Int
+    /// How long a call (not a streaming one) may take before it is given up as failed; nil: as long as it takes.
+    package let callTimeout: Duration?
     private let breaker: Mutex<CircuitBreaker>
+    /// What the last failed call threw, described: the cause of a refusal, for logs and `/readyz`.
+    private let lastFailure = Mutex<String?>(nil)
     private let inFlight = Atomic<Int>(0)
     private let retriesInFlight = Atomic<Int>(0)
     private let retry: RetryPolicy
@@ -38,12 +43,14 @@ package final class DependencyGuard: Sendable {
     }
 
     package init(
-        name: String, policy: BreakerPolicy, maxConcurrentCalls: Int, retry: RetryPolicy = RetryPolicy(),
+        name: String, policy: BreakerPolicy, maxConcurrentCalls: Int, callTimeout: Duration? = nil,
+        retry: RetryPolicy = RetryPolicy(),
         now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
         events: @escaping @Sendable (Event) -> Void = { _ in }
     ) {
         self.name = name
+        self.callTimeout = callTimeout
         self.retry = retry
         self.sleep = sleep
         self.maxConcurrentCalls = maxConcurrentCalls
@@ -55,10 +62,33 @@ package final class DependencyGuard: Sendable {
     /// The breaker's state now.
     package var state: CircuitBreaker.State { breaker.withLock { $0.state } }
 
-    /// Runs `call` when the bulkhead has room and the breaker lets it through; `counting` says whether an error it
-    /// throws is the store's failure (the default rule above when nil); after a failure, `call` is tried again while
-    /// `retryable` says it may be and the policy and its budget allow.
-    package func run<Result>(
+    /// Runs `call` when the bulkhead has room and the breaker lets it through, giving it up as failed past
+    /// ``callTimeout`` (503 `dependency-unavailable`, not tried again: the store is too slow, not flaky); after
+    /// another failure it is tried again while `retryable` says it may be and the policy and its budget allow.
+    package func run<Result: Sendable>(
+        retryable: () -> Bool = { false }, _ call: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await runStreaming(retryable: retryable) { try await self.withinTimeLimit(call) }
+        } catch is CallTimedOut {
+            let limit = callTimeout.map { "\($0)" } ?? "its time"
+            throw KubinError(
+                .dependencyUnavailable, "The \(name) store did not answer within \(limit); retry later.",
+                retryAfterSeconds: 1)
+        }
+    }
+
+    /// ``run(retryable:_:)`` for a call that may always be repeated: a read, or a write idempotent by construction.
+    package func runRepeatable<Result: Sendable>(
+        _ call: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        try await run(retryable: { true }, call)
+    }
+
+    /// Runs `call` like ``run(retryable:_:)`` but without the time limit, for a call that streams through a closure
+    /// of its caller (and ends when its task is cancelled); `counting` says whether an error it throws is the store's
+    /// failure (the default rule above when nil).
+    package func runStreaming<Result>(
         retryable: () -> Bool = { false }, counting isFailure: ((any Error) -> Bool)? = nil,
         _ call: () async throws -> Result
     ) async throws -> Result {
@@ -76,7 +106,9 @@ package final class DependencyGuard: Sendable {
                 }
                 let wasFailure =
                     !(error is CancellationError) && !Task.isCancelled && (isFailure ?? Self.isFailure)(error)
-                guard wasFailure, retries + 1 < retry.attempts, retryable(), takeRetryPlace() else { throw error }
+                guard wasFailure, !(error is CallTimedOut), retries + 1 < retry.attempts, retryable(),
+                    takeRetryPlace()
+                else { throw error }
                 holdsRetryPlace = true
                 retries += 1
                 events(.retried(dependency: name))
@@ -86,10 +118,22 @@ package final class DependencyGuard: Sendable {
         }
     }
 
-    /// ``run(retryable:counting:_:)`` for a call that may always be repeated: a read, or a write idempotent by
-    /// construction.
-    package func runRepeatable<Result>(_ call: () async throws -> Result) async throws -> Result {
-        try await run(retryable: { true }, call)
+    /// `call`, or ``CallTimedOut`` once ``callTimeout`` has passed (the call is cancelled; every store's call ends
+    /// when cancelled, PostgreSQL's by closing its connection).
+    private func withinTimeLimit<Result: Sendable>(
+        _ call: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        guard let limit = callTimeout else { return try await call() }
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask { try await call() }
+            group.addTask {
+                try await self.sleep(limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw CallTimedOut() }
+            return value
+        }
     }
 
     /// One try of `call` through the bulkhead and the breaker.
@@ -112,7 +156,8 @@ package final class DependencyGuard: Sendable {
             throw KubinError(
                 .dependencyUnavailable,
                 "The \(name) store is unavailable: its circuit breaker is open after repeated failures; retry later.",
-                retryAfterSeconds: max(1, Int((wait / .seconds(1)).rounded(.up))))
+                retryAfterSeconds: max(1, Int((wait / .seconds(1)).rounded(.up))),
+                underlying: lastFailure.withLock { $0 }.map(LastFailure.init))
         }
         let started = now()
         do {
@@ -128,6 +173,7 @@ package final class DependencyGuard: Sendable {
                 } else {
                     .success
                 }
+            if outcome == .failure { lastFailure.withLock { $0 = "\(error)" } }
             record(outcome, since: started, isProbe: isProbe)
             throw error
         }
@@ -173,4 +219,13 @@ package final class DependencyGuard: Sendable {
         default: true
         }
     }
+}
+
+/// A store call outlived its guard's time limit.
+struct CallTimedOut: Error {}
+
+/// The failure that opened a breaker, as the underlying error of its refusals.
+package struct LastFailure: Error, CustomStringConvertible {
+    /// What the failed call threw.
+    package let description: String
 }

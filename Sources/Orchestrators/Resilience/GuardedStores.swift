@@ -129,7 +129,7 @@ package struct GuardedObjectStore: ObjectStore {
 
     package func put(_ key: ObjectKey, body: some AsyncSequence<ByteBuffer, any Error>) async throws -> ObjectInfo {
         let observed = CallerFailures(body)
-        return try await guarded.run(counting: { !observed.failed.isSet && DependencyGuard.isFailure($0) }) {
+        return try await guarded.runStreaming(counting: { !observed.failed.isSet && DependencyGuard.isFailure($0) }) {
             try await base.put(key, body: observed)
         }
     }
@@ -144,7 +144,7 @@ package struct GuardedObjectStore: ObjectStore {
         var consumerFailed = false
         var hasConsumed = false
         // Tried again only while no byte has gone to the reader.
-        try await guarded.run(
+        try await guarded.runStreaming(
             retryable: { !hasConsumed }, counting: { !consumerFailed && DependencyGuard.isFailure($0) }
         ) {
             try await base.read(key, range: range) { buffer in

@@ -40,7 +40,7 @@ import Testing
 
         func guarding(
             _ name: String = "metadata", maxConcurrentCalls: Int = 8, minimumCalls: Int = 4,
-            retry: RetryPolicy = RetryPolicy(attempts: 1),
+            callTimeout: Duration? = nil, retry: RetryPolicy = RetryPolicy(attempts: 1),
             sleep: @escaping @Sendable (Duration) async throws -> Void = { _ in }
         ) -> DependencyGuard {
             DependencyGuard(
@@ -48,7 +48,8 @@ import Testing
                 policy: BreakerPolicy(
                     window: .seconds(10), minimumCalls: minimumCalls, failureRatio: 0.5, coolDown: .seconds(5),
                     probes: 2),
-                maxConcurrentCalls: maxConcurrentCalls, retry: retry, now: { self.now() }, sleep: sleep,
+                maxConcurrentCalls: maxConcurrentCalls, callTimeout: callTimeout, retry: retry, now: { self.now() },
+                sleep: sleep,
                 events: { event in self.reported.withLock { $0.append(event) } })
         }
     }
@@ -72,7 +73,7 @@ import Testing
     ) async -> (error: (any Error)?, ran: Bool) {
         var ran = false
         do {
-            try await guarded.run {
+            try await guarded.runStreaming {
                 ran = true
                 try await body()
             }
@@ -184,6 +185,34 @@ import Testing
             }
         }
         #expect(tries.value == 1 + 1 + 3)
+    }
+
+    /// The guard's sleep ends when the test says: time passes only then.
+    @Test func aCallPastItsTimeLimitIsCancelledAndCountsAsAFailure() async throws {
+        let harness = Harness()
+        let (elapsed, elapse) = AsyncStream<Void>.makeStream()
+        let guarded = harness.guarding(
+            callTimeout: .seconds(10), retry: RetryPolicy(attempts: 3),
+            sleep: { _ in for await _ in elapsed { break } })
+        let cancelled = Counter()
+        for round in 1...4 {
+            async let answer: Void = guarded.runRepeatable {
+                do {
+                    try await Task.sleep(for: .seconds(3600))
+                } catch {
+                    cancelled.add()
+                    throw error
+                }
+            }
+            elapse.yield()
+            var failure: (any Error)?
+            do { try await answer } catch { failure = error }
+            let error = failure as? KubinError
+            #expect(error?.code == .dependencyUnavailable && error?.detail.contains("did not answer within") == true)
+            #expect(cancelled.value == round, "the call was cancelled, and not tried again")
+        }
+        #expect(guarded.state.name == "open")
+        #expect(harness.retries == 0)
     }
 
     @Test func retriesInFlightStayWithinTheBudget() async throws {

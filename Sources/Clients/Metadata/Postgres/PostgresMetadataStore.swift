@@ -170,7 +170,11 @@ package final class PostgresMetadataStore: MetadataStore {
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         do {
-            return try await client.withTransaction(logger: logger) { try await body($0) }
+            return try await client.withConnection { connection in
+                try await connection.closingWhenCancelled {
+                    try await connection.withTransaction(logger: logger) { try await body($0) }
+                }
+            }
         } catch let error as PostgresTransactionError {
             // The body's own error (say, idempotencyKeyExists) is what callers act on.
             if let closureError = error.closureError { throw closureError }

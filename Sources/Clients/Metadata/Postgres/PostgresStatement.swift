@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import PostgresNIO
 
 /// A SQL statement built in pieces, every value a bound parameter (`$1`, `$2`, ...): text is never spliced in.
@@ -29,30 +30,44 @@ struct PostgresStatement {
 
 /// Runs statements: the pooled client, or one connection inside a transaction.
 protocol PostgresExecutor {
-    func run(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence
+    /// The rows of `query`, all of them.
+    func collect(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow]
 }
 
 extension PostgresClient: PostgresExecutor {
-    func run(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
-        try await self.query(query, logger: logger)
+    func collect(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+        try await withConnection { try await $0.collect(query, logger: logger) }
     }
 }
 
 extension PostgresConnection: PostgresExecutor {
-    func run(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
-        try await self.query(query, logger: logger)
+    func collect(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+        try await closingWhenCancelled { try await self.query(query, logger: logger).collect() }
+    }
+
+    /// Runs `body` on this connection; when the task is cancelled meanwhile, the connection closes, which ends the
+    /// query at once. postgres-nio does not cancel a running query, so a server that stopped answering (hung, or
+    /// black-holed) would otherwise hold the caller, and its store guard's time limit with it.
+    func closingWhenCancelled<Result>(
+        isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> Result
+    ) async throws -> Result {
+        try await withTaskCancellationHandler {
+            try await body()
+        } onCancel: {
+            let _: EventLoopFuture<Void> = self.close()
+        }
     }
 }
 
 extension PostgresExecutor {
     /// The rows of `statement`, collected.
     func rows(_ statement: PostgresStatement, logger: Logger) async throws -> [PostgresRandomAccessRow] {
-        try await run(statement.query, logger: logger).collect().map { $0.makeRandomAccess() }
+        try await collect(statement.query, logger: logger).map { $0.makeRandomAccess() }
     }
 
     /// Runs `statement` and discards its rows.
     func execute(_ statement: PostgresStatement, logger: Logger) async throws {
-        _ = try await run(statement.query, logger: logger).collect()
+        _ = try await collect(statement.query, logger: logger)
     }
 }
 
