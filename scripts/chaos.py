@@ -318,6 +318,7 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--fault-seconds", type=float, default=4)
     parser.add_argument("--report", help="write the scenario table (Markdown) here")
+    parser.add_argument("--only", help="only the scenarios of this dependency (postgres, redis, clickhouse, s3)")
     arguments = parser.parse_args()
     env = {}
     with open(f"{arguments.services}/env") as file:
@@ -373,7 +374,7 @@ def main():
     log = open(f"{arguments.work}/gateway.log", "wb")
     gateway = subprocess.Popen(
         [arguments.binary, "--data-dir", f"{arguments.work}/data", "--http-port", str(port), "--metrics-port",
-         str(metrics), "--log-level", "notice", "--routing-file", routing, "--auth-disabled", "true",
+         str(metrics), "--log-level", "info", "--routing-file", routing, "--auth-disabled", "true",
          "--rate-limit-query", "off", "--rate-limit-upload", "off", "--rate-limit-admin", "off"],
         env=gateway_env, stdout=log, stderr=log)
     try:
@@ -412,6 +413,8 @@ def run(arguments, gateway, port, dependencies, proxies, instances):
     time.sleep(1)
     scenarios = []
     for name, dependency in dependencies.items():
+        if arguments.only and name != arguments.only:
+            continue
         relay = proxies[name]
         if name == "s3":
             # moto keeps its objects in memory: a killed moto loses them, which no gateway could help. Its
@@ -481,13 +484,14 @@ def scenario(arguments, title, fault, restore, probe, load, gateway, port, upstr
     undesigned = sum(1 for record in window if isinstance(record[3], int) and record[3] >= 500
                      and record[3] not in (502, 503, 504))
     hung = sum(1 for record in window if record[3] == "hung")
+    hung_kinds = sorted({record[2] for record in window if record[3] == "hung"})
     refused_fast = [record[1] for record in window if record[3] == 503]
     partial = [record[1] for record in window if record[2] == "overview" and record[4]]
     upstream_failed = sum(1 for record in window if record[2] == "upstream" and record[3] != 200)
     upstream_sent = sum(1 for record in window if record[2] == "upstream")
     result = {
         "scenario": title, "sent": len(window), "statuses": statuses, "undesigned_5xx": undesigned, "hung": hung,
-        "crashed": gateway.poll() is not None,
+        "crashed": gateway.poll() is not None, "hung_kinds": hung_kinds,
         "recovery_s": None if recovered is None else round(max(0.0, recovered - returned), 2),
         "p99_503_ms": None if not refused_fast else round(p99(refused_fast) * 1000, 1),
         "p99_partial_overview_ms": None if not partial else round(p99(partial) * 1000, 1),
