@@ -77,6 +77,9 @@ struct Stores: Sendable {
                     metrics.dependencyRejected(dependency: dependency, reason: reason)
                 case .retried(let dependency):
                     metrics.dependencyRetried(dependency: dependency)
+                case .timedOut(let dependency):
+                    logger.warning(
+                        "store call timed out; cancelling it", metadata: ["dependency": "\(dependency)"])
                 }
             })
     }

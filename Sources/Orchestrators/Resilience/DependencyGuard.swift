@@ -40,6 +40,9 @@ package final class DependencyGuard: Sendable {
         case rejected(dependency: String, reason: String)
         /// A failed call is tried again.
         case retried(dependency: String)
+        /// A call outlived the time limit and is being cancelled (logged: a call that does not end when cancelled
+        /// holds its caller).
+        case timedOut(dependency: String)
     }
 
     package init(
@@ -131,7 +134,10 @@ package final class DependencyGuard: Sendable {
                 return nil
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw CallTimedOut() }
+            guard let first = try await group.next(), let value = first else {
+                events(.timedOut(dependency: name))
+                throw CallTimedOut()
+            }
             return value
         }
     }
