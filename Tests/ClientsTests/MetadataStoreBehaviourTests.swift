@@ -322,6 +322,29 @@ func makeSnapshot(
             threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
         """
 
+    /// postgres-nio writes a query without a promise: on a connection that has closed, its own `query` waits
+    /// forever (this is what held a cancelled transaction's ROLLBACK). Ours fails at once.
+    @Test(.timeLimit(.minutes(1))) func aQueryOnAClosedConnectionFailsInsteadOfWaiting() async throws {
+        try await TestServers.withPostgresDatabase { location in
+            let store = try await PostgresMetadataStore.open(location, logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await store.client.run() }
+                defer { group.cancelAll() }
+                try await store.client.withConnection { connection in
+                    try await connection.close()
+                    await #expect(throws: (any Error).self) {
+                        _ = try await connection.collect(
+                            PostgresQuery(unsafeSQL: "SELECT 1"), logger: Logger(label: "t"))
+                    }
+                    await #expect(throws: (any Error).self) {
+                        try await connection.transaction(logger: Logger(label: "t")) {}
+                    }
+                }
+                try await store.checkHealth()
+            }
+        }
+    }
+
     /// postgres-nio does not cancel a running query: the store closes the connection of a cancelled call instead, so
     /// that a call to a server that stopped answering ends when its caller gives up (the time limit of its guard).
     @Test(.timeLimit(.minutes(1))) func aCancelledCallToAServerThatStoppedAnsweringEndsAtOnce() async throws {

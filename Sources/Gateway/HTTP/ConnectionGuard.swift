@@ -1,5 +1,6 @@
 import HTTPTypes
 import KubinModel
+import KubinSupport
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -16,16 +17,7 @@ final class ConnectionCount: Sendable {
     init(limit: Int) { self.limit = limit }
 
     /// Counts a new connection; false (and not counted) when the limit is reached.
-    func admit() -> Bool {
-        var value = open.load(ordering: .relaxed)
-        while value < limit {
-            let (exchanged, original) = open.compareExchange(
-                expected: value, desired: value + 1, ordering: .relaxed)
-            if exchanged { return true }
-            value = original
-        }
-        return false
-    }
+    func admit() -> Bool { open.incrementIf { $0 < limit } }
 
     /// A counted connection closed.
     func release() { open.subtract(1, ordering: .relaxed) }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Clients
+import KubinSupport
 import NIOSSL
 import Orchestrators
 import Synchronization
@@ -82,14 +83,9 @@ package final class UpstreamGroup: Sendable {
     /// when the budget is spent. A place taken is given back by ``retryEnded()``.
     func startRetry() -> Bool {
         let requests = state.withLock { $0.inFlight }
-        var retries = retriesInFlight.load(ordering: .relaxed)
-        while definition.retry.budgetAllows(retriesInFlight: retries, requestsInFlight: requests) {
-            let (exchanged, original) = retriesInFlight.compareExchange(
-                expected: retries, desired: retries + 1, ordering: .relaxed)
-            if exchanged { return true }
-            retries = original
+        return retriesInFlight.incrementIf {
+            definition.retry.budgetAllows(retriesInFlight: $0, requestsInFlight: requests)
         }
-        return false
     }
 
     func retryEnded() { retriesInFlight.subtract(1, ordering: .relaxed) }

@@ -1,5 +1,6 @@
 import Clients
 import KubinModel
+import KubinSupport
 import Synchronization
 
 /// What stands between the gateway and one store: a ``CircuitBreaker`` and a bulkhead (a bound on calls in flight).
@@ -185,27 +186,13 @@ package final class DependencyGuard: Sendable {
         }
     }
 
-    private func takePlace() -> Bool {
-        var value = inFlight.load(ordering: .relaxed)
-        while value < maxConcurrentCalls {
-            let (exchanged, original) = inFlight.compareExchange(
-                expected: value, desired: value + 1, ordering: .relaxed)
-            if exchanged { return true }
-            value = original
-        }
-        return false
-    }
+    private func takePlace() -> Bool { inFlight.incrementIf { $0 < maxConcurrentCalls } }
 
     /// A place in the retry budget, counted against the calls in flight now.
     private func takeRetryPlace() -> Bool {
-        var retries = retriesInFlight.load(ordering: .relaxed)
-        while retry.budgetAllows(retriesInFlight: retries, requestsInFlight: inFlight.load(ordering: .relaxed)) {
-            let (exchanged, original) = retriesInFlight.compareExchange(
-                expected: retries, desired: retries + 1, ordering: .relaxed)
-            if exchanged { return true }
-            retries = original
+        retriesInFlight.incrementIf {
+            retry.budgetAllows(retriesInFlight: $0, requestsInFlight: inFlight.load(ordering: .relaxed))
         }
-        return false
     }
 
     private func record(_ outcome: CircuitBreaker.Outcome, since started: ContinuousClock.Instant, isProbe: Bool) {

@@ -1,6 +1,7 @@
 import Clients
 import Foundation
 import KubinModel
+import KubinSupport
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -214,6 +215,17 @@ import Testing
         #expect(guarded.state.name == "open")
         #expect(harness.retries == 0)
     }
+
+    @Test func aCountUnderALimitGivesEachPlaceOnceUnderContention() async {
+        let places = Places()
+        let taken = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<200 { group.addTask { places.count.incrementIf { $0 < 10 } } }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(taken == 10 && places.count.load(ordering: .relaxed) == 10)
+    }
+
+    private final class Places: Sendable { let count = Atomic<Int>(0) }
 
     @Test func retriesInFlightStayWithinTheBudget() async throws {
         let harness = Harness()

@@ -169,16 +169,10 @@ package final class PostgresMetadataStore: MetadataStore {
     func transaction<Result: Sendable>(
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        do {
-            return try await client.withConnection { connection in
-                try await connection.closingWhenCancelled {
-                    try await connection.withTransaction(logger: logger) { try await body($0) }
-                }
+        try await client.withConnection { connection in
+            try await connection.closingWhenCancelled {
+                try await connection.transaction(logger: logger) { try await body(connection) }
             }
-        } catch let error as PostgresTransactionError {
-            // The body's own error (say, idempotencyKeyExists) is what callers act on.
-            if let closureError = error.closureError { throw closureError }
-            throw error
         }
     }
 

@@ -42,7 +42,41 @@ extension PostgresClient: PostgresExecutor {
 
 extension PostgresConnection: PostgresExecutor {
     func collect(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
-        try await closingWhenCancelled { try await self.query(query, logger: logger).collect() }
+        try await closingWhenCancelled {
+            let answered = eventLoop.makePromise(of: [PostgresRow].self)
+            self.query(query, logger: logger).map(\.rows).cascade(to: answered)
+            // postgres-nio writes a query to its channel without a promise: a query that reaches a channel that has
+            // closed is dropped, and its answer never comes (a cancelled call's connection closes; a transaction's
+            // ROLLBACK then waited forever). Checked after the write, in the loop's order: on a closed channel the
+            // wait fails (a second completion of the promise is ignored).
+            eventLoop.execute {
+                if self.isClosed { answered.fail(PostgresConnectionClosed()) }
+            }
+            return try await answered.futureResult.get()
+        }
+    }
+
+    /// `body` in a transaction on this connection: BEGIN, then COMMIT, or ROLLBACK when `body` throws (and the
+    /// connection closes when the ROLLBACK fails, so that the pool does not lend it out inside a transaction). Our
+    /// own rather than postgres-nio's `withTransaction`, whose BEGIN, COMMIT and ROLLBACK can wait forever on a
+    /// closed connection (see ``collect(_:logger:)``).
+    func transaction<Result>(
+        logger: Logger, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> Result
+    ) async throws -> Result {
+        _ = try await collect(PostgresQuery(unsafeSQL: "BEGIN"), logger: logger)
+        let value: Result
+        do {
+            value = try await body()
+        } catch {
+            do {
+                _ = try await collect(PostgresQuery(unsafeSQL: "ROLLBACK"), logger: logger)
+            } catch {
+                let _: EventLoopFuture<Void> = close()
+            }
+            throw error
+        }
+        _ = try await collect(PostgresQuery(unsafeSQL: "COMMIT"), logger: logger)
+        return value
     }
 
     /// Runs `body` on this connection; when the task is cancelled meanwhile, the connection closes, which ends the
@@ -76,4 +110,9 @@ extension PostgresRandomAccessRow {
     func value<Value: PostgresDecodable>(_ column: String, as type: Value.Type = Value.self) throws -> Value {
         try self[column].decode(Value.self)
     }
+}
+
+/// The connection closed before its query was answered.
+struct PostgresConnectionClosed: Error, CustomStringConvertible {
+    var description: String { "the PostgreSQL connection closed before the query was answered" }
 }
