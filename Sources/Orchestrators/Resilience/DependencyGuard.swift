@@ -5,10 +5,10 @@ import Synchronization
 
 /// What stands between the gateway and one store: a ``CircuitBreaker`` and a bulkhead (a bound on calls in flight).
 ///
-/// Every call of a guarded store (``GuardedMetadataStore`` and its siblings) passes ``run(retryable:_:)`` (or, for a
-/// call that streams through a caller's closure, ``runStreaming(retryable:counting:_:)``). Past the
-/// bulkhead, or while the breaker refuses, the call fails at once with 503 `dependency-unavailable` naming the store,
-/// its Retry-After the breaker's remaining cool-down: no time-out is paid and the store is not hammered. A call's
+/// Every call of a guarded store (``GuardedMetadataStore`` and its siblings) passes ``run(retryable:_:)``, or, when
+/// it streams through a closure of its caller, ``runStreaming(retryable:counting:_:)``. Past the bulkhead, or while
+/// the breaker refuses, the call fails at once with 503 `dependency-unavailable` naming the store, its Retry-After
+/// the breaker's remaining cool-down: no time-out is paid and the store is not hammered. A call's
 /// outcome feeds the breaker: an error the store answered with (a missing object, a duplicate key, a problem of the
 /// caller's) is a success, a cancelled call counts neither way, anything else is a failure, and so is a success
 /// slower than the policy's slow-call threshold.
