@@ -268,8 +268,9 @@ class Load:
                 local = connection.sock.getsockname()[1] if connection.sock else None
                 sockets = subprocess.run(["ss", "-tn", f"( sport = :{local} or dport = :{local} )"],
                                          capture_output=True, text=True).stdout if local else ""
-                print(f"chaos: {method} {path} hung from {time.strftime('%H:%M:%S', time.gmtime(time.time() - duration_now(started)))}"
-                      f" (local port {local}):\n{sockets}", file=sys.stderr, flush=True)
+                began = time.strftime('%H:%M:%S', time.gmtime(time.time() - (time.monotonic() - started)))
+                print(f"chaos: {method} {path} hung from {began} (local port {local}):\n{sockets}", file=sys.stderr,
+                      flush=True)
                 connection.close()
                 connection = None
             except (OSError, http.client.HTTPException) as error:
@@ -289,10 +290,6 @@ class Load:
                 del self.in_flight[index]
             if status != 200 and status != 202:
                 time.sleep(0.02)  # a failing dependency is not hammered by one thread alone
-
-
-def duration_now(started):
-    return time.monotonic() - started
 
 
 def call(port, method, path, body=None, timeout=10):

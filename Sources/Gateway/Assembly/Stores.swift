@@ -23,15 +23,9 @@ struct Stores: Sendable {
     ) async throws -> Result {
         // A time limit only for the stores across a network: an embedded one (SQLite, a directory) runs its calls
         // on threads that no cancellation stops, so a limit could only add failures.
-        let networked: [String: Bool] = [
-            "metadata": { if case .postgres = configuration.metadata { true } else { false } }(),
-            "storage": { if case .s3 = configuration.storage { true } else { false } }(),
-            "analytics": { if case .clickHouse = configuration.analytics { true } else { false } }(),
-            "cache": true,
-        ]
-        let guarded = { (name: String) in
+        let guarded = { (name: String, isNetworked: Bool) in
             Self.dependencyGuard(
-                name, configuration.storeGuards, isNetworked: networked[name] ?? true, metrics: metrics, logger: logger)
+                name, configuration.storeGuards, isNetworked: isNetworked, metrics: metrics, logger: logger)
         }
         // File I/O of the object store runs on its own threads: a slow fsync must not stall SQLite or anything else.
         let files = NIOThreadPool(numberOfThreads: 8)
@@ -41,13 +35,16 @@ struct Stores: Sendable {
             try await HTTPClient.withHTTPClient { http in
                 try await withMetadataStore(configuration.metadata, logger: logger) { metadata in
                     try await withAnalyticsStore(configuration.analytics, http: http, logger: logger) { analytics in
-                        try await withCache(configuration.cache, guard: guarded("cache")) { cache, rateLimits in
+                        try await withCache(configuration.cache, guard: guarded("cache", true)) { cache, rateLimits in
                             let objects = try await objectStore(configuration, files: files, http: http, logger: logger)
                             return try await body(
                                 Stores(
-                                    metadata: GuardedMetadataStore(metadata, guard: guarded("metadata")),
-                                    objects: GuardedObjectStore(objects, guard: guarded("storage")),
-                                    analytics: GuardedAnalyticsStore(analytics, guard: guarded("analytics")),
+                                    metadata: GuardedMetadataStore(
+                                        metadata, guard: guarded("metadata", configuration.metadata.isNetworked)),
+                                    objects: GuardedObjectStore(
+                                        objects, guard: guarded("storage", configuration.storage.isNetworked)),
+                                    analytics: GuardedAnalyticsStore(
+                                        analytics, guard: guarded("analytics", configuration.analytics.isNetworked)),
                                     cache: cache, rateLimits: rateLimits))
                         }
                     }
@@ -69,10 +66,7 @@ struct Stores: Sendable {
             events: { event in
                 switch event {
                 case .transition(let dependency, let transition):
-                    metrics.circuitBreakerState(dependency: dependency, state: transition.to)
-                    logger.notice(
-                        "circuit breaker \(transition.to.name)",
-                        metadata: ["dependency": "\(dependency)", "from": "\(transition.from.name)"])
+                    metrics.circuitBreakerChanged(transition, dependency: dependency, logger: logger)
                 case .rejected(let dependency, let reason):
                     metrics.dependencyRejected(dependency: dependency, reason: reason)
                 case .retried(let dependency):

@@ -8,6 +8,9 @@ extension GatewayConfiguration {
         /// A PostgreSQL database shared by replicas.
         case postgres(PostgresLocation)
 
+        /// Across a network (its calls get a time limit), not embedded.
+        package var isNetworked: Bool { if case .postgres = self { true } else { false } }
+
         /// The backend `metadata.url` names: `sqlite:<path>` or `postgres://...`.
         static func named(by url: URLSetting) -> Self? {
             url.store(local: "sqlite", Self.sqlite, shared: ["postgres", "postgresql"]) {
@@ -23,6 +26,9 @@ extension GatewayConfiguration {
         /// An S3-compatible bucket shared by replicas, reached with ``storageCredentials``.
         case s3(S3Location)
 
+        /// Across a network (its calls get a time limit), not embedded.
+        package var isNetworked: Bool { if case .s3 = self { true } else { false } }
+
         /// The backend `storage.url` names: `file:<path>` or `s3://...`.
         static func named(by url: URLSetting) -> Self? {
             url.store(local: "file", Self.directory, shared: ["s3"]) { S3Location(url: $0).map(Self.s3) }
@@ -34,6 +40,9 @@ extension GatewayConfiguration {
         case sqlite(path: String)
         /// A ClickHouse server shared by replicas (its HTTP interface).
         case clickHouse(ClickHouseLocation)
+
+        /// Across a network (its calls get a time limit), not embedded.
+        package var isNetworked: Bool { if case .clickHouse = self { true } else { false } }
 
         /// The backend `analytics.url` names: `sqlite:<path>` or `clickhouse://...`.
         static func named(by url: URLSetting) -> Self? {

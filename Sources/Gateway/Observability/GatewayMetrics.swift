@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import Orchestrators
 import Prometheus
@@ -150,6 +151,14 @@ package final class GatewayMetrics: Sendable {
                 help: "A dependency's circuit breaker: 0 closed, 1 half-open, 2 open."),
             labels: [("dependency", dependency)]
         ).set(to: Double(state.gauge))
+    }
+
+    /// A breaker (a store's or an upstream instance's) changed state: the gauge, and a log line.
+    func circuitBreakerChanged(_ transition: CircuitBreaker.Transition, dependency: String, logger: Logger) {
+        circuitBreakerState(dependency: dependency, state: transition.to)
+        logger.notice(
+            "circuit breaker \(transition.to.name)",
+            metadata: ["dependency": "\(dependency)", "from": "\(transition.from.name)"])
     }
 
     /// The instances of `upstream` that may receive requests now.

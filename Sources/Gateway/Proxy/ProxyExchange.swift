@@ -556,11 +556,8 @@ final class ProxyExchange: UpstreamConnection.Reader {
     /// A breaker's change goes to the log and the gauge.
     private func report(_ transition: CircuitBreaker.Transition?, instance: String) {
         guard let transition else { return }
-        let dependency = "upstream \(upstream.name) \(instance)"
-        environment.metrics.circuitBreakerState(dependency: dependency, state: transition.to)
-        logger.notice(
-            "circuit breaker \(transition.to.name)",
-            metadata: ["dependency": "\(dependency)", "from": "\(transition.from.name)"])
+        environment.metrics.circuitBreakerChanged(
+            transition, dependency: "upstream \(upstream.name) \(instance)", logger: logger)
     }
 
     private func releaseRetryPlace() {
